@@ -1,0 +1,234 @@
+"""Interface objects: names, flags, counters and the per-interface state.
+
+The data link layer (``router/dlil.py``) owns the lifecycle (acquire, attach,
+detach, final detach, recycle); this module only describes what an interface
+*is*. An ``Interface`` is created per NIC, per ``ngN`` and per loopback and
+lives for the engine's life (released ones are recycled by unique id).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from router.contracts import Driver, FamilyModule, InterfaceFilter, ProtoAttachment
+
+# Address families, BSD numbering (the seeds are BSD; DLT_NULL headers use it).
+AF_UNSPEC = 0
+AF_INET = 2
+AF_LINK = 18
+AF_INET6 = 28
+
+
+class IfFlags(enum.IntFlag):
+    """Interface flags (``ifconfig`` flags)."""
+
+    NONE = 0
+    UP = 0x1
+    BROADCAST = 0x2
+    DEBUG = 0x4
+    LOOPBACK = 0x8
+    POINTOPOINT = 0x10
+    RUNNING = 0x40  # the driver is running (BSD keeps it in if_drv_flags)
+    NOARP = 0x80
+    PROMISC = 0x100
+    ALLMULTI = 0x200
+    OACTIVE = 0x400
+    SIMPLEX = 0x800
+    MULTICAST = 0x8000
+    STATICARP = 0x80000
+
+
+class IfExtFlags(enum.IntFlag):
+    """Extended flags (XNU ``if_eflags``)."""
+
+    NONE = 0
+    ARPLL = 0x20  # ARP for IPv4 link-local (169.254/16) targets goes out here
+    SENDLIST = 0x10000000  # the driver takes a list of frames in one call
+
+
+class IfType(enum.IntEnum):
+    """IANA ifType values used by the engine."""
+
+    ETHER = 6
+    LOOP = 24
+    PROPVIRTUAL = 53
+
+
+class IfFamily(enum.IntEnum):
+    """Interface family: which family module frames this interface."""
+
+    ETHERNET = 2
+    LOOPBACK = 1
+    NETGRAPH = 100
+
+
+class LinkState(enum.IntEnum):
+    UNKNOWN = 0
+    DOWN = 1
+    UP = 2
+
+
+class IfState(enum.Enum):
+    """Lifecycle of an interface; transitions live in ``router/dlil.py``."""
+
+    EMBRYONIC = "embryonic"  # acquired, not yet attached
+    ATTACHED = "attached"
+    DETACHING = "detaching"  # invisible to lookups, waiting for I/O references
+    DETACHED = "detached"  # final detach done; may be released and recycled
+
+
+class IoctlCmd(enum.IntEnum):
+    """The ioctl requests the engine understands (values are vrc's own)."""
+
+    SIOCSIFADDR = 1
+    SIOCGIFADDR = 2
+    SIOCSIFFLAGS = 3
+    SIOCGIFFLAGS = 4
+    SIOCSIFMTU = 5
+    SIOCGIFMTU = 6
+    SIOCADDMULTI = 7
+    SIOCDELMULTI = 8
+    SIOCSIFPHYS = 9
+    SIOCAIFADDR = 10
+    SIOCDIFADDR = 11
+    SIOCGIFBRDADDR = 12
+    SIOCGIFDSTADDR = 13
+    SIOCGIFNETMASK = 14
+    SIOCSIFBRDADDR = 15
+    SIOCSIFDSTADDR = 16
+    SIOCSIFNETMASK = 17
+    SIOCSIFLLADDR = 18
+
+
+@dataclass(slots=True)
+class IfCounters:
+    """Per-interface counters, the ``if_data`` statistics."""
+
+    ipackets: int = 0
+    ibytes: int = 0
+    ierrors: int = 0
+    iqdrops: int = 0
+    imcasts: int = 0
+    opackets: int = 0
+    obytes: int = 0
+    oerrors: int = 0
+    oqdrops: int = 0
+    omcasts: int = 0
+    noproto: int = 0
+    collisions: int = 0
+
+    def reset(self) -> None:
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            setattr(self, name, 0)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True, eq=False)
+class LinkAddress:
+    """The link-level address entry: always the first entry of ``Interface.addresses``."""
+
+    lladdr: bytes
+    ifname: str
+    ifindex: int
+    family: int = AF_LINK
+
+
+class Interface:
+    """One network interface (``struct ifnet``).
+
+    ``addresses`` holds the link address first, then the family addresses in
+    the order they were added (``router/inet.py`` appends its ``InAddr``
+    entries). ``filters`` is a tuple replaced as a whole on change, so a pass
+    that is iterating it is never disturbed (copy-on-write instead of the
+    seed's busy monitor). ``driver`` and ``family_module`` are replaced by safe
+    stubs when the interface is finally detached.
+    """
+
+    __slots__ = (
+        "addresses",
+        "addrlen",
+        "counters",
+        "driver",
+        "eflags",
+        "family",
+        "family_module",
+        "filters",
+        "flags",
+        "hdrlen",
+        "index",
+        "inet",
+        "ioref",
+        "link_state",
+        "lladdr",
+        "mtu",
+        "name",
+        "protocols",
+        "reused",
+        "softc",
+        "state",
+        "type",
+        "uniqueid",
+        "unit",
+        "in_use",
+        "multicast",
+        "generation",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        family: IfFamily = IfFamily.ETHERNET,
+        type: IfType = IfType.ETHER,
+        unit: int = 0,
+        flags: IfFlags = IfFlags.NONE,
+        eflags: IfExtFlags = IfExtFlags.NONE,
+        mtu: int = 1500,
+        addrlen: int = 0,
+        hdrlen: int = 0,
+        uniqueid: bytes = b"",
+    ) -> None:
+        self.name = name
+        self.unit = unit
+        self.family = family
+        self.type = type
+        self.index = 0
+        self.flags = flags
+        self.eflags = eflags
+        self.mtu = mtu
+        self.addrlen = addrlen
+        self.hdrlen = hdrlen
+        self.lladdr = b""
+        self.link_state = LinkState.UNKNOWN
+        self.uniqueid = uniqueid
+        self.in_use = True
+        self.reused = False
+        self.state = IfState.EMBRYONIC
+        self.ioref = 0
+        self.counters = IfCounters()
+        self.addresses: list[Any] = []
+        self.filters: tuple[InterfaceFilter, ...] = ()
+        self.protocols: dict[int, ProtoAttachment] = {}
+        self.driver: Driver | None = None
+        self.family_module: FamilyModule | None = None
+        self.softc: Any = None  # the driver's private state (e.g. the ngN node)
+        self.inet: Any = None  # IPv4 per-interface data (router/inet.py, ARP table)
+        self.multicast: dict[bytes, int] = {}  # link-layer multicast memberships
+        self.generation = 0  # bumped on any change the fast path depends on
+
+    @property
+    def is_up(self) -> bool:
+        return bool(self.flags & IfFlags.UP)
+
+    @property
+    def attached(self) -> bool:
+        """Attached and not detaching: the only state that accepts I/O."""
+        return self.state is IfState.ATTACHED
+
+    def __repr__(self) -> str:
+        return f"<Interface {self.name} index={self.index} {self.state.value}>"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the system tools and the Python package with its dev extras.
+# Idempotent: fast when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for tool in ping:iputils-ping arping:iputils-arping tshark:tshark trafgen:netsniff-ng ip:iproute2; do
+    command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+    echo "== apt-get install ${need_apt[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # tshark asks whether non-root users may capture; answer no without a prompt.
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+if ! python3 -c "import router, agents, vrc.v1" >/dev/null 2>&1 \
+   || ! python3 -c "import pytest, hypothesis, scapy, grpc_tools, ruff, mypy" >/dev/null 2>&1; then
+    echo "== pip install -e .[dev]"
+    python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
+fi
