@@ -1,0 +1,1 @@
+"""Generated gRPC/protobuf code of the vrc API (sources in proto/vrc/)."""

@@ -1,0 +1,304 @@
+from vrc.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class InterfaceMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    INTERFACE_MODE_UNSPECIFIED: _ClassVar[InterfaceMode]
+    INTERFACE_MODE_POINT_TO_POINT: _ClassVar[InterfaceMode]
+    INTERFACE_MODE_BROADCAST: _ClassVar[InterfaceMode]
+
+class AddressField(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ADDRESS_FIELD_UNSPECIFIED: _ClassVar[AddressField]
+    ADDRESS_FIELD_ADDRESS: _ClassVar[AddressField]
+    ADDRESS_FIELD_BROADCAST: _ClassVar[AddressField]
+    ADDRESS_FIELD_DESTINATION: _ClassVar[AddressField]
+    ADDRESS_FIELD_NETMASK: _ClassVar[AddressField]
+
+class QueryKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUERY_KIND_UNSPECIFIED: _ClassVar[QueryKind]
+    QUERY_KIND_LOCAL_SUBNET: _ClassVar[QueryKind]
+    QUERY_KIND_LOCAL_ADDRESS: _ClassVar[QueryKind]
+    QUERY_KIND_CAN_FORWARD: _ClassVar[QueryKind]
+    QUERY_KIND_BROADCAST: _ClassVar[QueryKind]
+INTERFACE_MODE_UNSPECIFIED: InterfaceMode
+INTERFACE_MODE_POINT_TO_POINT: InterfaceMode
+INTERFACE_MODE_BROADCAST: InterfaceMode
+ADDRESS_FIELD_UNSPECIFIED: AddressField
+ADDRESS_FIELD_ADDRESS: AddressField
+ADDRESS_FIELD_BROADCAST: AddressField
+ADDRESS_FIELD_DESTINATION: AddressField
+ADDRESS_FIELD_NETMASK: AddressField
+QUERY_KIND_UNSPECIFIED: QueryKind
+QUERY_KIND_LOCAL_SUBNET: QueryKind
+QUERY_KIND_LOCAL_ADDRESS: QueryKind
+QUERY_KIND_CAN_FORWARD: QueryKind
+QUERY_KIND_BROADCAST: QueryKind
+
+class ListInterfacesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListInterfacesResponse(_message.Message):
+    __slots__ = ("interfaces",)
+    INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    interfaces: _containers.RepeatedCompositeFieldContainer[_types_pb2.Interface]
+    def __init__(self, interfaces: _Optional[_Iterable[_Union[_types_pb2.Interface, _Mapping]]] = ...) -> None: ...
+
+class GetInterfaceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class CreateVirtualInterfaceRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DestroyVirtualInterfaceRequest(_message.Message):
+    __slots__ = ("name",)
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    def __init__(self, name: _Optional[str] = ...) -> None: ...
+
+class DestroyVirtualInterfaceResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetInterfaceRequest(_message.Message):
+    __slots__ = ("name", "up", "mtu", "mode")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    up: bool
+    mtu: int
+    mode: InterfaceMode
+    def __init__(self, name: _Optional[str] = ..., up: _Optional[bool] = ..., mtu: _Optional[int] = ..., mode: _Optional[_Union[InterfaceMode, str]] = ...) -> None: ...
+
+class AddAliasRequest(_message.Message):
+    __slots__ = ("ifname", "address", "broadcast", "destination", "vhid")
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    VHID_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    address: str
+    broadcast: str
+    destination: str
+    vhid: int
+    def __init__(self, ifname: _Optional[str] = ..., address: _Optional[str] = ..., broadcast: _Optional[str] = ..., destination: _Optional[str] = ..., vhid: _Optional[int] = ...) -> None: ...
+
+class AddAliasResponse(_message.Message):
+    __slots__ = ("address",)
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    address: _types_pb2.Address
+    def __init__(self, address: _Optional[_Union[_types_pb2.Address, _Mapping]] = ...) -> None: ...
+
+class DeleteAliasRequest(_message.Message):
+    __slots__ = ("ifname", "address")
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    address: str
+    def __init__(self, ifname: _Optional[str] = ..., address: _Optional[str] = ...) -> None: ...
+
+class DeleteAliasResponse(_message.Message):
+    __slots__ = ("address",)
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    address: _types_pb2.Address
+    def __init__(self, address: _Optional[_Union[_types_pb2.Address, _Mapping]] = ...) -> None: ...
+
+class GetAddressRequest(_message.Message):
+    __slots__ = ("ifname", "address", "field")
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FIELD_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    address: str
+    field: AddressField
+    def __init__(self, ifname: _Optional[str] = ..., address: _Optional[str] = ..., field: _Optional[_Union[AddressField, str]] = ...) -> None: ...
+
+class GetAddressResponse(_message.Message):
+    __slots__ = ("address", "value")
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    address: _types_pb2.Address
+    value: str
+    def __init__(self, address: _Optional[_Union[_types_pb2.Address, _Mapping]] = ..., value: _Optional[str] = ...) -> None: ...
+
+class ListRoutesRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRoutesResponse(_message.Message):
+    __slots__ = ("routes",)
+    ROUTES_FIELD_NUMBER: _ClassVar[int]
+    routes: _containers.RepeatedCompositeFieldContainer[_types_pb2.Route]
+    def __init__(self, routes: _Optional[_Iterable[_Union[_types_pb2.Route, _Mapping]]] = ...) -> None: ...
+
+class AddRouteRequest(_message.Message):
+    __slots__ = ("prefix", "gateway", "ifname")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    gateway: str
+    ifname: str
+    def __init__(self, prefix: _Optional[str] = ..., gateway: _Optional[str] = ..., ifname: _Optional[str] = ...) -> None: ...
+
+class AddRouteResponse(_message.Message):
+    __slots__ = ("route",)
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    route: _types_pb2.Route
+    def __init__(self, route: _Optional[_Union[_types_pb2.Route, _Mapping]] = ...) -> None: ...
+
+class DeleteRouteRequest(_message.Message):
+    __slots__ = ("prefix",)
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+
+class DeleteRouteResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListArpRequest(_message.Message):
+    __slots__ = ("ifname",)
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    def __init__(self, ifname: _Optional[str] = ...) -> None: ...
+
+class ListArpResponse(_message.Message):
+    __slots__ = ("entries",)
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[_types_pb2.ArpEntry]
+    def __init__(self, entries: _Optional[_Iterable[_Union[_types_pb2.ArpEntry, _Mapping]]] = ...) -> None: ...
+
+class SetArpRequest(_message.Message):
+    __slots__ = ("ifname", "ip", "mac", "published")
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    PUBLISHED_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    ip: str
+    mac: str
+    published: bool
+    def __init__(self, ifname: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., published: _Optional[bool] = ...) -> None: ...
+
+class SetArpResponse(_message.Message):
+    __slots__ = ("entry",)
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    entry: _types_pb2.ArpEntry
+    def __init__(self, entry: _Optional[_Union[_types_pb2.ArpEntry, _Mapping]] = ...) -> None: ...
+
+class DeleteArpRequest(_message.Message):
+    __slots__ = ("ifname", "ip")
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    ip: str
+    def __init__(self, ifname: _Optional[str] = ..., ip: _Optional[str] = ...) -> None: ...
+
+class DeleteArpResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FlushArpRequest(_message.Message):
+    __slots__ = ("ifname",)
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    def __init__(self, ifname: _Optional[str] = ...) -> None: ...
+
+class FlushArpResponse(_message.Message):
+    __slots__ = ("flushed",)
+    FLUSHED_FIELD_NUMBER: _ClassVar[int]
+    flushed: int
+    def __init__(self, flushed: _Optional[int] = ...) -> None: ...
+
+class GetPolicyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetPolicyRequest(_message.Message):
+    __slots__ = ("same_prefix",)
+    SAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    same_prefix: _types_pb2.Policy
+    def __init__(self, same_prefix: _Optional[_Union[_types_pb2.Policy, str]] = ...) -> None: ...
+
+class PolicyResponse(_message.Message):
+    __slots__ = ("same_prefix",)
+    SAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    same_prefix: _types_pb2.Policy
+    def __init__(self, same_prefix: _Optional[_Union[_types_pb2.Policy, str]] = ...) -> None: ...
+
+class QueryRequest(_message.Message):
+    __slots__ = ("kind", "address", "ifname")
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    kind: QueryKind
+    address: str
+    ifname: str
+    def __init__(self, kind: _Optional[_Union[QueryKind, str]] = ..., address: _Optional[str] = ..., ifname: _Optional[str] = ...) -> None: ...
+
+class QueryResponse(_message.Message):
+    __slots__ = ("result",)
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    result: bool
+    def __init__(self, result: _Optional[bool] = ...) -> None: ...
+
+class WatchEventsRequest(_message.Message):
+    __slots__ = ("after_seq", "kinds", "ifname")
+    AFTER_SEQ_FIELD_NUMBER: _ClassVar[int]
+    KINDS_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    after_seq: int
+    kinds: _containers.RepeatedScalarFieldContainer[str]
+    ifname: str
+    def __init__(self, after_seq: _Optional[int] = ..., kinds: _Optional[_Iterable[str]] = ..., ifname: _Optional[str] = ...) -> None: ...
+
+class CaptureRequest(_message.Message):
+    __slots__ = ("ifname", "count", "snaplen")
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    SNAPLEN_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    count: int
+    snaplen: int
+    def __init__(self, ifname: _Optional[str] = ..., count: _Optional[int] = ..., snaplen: _Optional[int] = ...) -> None: ...
+
+class HookAttach(_message.Message):
+    __slots__ = ("ifname", "hook")
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    HOOK_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    hook: str
+    def __init__(self, ifname: _Optional[str] = ..., hook: _Optional[str] = ...) -> None: ...
+
+class HookRequest(_message.Message):
+    __slots__ = ("attach", "packets")
+    ATTACH_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    attach: HookAttach
+    packets: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, attach: _Optional[_Union[HookAttach, _Mapping]] = ..., packets: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class HookResponse(_message.Message):
+    __slots__ = ("attached", "packets")
+    ATTACHED_FIELD_NUMBER: _ClassVar[int]
+    PACKETS_FIELD_NUMBER: _ClassVar[int]
+    attached: bool
+    packets: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, attached: _Optional[bool] = ..., packets: _Optional[_Iterable[bytes]] = ...) -> None: ...
