@@ -30,7 +30,7 @@ def test_checked_in_generated_code_is_fresh(tmp_path: Path) -> None:
     fresh = _generated_files(tmp_path / "vrc" / "v1")
     checked_in = _generated_files(GENERATED)
     assert fresh, "protoc produced nothing"
-    assert sorted(checked_in) == sorted(fresh), "generated file set differs: run scripts/gen-proto.sh"
+    assert sorted(checked_in) == sorted(fresh), "file set differs: run scripts/gen-proto.sh"
     stale = [name for name in fresh if fresh[name] != checked_in[name]]
     assert not stale, f"stale generated code {stale}: run scripts/gen-proto.sh"
 
