@@ -1,0 +1,348 @@
+"""The IPv4 route table: longest-prefix match, multipath, routing messages.
+
+Routes live in one dict per prefix length, keyed by the masked prefix; a
+lookup walks the lengths in use from the longest down and stops at the first
+hit, so a lookup costs one dict probe per distinct prefix length (typically
+two or three: the /32 loopback routes, the /24 connected routes, a default)
+whatever the number of routes.
+
+Every change bumps :attr:`RouteTable.generation` and emits a routing message
+(``RTM_ADD``, ``RTM_DELETE``, ``RTM_CHANGE``) through the injected ``emit``
+callable; per-packet caches (:meth:`RouteTable.cached_lookup`, the fast path)
+compare generations instead of subscribing to changes.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from router.errors import EEXIST, EINVAL, ESRCH, RouterError
+from router.events import Event, EventKind
+from router.ifnet import AF_INET
+
+ALL_ONES = 0xFFFFFFFF
+MAX_PLEN = 32
+
+Emit = Callable[[Event], None]
+
+
+def plen_to_mask(plen: int) -> int:
+    """The netmask of a prefix length (``24`` → ``0xffffff00``)."""
+    return (ALL_ONES << (MAX_PLEN - plen)) & ALL_ONES
+
+
+def mask_to_plen(mask: int) -> int | None:
+    """The prefix length of a contiguous netmask, or None if it has holes."""
+    plen = mask.bit_count()
+    return plen if plen_to_mask(plen) == mask else None
+
+
+def ntoa(addr: int) -> str:
+    """Dotted-quad text of an IPv4 address held as an int."""
+    return str(ipaddress.IPv4Address(addr))
+
+
+class RouteFlags(enum.IntFlag):
+    """Route flags (``RTF_*``); the values are vrc's own."""
+
+    NONE = 0
+    UP = 0x1
+    GATEWAY = 0x2  # next hop is ``gateway``; otherwise the destination is on-link
+    HOST = 0x4  # a host route (the /32 of a point-to-point peer or loopback)
+    REJECT = 0x8
+    BLACKHOLE = 0x10
+    STATIC = 0x20  # configured, never removed by a routing protocol
+    LLINFO = 0x40  # a link-layer (ARP) entry seen through the routing socket
+    LOCAL = 0x80  # loopback route to one of our own addresses: deliver locally
+    MULTIPATH = 0x100  # one of several routes to the same prefix
+
+
+@dataclass(slots=True, eq=False)
+class Route:
+    """One route (``struct rtentry``).
+
+    ``ifaddr`` is the interface address that owns the route (an
+    ``router.inet.InAddr`` for connected and loopback routes, None for a
+    configured route) and ``source`` its address value, 0 if none.
+    ``installed`` turns False when the route leaves the table, so an owner
+    holding a reference can tell that someone else removed it.
+    """
+
+    prefix: int
+    plen: int
+    ifindex: int
+    flags: RouteFlags = RouteFlags.UP
+    gateway: int = 0
+    source: int = 0
+    ifaddr: Any = None
+    ifname: str = ""
+    family: int = AF_INET
+    installed: bool = False
+
+    @property
+    def mask(self) -> int:
+        return plen_to_mask(self.plen)
+
+    @property
+    def is_local(self) -> bool:
+        return bool(self.flags & RouteFlags.LOCAL)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain values for a routing message or an API listing."""
+        return {
+            "dst": ntoa(self.prefix),
+            "plen": self.plen,
+            "gateway": ntoa(self.gateway),
+            "source": ntoa(self.source),
+            "flags": _flag_names(self.flags),
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"<Route {ntoa(self.prefix)}/{self.plen} if={self.ifindex} "
+            f"gw={ntoa(self.gateway)} src={ntoa(self.source)} {_flag_names(self.flags)}>"
+        )
+
+
+def _flag_names(flags: RouteFlags) -> str:
+    return flags.name or "NONE"
+
+
+def _no_emit(event: Event) -> None:
+    del event
+
+
+_CacheEntry = tuple[int, int, Route | None]
+
+
+class RouteTable:
+    """Longest-prefix-match table over IPv4 ints, with routing messages.
+
+    A prefix may hold several routes: a ``LOCAL`` route (delivery to one of our
+    own addresses) may share its key with a connected route (an address
+    configured as a /32 on a broadcast interface is both), and with
+    ``multipath=True`` several non-local routes may share a prefix as long as
+    they differ in interface, gateway or source. Lookups return the first
+    route of the longest matching prefix: the ``LOCAL`` one if there is one,
+    else the oldest.
+    """
+
+    __slots__ = ("_by_ifindex", "_cache", "_emit", "_levels", "_tables", "generation")
+
+    def __init__(self, emit: Emit | None = None) -> None:
+        self._emit: Emit = emit or _no_emit
+        # plen -> {masked prefix -> routes}; a bucket is never left empty.
+        self._tables: dict[int, dict[int, list[Route]]] = {}
+        # (mask, bucket) for every length in use, longest first: the lookup path.
+        self._levels: list[tuple[int, dict[int, list[Route]]]] = []
+        # ifindex -> routes over it (an ordered set: dict keys).
+        self._by_ifindex: dict[int, dict[Route, None]] = {}
+        self._cache: dict[int, _CacheEntry] = {}
+        self.generation = 0
+
+    # -- queries ---------------------------------------------------------
+
+    def lookup(self, addr: int) -> Route | None:
+        """Longest prefix match; the per-packet path."""
+        for mask, bucket in self._levels:
+            routes = bucket.get(addr & mask)
+            if routes is not None:
+                return routes[0]
+        return None
+
+    def lookup_all(self, addr: int) -> tuple[Route, ...]:
+        """Every route of the longest matching prefix (all multipath legs)."""
+        for mask, bucket in self._levels:
+            routes = bucket.get(addr & mask)
+            if routes is not None:
+                return tuple(routes)
+        return ()
+
+    def cached_lookup(self, ifindex: int, addr: int) -> Route | None:
+        """Lookup with a one-entry cache per interface (``ifnet_cached_rtlookup_inet``).
+
+        The cached answer is reused while the destination and the table
+        generation are unchanged; any change to the table invalidates every
+        cache at once.
+        """
+        entry = self._cache.get(ifindex)
+        if entry is not None and entry[0] == addr and entry[1] == self.generation:
+            return entry[2]
+        route = self.lookup(addr)
+        self._cache[ifindex] = (addr, self.generation, route)
+        return route
+
+    def get(self, prefix: int, plen: int) -> tuple[Route, ...]:
+        """The routes of exactly ``prefix/plen`` (no longest-match)."""
+        bucket = self._tables.get(plen)
+        if bucket is None:
+            return ()
+        return tuple(bucket.get(prefix & plen_to_mask(plen), ()))
+
+    def routes(self) -> list[Route]:
+        """Every route, ordered by prefix then length (the API listing)."""
+        found = [r for bucket in self._tables.values() for rs in bucket.values() for r in rs]
+        found.sort(key=lambda r: (r.prefix, r.plen))
+        return found
+
+    def routes_of(self, ifindex: int) -> list[Route]:
+        return list(self._by_ifindex.get(ifindex, ()))
+
+    def __len__(self) -> int:
+        return sum(len(rs) for bucket in self._tables.values() for rs in bucket.values())
+
+    # -- changes ---------------------------------------------------------
+
+    def add(
+        self,
+        prefix: int,
+        plen: int,
+        *,
+        ifindex: int,
+        flags: RouteFlags = RouteFlags.UP,
+        gateway: int = 0,
+        source: int = 0,
+        ifaddr: Any = None,
+        ifname: str = "",
+        multipath: bool = False,
+        family: int = AF_INET,
+    ) -> Route:
+        """Insert a route; ``EEXIST`` if the prefix already has one of its kind.
+
+        With ``multipath`` a non-local route joins the existing ones (marked
+        ``MULTIPATH``) unless one of them has the same interface, gateway and
+        source, which is still ``EEXIST``. Host bits of ``prefix`` are
+        ignored, as the kernel masks the destination.
+        """
+        if not 0 <= plen <= MAX_PLEN:
+            raise RouterError(EINVAL, "plen", plen, f"route {ntoa(prefix)}/{plen}")
+        prefix &= plen_to_mask(plen)
+        route = Route(prefix, plen, ifindex, RouteFlags(flags | RouteFlags.UP), gateway,
+                      source, ifaddr, ifname, family)
+        bucket = self._tables.get(plen)
+        routes = bucket.get(prefix) if bucket is not None else None
+        if routes is None:
+            self._insert_first(route)
+        else:
+            self._join(routes, route, multipath)
+        self._indexed(route)
+        self._changed(EventKind.RTM_ADD, route)
+        return route
+
+    def delete(
+        self,
+        prefix: int,
+        plen: int,
+        *,
+        ifindex: int | None = None,
+        gateway: int | None = None,
+        local: bool | None = None,
+    ) -> Route:
+        """Remove the first route of ``prefix/plen`` matching the selectors; ``ESRCH`` if none."""
+        for route in self.get(prefix, plen):
+            if ifindex is not None and route.ifindex != ifindex:
+                continue
+            if gateway is not None and route.gateway != gateway:
+                continue
+            if local is not None and route.is_local != local:
+                continue
+            self.remove(route)
+            return route
+        raise RouterError(ESRCH, "route", f"{ntoa(prefix)}/{plen}",
+                          f"route {ntoa(prefix)}/{plen}")
+
+    def remove(self, route: Route) -> bool:
+        """Remove this very route; False if it is no longer in the table."""
+        if not route.installed:
+            return False
+        bucket = self._tables[route.plen]
+        routes = bucket[route.prefix]
+        routes.remove(route)
+        if not routes:
+            del bucket[route.prefix]
+            if not bucket:
+                del self._tables[route.plen]
+                self._rebuild_levels()
+        on_if = self._by_ifindex[route.ifindex]
+        del on_if[route]
+        if not on_if:
+            del self._by_ifindex[route.ifindex]
+        route.installed = False
+        self._changed(EventKind.RTM_DELETE, route)
+        return True
+
+    def change(self, route: Route, *, ifaddr: Any, source: int, ifindex: int | None = None,
+               ifname: str | None = None) -> None:
+        """Point an installed route at another owner (``RTM_CHANGE``)."""
+        if not route.installed:
+            raise RouterError(ESRCH, "route", f"{ntoa(route.prefix)}/{route.plen}")
+        if ifindex is not None and ifindex != route.ifindex:
+            on_if = self._by_ifindex[route.ifindex]
+            del on_if[route]
+            if not on_if:
+                del self._by_ifindex[route.ifindex]
+            route.ifindex = ifindex
+            self._by_ifindex.setdefault(ifindex, {})[route] = None
+        if ifname is not None:
+            route.ifname = ifname
+        route.ifaddr = ifaddr
+        route.source = source
+        self._changed(EventKind.RTM_CHANGE, route)
+
+    def remove_interface(self, ifindex: int, family: int = AF_INET) -> list[Route]:
+        """Remove every route of ``family`` over ``ifindex`` (``if_rtproto_del``)."""
+        doomed = [r for r in self._by_ifindex.get(ifindex, ()) if r.family == family]
+        for route in doomed:
+            self.remove(route)
+        self._cache.pop(ifindex, None)
+        return doomed
+
+    # -- internals -------------------------------------------------------
+
+    def _insert_first(self, route: Route) -> None:
+        bucket = self._tables.get(route.plen)
+        if bucket is None:
+            bucket = self._tables[route.plen] = {}
+            self._rebuild_levels()
+        bucket[route.prefix] = [route]
+
+    def _join(self, routes: list[Route], route: Route, multipath: bool) -> None:
+        """Add ``route`` to a prefix that already has routes (see :meth:`add`)."""
+        if route.is_local:
+            if routes[0].is_local:
+                raise self._exists(route)
+            routes.insert(0, route)
+            return
+        peers = [r for r in routes if not r.is_local]
+        if peers and not multipath:
+            raise self._exists(route)
+        for peer in peers:
+            if (peer.ifindex, peer.gateway, peer.source) == (
+                route.ifindex, route.gateway, route.source
+            ):
+                raise self._exists(route)
+        if peers:
+            route.flags |= RouteFlags.MULTIPATH
+        routes.append(route)
+
+    @staticmethod
+    def _exists(route: Route) -> RouterError:
+        where = f"{ntoa(route.prefix)}/{route.plen}"
+        return RouterError(EEXIST, "route", where, f"route {where} on if{route.ifindex}")
+
+    def _indexed(self, route: Route) -> None:
+        route.installed = True
+        self._by_ifindex.setdefault(route.ifindex, {})[route] = None
+
+    def _rebuild_levels(self) -> None:
+        self._levels = [
+            (plen_to_mask(plen), self._tables[plen]) for plen in sorted(self._tables, reverse=True)
+        ]
+
+    def _changed(self, kind: EventKind, route: Route) -> None:
+        self.generation += 1
+        self._emit(Event(kind, route.ifname, route.ifindex, route.describe()))
