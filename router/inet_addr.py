@@ -1,0 +1,244 @@
+"""IPv4 interface addresses: the records, the requests and the pure rules.
+
+``InAddr`` is one configured address (``struct in_ifaddr``), ``InetIfInfo``
+the per-interface IPv4 data hung on ``Interface.inet`` (``struct
+in_ifinfo``). The requests (``AliasRequest``, ``DeleteRequest``) carry the
+address families of their parts so the seed's family checks are real. The
+stateful rules live in ``router/inet.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+from router.ifnet import AF_INET, IfFlags
+from router.route import ALL_ONES, Route, ntoa, plen_to_mask
+
+if TYPE_CHECKING:
+    from router.ifnet import Interface
+
+RFC3021_MASK = 0xFFFFFFFE  # a /31: both addresses are hosts, no broadcast (RFC 3021)
+ALL_HOSTS_GROUP = 0xE0000001  # 224.0.0.1
+LIMITED_BROADCAST = ALL_ONES
+
+
+class SamePrefixPolicy(enum.Enum):
+    """What to do when a second address shares a prefix with an existing one.
+
+    ALLOW (the seed's default): the first address keeps the only route, the
+    newcomer gets just an alias routing message. REFUSE (the seed's
+    ``net.inet.ip.no_same_prefix``): the newcomer is ``EEXIST``. MULTIPATH (the
+    seed's ``RADIX_MPATH`` build): the newcomer gets its own route beside the
+    others, and only the identical address on another interface is ``EEXIST``.
+    The policy is read when an address is added or a route is handed over;
+    changing it never rewrites existing routes.
+    """
+
+    ALLOW = "allow"
+    REFUSE = "refuse"
+    MULTIPATH = "multipath"
+
+
+class IfaFlags(enum.IntFlag):
+    NONE = 0
+    ROUTE = 0x1  # this address owns the prefix route (IFA_ROUTE)
+
+
+@dataclass(slots=True)
+class AliasRequest:
+    """An add-alias request (``struct in_aliasreq``); None means "absent".
+
+    The ``*_family`` fields are the address families the caller gave for each
+    part; anything but ``AF_INET`` for a present part is ``EINVAL``.
+    """
+
+    addr: int
+    mask: int | None = None
+    broadcast: int | None = None
+    dest: int | None = None
+    vhid: int = 0
+    addr_family: int = AF_INET
+    mask_family: int = AF_INET
+    broadcast_family: int = AF_INET
+
+
+@dataclass(slots=True)
+class DeleteRequest:
+    """A delete-alias request; no address, or not ``AF_INET``, deletes the first one."""
+
+    addr: int | None = None
+    family: int = AF_INET
+
+
+@dataclass(slots=True, eq=False)
+class InAddr:
+    """One IPv4 address on one interface (``struct in_ifaddr``).
+
+    ``peer`` is the broadcast address on a broadcast interface and the
+    destination on a point-to-point or loopback one: the seed keeps both in
+    one slot, so an interface that is both broadcast and point-to-point
+    reports its destination as its broadcast address. ``route_key`` is the
+    prefix route this address serves, ``(destination, 32)`` for a host route;
+    it and ``wants_local`` are fixed when the address is added, so later flag
+    changes on the interface cannot orphan a route.
+    """
+
+    addr: int
+    mask: int
+    plen: int
+    subnet: int
+    peer: int
+    ifp: Interface
+    route_key: tuple[int, int]
+    host_route: bool
+    wants_local: bool
+    vhid: int = 0
+    flags: IfaFlags = IfaFlags.NONE
+    prefix_route: Route | None = None
+    family: int = AF_INET
+
+    @property
+    def broadcast(self) -> int:
+        return self.peer
+
+    @property
+    def dest(self) -> int:
+        return self.peer
+
+    @property
+    def owns_route(self) -> bool:
+        return bool(self.flags & IfaFlags.ROUTE)
+
+    def describe(self) -> dict[str, Any]:
+        """Plain values for events and the API."""
+        return {
+            "addr": ntoa(self.addr),
+            "plen": self.plen,
+            "peer": ntoa(self.peer),
+            "owns_route": self.owns_route,
+        }
+
+    def __repr__(self) -> str:
+        return f"<InAddr {ntoa(self.addr)}/{self.plen} on {self.ifp.name}>"
+
+
+@dataclass(slots=True, eq=False)
+class InetIfInfo:
+    """Per-interface IPv4 data (``struct in_ifinfo``), at ``Interface.inet``.
+
+    ``addrs`` maps address value to address in the order they were added
+    (the first one answers ``SIOCGIFADDR`` and delete-first). ``groups``
+    counts multicast memberships. ``broadcast_hits`` counts, per value, the
+    addresses for which ``in_broadcast`` says yes. ``llt`` is the ARP table,
+    owned by the ARP module.
+    """
+
+    addrs: dict[int, InAddr] = field(default_factory=dict)
+    groups: dict[int, int] = field(default_factory=dict)
+    allhosts: bool = False
+    broadcast_hits: dict[int, int] = field(default_factory=dict)
+    llt: Any = None
+
+
+class NeighborHooks(Protocol):
+    """What address control asks of the neighbour (ARP) layer and of IGMP.
+
+    Called by ``InetDomain`` synchronously while it changes addresses; the
+    hooks may change their own tables but must not call back into
+    ``InetDomain``.
+    """
+
+    def address_added(self, ifp: Interface, ia: InAddr) -> None:
+        """A new address is up on ``ifp`` (announce it, start conflict detection)."""
+        ...
+
+    def scrub_address(self, ifp: Interface, addr: int) -> None:
+        """Forget the ARP entry of our own address ``addr`` (``arp_ifscrub``)."""
+        ...
+
+    def flush_prefix(self, prefix: int, mask: int, include_static: bool) -> None:
+        """Drop the ARP entries on ``prefix/mask`` on every interface (``lltable_prefix_free``)."""
+        ...
+
+    def join_group(self, ifp: Interface, group: int) -> None: ...
+
+    def leave_group(self, ifp: Interface, group: int) -> None: ...
+
+
+class NoNeighbors:
+    """Hooks that do nothing: address control without ARP or IGMP attached."""
+
+    def address_added(self, ifp: Interface, ia: InAddr) -> None:
+        del ifp, ia
+
+    def scrub_address(self, ifp: Interface, addr: int) -> None:
+        del ifp, addr
+
+    def flush_prefix(self, prefix: int, mask: int, include_static: bool) -> None:
+        del prefix, mask, include_static
+
+    def join_group(self, ifp: Interface, group: int) -> None:
+        del ifp, group
+
+    def leave_group(self, ifp: Interface, group: int) -> None:
+        del ifp, group
+
+
+def classful_mask(addr: int) -> int:
+    """The netmask a classful network implies: A /8, B /16, C and above /24."""
+    if addr >> 31 == 0:
+        return plen_to_mask(8)
+    if addr >> 30 == 0b10:
+        return plen_to_mask(16)
+    return plen_to_mask(24)
+
+
+def default_peer(ifp: Interface, addr: int, mask: int, req: AliasRequest) -> int:
+    """Broadcast or destination of a new address (the seed's one shared slot).
+
+    Broadcast interfaces: the given broadcast, all-ones for a /31 (RFC 3021),
+    else the subnet with all host bits set. A point-to-point interface then
+    stores the destination, a loopback interface the address itself.
+    """
+    peer = 0
+    if ifp.flags & IfFlags.BROADCAST:
+        if req.broadcast is not None:
+            peer = req.broadcast
+        elif mask == RFC3021_MASK:
+            peer = LIMITED_BROADCAST
+        else:
+            peer = (addr & mask) | (~mask & ALL_ONES)
+    if ifp.flags & IfFlags.POINTOPOINT and req.dest is not None:
+        peer = req.dest
+    if ifp.flags & IfFlags.LOOPBACK:
+        peer = addr
+    return peer
+
+
+def broadcast_values(ia: InAddr) -> set[int]:
+    """Values ``in_broadcast`` answers yes for on the address's interface.
+
+    The broadcast address, and the subnet number (the old host-0 broadcast)
+    unless the mask is a /31; nothing for an all-ones mask.
+    """
+    if ia.mask == ALL_ONES:
+        return set()
+    values = {ia.peer}
+    if ia.mask != RFC3021_MASK:
+        values.add(ia.subnet)
+    return values
+
+
+def can_forward(addr: int) -> bool:
+    """``in_canforward``: may a packet to ``addr`` be forwarded?
+
+    Not experimental (240/4), multicast (224/4), link-local (169.254/16), nor
+    on net 0 or the loopback net (127) of class A space.
+    """
+    if addr >> 28 in (0xE, 0xF):
+        return False
+    if addr >> 16 == 0xA9FE:
+        return False
+    return not (addr >> 31 == 0 and addr >> 24 in (0, 127))
