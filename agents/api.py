@@ -1,0 +1,368 @@
+"""The Agent gRPC servicer: request → validation → engine call through the gate → reply.
+
+Handlers stay thin. Validation at the edge lives in :mod:`agents.convert`,
+the errno → status mapping in :mod:`agents.errors` (applied to every RPC by
+:func:`agents.errors.map_errors_of`), and all engine access goes through
+:class:`agents.gate.Gate` so handler threads never race the data-plane loop.
+
+Streams (events, captures, hooks) are batched: one message carries whatever
+piled up since the previous one (DESIGN.md 4.1), and each stream first sends
+one message at once (possibly empty) so a client knows it is subscribed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from agents import convert
+from agents.convert import address_to_pb, arp_to_pb, interface_to_pb, require, route_to_pb
+from agents.errors import invalid, map_errors_of
+from agents.gate import Gate, Mailbox
+from router.errors import ENXIO, RouterError
+from router.events import Event, EventKind
+from vrc.v1 import agent_pb2, agent_pb2_grpc, types_pb2
+
+POLL_SECONDS = 0.5  # how often an idle stream checks that its client is still there
+EVENTS_PER_BATCH = 4096
+FRAMES_PER_BATCH = 256  # 256 jumbo frames stay under grpc's 4 MB message limit
+PACKETS_PER_BATCH = 256
+
+_POLICY_NAMES = {
+    types_pb2.POLICY_ALLOW: "allow",
+    types_pb2.POLICY_REFUSE: "refuse",
+    types_pb2.POLICY_MULTIPATH: "multipath",
+}
+_QUERY_NAMES = {
+    agent_pb2.QUERY_KIND_LOCAL_SUBNET: "local-subnet",
+    agent_pb2.QUERY_KIND_LOCAL_ADDRESS: "local-address",
+    agent_pb2.QUERY_KIND_CAN_FORWARD: "can-forward",
+    agent_pb2.QUERY_KIND_BROADCAST: "broadcast",
+}
+_MODES = {
+    agent_pb2.INTERFACE_MODE_UNSPECIFIED: None,
+    agent_pb2.INTERFACE_MODE_POINT_TO_POINT: True,
+    agent_pb2.INTERFACE_MODE_BROADCAST: False,
+}
+_ADDRESS_FIELDS = {
+    agent_pb2.ADDRESS_FIELD_ADDRESS: "address",
+    agent_pb2.ADDRESS_FIELD_BROADCAST: "broadcast",
+    agent_pb2.ADDRESS_FIELD_DESTINATION: "destination",
+    agent_pb2.ADDRESS_FIELD_NETMASK: "netmask",
+}
+_EVENT_KINDS = {kind.value for kind in EventKind}
+
+
+def policy_to_pb(policy: Any) -> int:
+    """The engine's same-prefix policy (an enum or its name) as the API enum."""
+    name = str(getattr(policy, "value", policy)).lower()
+    for number, known in _POLICY_NAMES.items():
+        if known == name:
+            return number
+    return types_pb2.POLICY_UNSPECIFIED
+
+
+@map_errors_of
+class AgentService(agent_pb2_grpc.AgentServicer):
+    """The vrc.v1.Agent service over one engine gate."""
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+
+    # --- interfaces ------------------------------------------------------------------
+
+    def ListInterfaces(self, request: agent_pb2.ListInterfacesRequest,
+                       context: grpc.ServicerContext) -> agent_pb2.ListInterfacesResponse:
+        return self._gate.call(lambda e: convert.interfaces_to_pb(e.interfaces()))
+
+    def GetInterface(self, request: agent_pb2.GetInterfaceRequest,
+                     context: grpc.ServicerContext) -> types_pb2.Interface:
+        name = require("name", request.name)
+        return self._gate.call(lambda e: _interface_pb(e, name))
+
+    def CreateVirtualInterface(self, request: agent_pb2.CreateVirtualInterfaceRequest,
+                               context: grpc.ServicerContext) -> types_pb2.Interface:
+        return self._gate.call(lambda e: _interface_pb(e, e.create_ng()))
+
+    def DestroyVirtualInterface(self, request: agent_pb2.DestroyVirtualInterfaceRequest,
+                                context: grpc.ServicerContext
+                                ) -> agent_pb2.DestroyVirtualInterfaceResponse:
+        name = require("name", request.name)
+        self._gate.call(lambda e: e.destroy_ng(name))
+        return agent_pb2.DestroyVirtualInterfaceResponse()
+
+    def SetInterface(self, request: agent_pb2.SetInterfaceRequest,
+                     context: grpc.ServicerContext) -> types_pb2.Interface:
+        name = require("name", request.name)
+        up = request.up if request.HasField("up") else None
+        mtu = request.mtu if request.HasField("mtu") else None
+        p2p = _MODES.get(request.mode)
+
+        def change(e: Any) -> types_pb2.Interface:
+            e.set_interface(name, up=up, mtu=mtu, point_to_point=p2p)
+            return _interface_pb(e, name)
+
+        return self._gate.call(change)
+
+    # --- addresses -------------------------------------------------------------------
+
+    def AddAlias(self, request: agent_pb2.AddAliasRequest,
+                 context: grpc.ServicerContext) -> agent_pb2.AddAliasResponse:
+        ifname = require("ifname", request.ifname)
+        address = convert.parse_alias("address", require("address", request.address))
+        broadcast = convert.optional_ipv4("broadcast", request.broadcast)
+        dest = convert.optional_ipv4("destination", request.destination)
+
+        def add(e: Any) -> agent_pb2.AddAliasResponse:
+            added = e.add_alias(ifname, address, broadcast=broadcast, dest=dest,
+                                vhid=request.vhid)
+            return agent_pb2.AddAliasResponse(address=address_to_pb(added))
+
+        return self._gate.call(add)
+
+    def DeleteAlias(self, request: agent_pb2.DeleteAliasRequest,
+                    context: grpc.ServicerContext) -> agent_pb2.DeleteAliasResponse:
+        ifname = require("ifname", request.ifname)
+        address = convert.optional_ipv4("address", request.address)
+
+        def delete(e: Any) -> agent_pb2.DeleteAliasResponse:
+            return agent_pb2.DeleteAliasResponse(
+                address=address_to_pb(e.delete_alias(ifname, address)))
+
+        return self._gate.call(delete)
+
+    def GetAddress(self, request: agent_pb2.GetAddressRequest,
+                   context: grpc.ServicerContext) -> agent_pb2.GetAddressResponse:
+        ifname = require("ifname", request.ifname)
+        address = convert.optional_ipv4("address", request.address)
+        which = _ADDRESS_FIELDS.get(request.field)
+
+        def get(e: Any) -> agent_pb2.GetAddressResponse:
+            if which is None:
+                record = address_to_pb(e.get_address(ifname, address))
+                return agent_pb2.GetAddressResponse(address=record, value=record.address)
+            record = address_to_pb(e.get_address(ifname, address, which))
+            return agent_pb2.GetAddressResponse(address=record,
+                                                value=getattr(record, which))
+
+        return self._gate.call(get)
+
+    # --- routes ----------------------------------------------------------------------
+
+    def ListRoutes(self, request: agent_pb2.ListRoutesRequest,
+                   context: grpc.ServicerContext) -> agent_pb2.ListRoutesResponse:
+        return self._gate.call(lambda e: agent_pb2.ListRoutesResponse(
+            routes=[route_to_pb(r) for r in e.routes()]))
+
+    def AddRoute(self, request: agent_pb2.AddRouteRequest,
+                 context: grpc.ServicerContext) -> agent_pb2.AddRouteResponse:
+        prefix = convert.parse_prefix("prefix", require("prefix", request.prefix))
+        gateway = convert.optional_ipv4("gateway", request.gateway)
+        ifname = request.ifname or None
+        if gateway is None and ifname is None:
+            raise invalid("gateway", "", "a route needs a gateway or an interface")
+        return self._gate.call(lambda e: agent_pb2.AddRouteResponse(
+            route=route_to_pb(e.add_route(prefix, gateway=gateway, ifname=ifname))))
+
+    def DeleteRoute(self, request: agent_pb2.DeleteRouteRequest,
+                    context: grpc.ServicerContext) -> agent_pb2.DeleteRouteResponse:
+        prefix = convert.parse_prefix("prefix", require("prefix", request.prefix))
+        self._gate.call(lambda e: e.delete_route(prefix))
+        return agent_pb2.DeleteRouteResponse()
+
+    # --- ARP -------------------------------------------------------------------------
+
+    def ListArp(self, request: agent_pb2.ListArpRequest,
+                context: grpc.ServicerContext) -> agent_pb2.ListArpResponse:
+        ifname = request.ifname or None
+        return self._gate.call(lambda e: agent_pb2.ListArpResponse(
+            entries=[arp_to_pb(a) for a in e.arp_entries(ifname)]))
+
+    def SetArp(self, request: agent_pb2.SetArpRequest,
+               context: grpc.ServicerContext) -> agent_pb2.SetArpResponse:
+        ifname = require("ifname", request.ifname)
+        ip = convert.parse_ipv4("ip", request.ip)
+        mac = convert.parse_mac("mac", request.mac)
+        return self._gate.call(lambda e: agent_pb2.SetArpResponse(
+            entry=arp_to_pb(e.set_arp(ifname, ip, mac, published=request.published))))
+
+    def DeleteArp(self, request: agent_pb2.DeleteArpRequest,
+                  context: grpc.ServicerContext) -> agent_pb2.DeleteArpResponse:
+        ifname = require("ifname", request.ifname)
+        ip = convert.parse_ipv4("ip", request.ip)
+        self._gate.call(lambda e: e.delete_arp(ifname, ip))
+        return agent_pb2.DeleteArpResponse()
+
+    def FlushArp(self, request: agent_pb2.FlushArpRequest,
+                 context: grpc.ServicerContext) -> agent_pb2.FlushArpResponse:
+        ifname = request.ifname or None
+        flushed = self._gate.call(lambda e: e.flush_arp(ifname))
+        return agent_pb2.FlushArpResponse(flushed=int(flushed or 0))
+
+    # --- policy and queries ----------------------------------------------------------
+
+    def GetPolicy(self, request: agent_pb2.GetPolicyRequest,
+                  context: grpc.ServicerContext) -> agent_pb2.PolicyResponse:
+        return self._gate.call(lambda e: agent_pb2.PolicyResponse(
+            same_prefix=policy_to_pb(e.get_policy())))
+
+    def SetPolicy(self, request: agent_pb2.SetPolicyRequest,
+                  context: grpc.ServicerContext) -> agent_pb2.PolicyResponse:
+        name = _POLICY_NAMES.get(request.same_prefix)
+        if name is None:
+            raise invalid("same_prefix", request.same_prefix,
+                          "expected ALLOW, REFUSE or MULTIPATH")
+
+        def change(e: Any) -> agent_pb2.PolicyResponse:
+            e.set_policy(name)
+            return agent_pb2.PolicyResponse(same_prefix=policy_to_pb(e.get_policy()))
+
+        return self._gate.call(change)
+
+    def Query(self, request: agent_pb2.QueryRequest,
+              context: grpc.ServicerContext) -> agent_pb2.QueryResponse:
+        kind = _QUERY_NAMES.get(request.kind)
+        if kind is None:
+            raise invalid("kind", request.kind, "expected a query kind")
+        address = convert.parse_ipv4("address", request.address)
+        ifname = request.ifname or None
+        if kind == "broadcast":
+            require("ifname", request.ifname)
+        return self._gate.call(lambda e: agent_pb2.QueryResponse(
+            result=bool(e.query(kind, address, ifname))))
+
+    # --- streams ---------------------------------------------------------------------
+
+    def WatchEvents(self, request: agent_pb2.WatchEventsRequest,
+                    context: grpc.ServicerContext) -> Iterator[types_pb2.EventBatch]:
+        kinds = set(request.kinds)
+        unknown = sorted(kinds - _EVENT_KINDS)
+        if unknown:
+            raise invalid("kinds", ",".join(unknown), "unknown event kind")
+        log = self._gate.events
+        after = request.after_seq if request.HasField("after_seq") else log.last_seq
+        context.add_callback(log.wake)
+        events, lost = log.read_after(after, EVENTS_PER_BATCH)
+        first = True
+        while context.is_active():
+            if events:
+                after = events[-1].seq
+            chosen = [convert.event_to_pb(ev) for ev in events
+                      if _wanted(ev, kinds, request.ifname)]
+            if first or chosen or lost:
+                yield types_pb2.EventBatch(events=chosen, lost=lost)
+                first = False
+            events, lost = log.wait_after(after, POLL_SECONDS, EVENTS_PER_BATCH)
+
+    def Capture(self, request: agent_pb2.CaptureRequest,
+                context: grpc.ServicerContext) -> Iterator[types_pb2.CaptureBatch]:
+        ifname = require("ifname", request.ifname)
+        tap = self._gate.open_tap(ifname, request.snaplen)
+        context.add_callback(tap.mailbox.close)
+        try:
+            yield types_pb2.CaptureBatch(linktype=tap.linktype)
+            remaining = request.count or -1
+            while remaining != 0 and context.is_active():
+                limit = FRAMES_PER_BATCH if remaining < 0 else min(remaining, FRAMES_PER_BATCH)
+                frames = tap.mailbox.take(POLL_SECONDS, limit)
+                if not frames:
+                    if tap.mailbox.closed:
+                        return
+                    continue
+                remaining = remaining - len(frames) if remaining > 0 else remaining
+                yield types_pb2.CaptureBatch(
+                    linktype=tap.linktype, dropped=tap.mailbox.dropped,
+                    frames=[_frame_pb(ifname, f) for f in frames])
+        finally:
+            self._gate.close_tap(tap)
+
+    def Hook(self, request_iterator: Iterator[agent_pb2.HookRequest],
+             context: grpc.ServicerContext) -> Iterator[agent_pb2.HookResponse]:
+        first = next(request_iterator, None)
+        if first is None or not first.HasField("attach"):
+            raise invalid("attach", "", "the first message must name the interface and hook")
+        ifname = require("attach.ifname", first.attach.ifname)
+        hook = require("attach.hook", first.attach.hook)
+        handle, mailbox = self._gate.open_hook(ifname, hook)
+        context.add_callback(mailbox.close)
+        feeder = _HookFeeder(self._gate, handle, mailbox)
+        try:
+            yield agent_pb2.HookResponse(attached=True)
+            feeder.send(list(first.packets))
+            feeder.start(request_iterator)
+            while True:
+                packets = mailbox.take(POLL_SECONDS, PACKETS_PER_BATCH)
+                if packets:
+                    yield agent_pb2.HookResponse(packets=packets)
+                elif mailbox.closed or not context.is_active():
+                    break
+            feeder.raise_error()
+        finally:
+            self._gate.close_hook(handle)
+
+
+def _interface_pb(engine: Any, name: str) -> types_pb2.Interface:
+    ifp = engine.interface(name)
+    if ifp is None:
+        raise RouterError(ENXIO, "name", name)
+    return interface_to_pb(ifp)
+
+
+def _wanted(event: Event, kinds: set[str], ifname: str) -> bool:
+    return (not kinds or event.kind.value in kinds) and (not ifname or event.ifname == ifname)
+
+
+def _frame_pb(ifname: str, frame: Any) -> types_pb2.CapturedFrame:
+    direction = str(convert.pick(frame, "direction", default="in")).lower()
+    data = bytes(convert.pick(frame, "data", "frame", default=b""))
+    return types_pb2.CapturedFrame(
+        timestamp=float(convert.pick(frame, "timestamp", "now", default=0.0)),
+        ifname=ifname,
+        direction=types_pb2.DIRECTION_OUT if direction.startswith("out")
+        else types_pb2.DIRECTION_IN,
+        data=data,
+        length=int(convert.pick(frame, "length", default=len(data))),
+    )
+
+
+class _HookFeeder:
+    """Reads a hook client's packets on its own thread and feeds them to the engine.
+
+    gRPC's bidirectional streams are read and written from different threads
+    in the sync server. When the client closes its side, or a send fails, the
+    mailbox is closed so the reply loop ends; the error (if any) is re-raised
+    there so the call ends with its status.
+    """
+
+    def __init__(self, gate: Gate, handle: Any, mailbox: Mailbox[bytes]) -> None:
+        self._gate = gate
+        self._handle = handle
+        self._mailbox = mailbox
+        self._error: RouterError | None = None
+
+    def send(self, packets: list[bytes]) -> None:
+        if packets:
+            handle = self._handle
+            self._gate.call(lambda e: [e.hook_send(handle, p) for p in packets])
+
+    def start(self, requests: Iterator[agent_pb2.HookRequest]) -> None:
+        threading.Thread(target=self._run, args=(requests,), daemon=True,
+                         name="vrc-hook-feeder").start()
+
+    def raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self, requests: Iterator[agent_pb2.HookRequest]) -> None:
+        try:
+            for request in requests:
+                self.send(list(request.packets))
+        except RouterError as error:
+            self._error = error
+        except grpc.RpcError:
+            pass  # the client went away; the reply loop notices too
+        finally:
+            self._mailbox.close()

@@ -1,0 +1,261 @@
+"""The engine gate: the one locked way into the engine from other threads.
+
+The engine is sans-I/O and single-threaded. The agent has two kinds of
+callers: the data-plane loop (one thread, a batch of frames at a time) and
+the gRPC handler threads (API calls, streams). Both go through one
+:class:`Gate`:
+
+* ``gate.call(fn)`` — an API call: runs ``fn(engine)`` under the lock, then
+  wakes the data-plane loop (``gate.on_change``) so frames the call produced
+  (a gratuitous ARP, a packet from a hook) go out promptly.
+* ``with gate.locked() as engine:`` — the data-plane loop's entry, once per
+  batch; it does not wake anyone (the loop is awake).
+
+Whichever entry was used, before the lock is released the gate collects what
+the engine produced for API clients — events, packets for hook streams —
+and hands them to per-client mailboxes. Only the gate drains those engine
+outputs; frames to transmit (``engine.transmit()``) stay the data-plane
+loop's business. Stream handlers wait on the mailboxes, never on the lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from router.errors import ENXIO, RouterError
+from router.events import Event
+from router.ifnet import IfFamily
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+EVENT_HISTORY = 65536  # events kept for clients that resume from a sequence number
+MAILBOX_SIZE = 65536  # items a slow stream client may fall behind before drops
+LINKTYPE_NULL = 0  # pcap: BSD loopback, a 4-byte address family header (ngN)
+LINKTYPE_ETHERNET = 1
+
+
+class Mailbox(Generic[Item]):
+    """A bounded hand-over from the gate to one stream client.
+
+    ``put_many`` never blocks the engine side: when the client is too slow the
+    newest items are dropped and counted (a capture must not stall routing).
+    """
+
+    def __init__(self, limit: int = MAILBOX_SIZE) -> None:
+        self._items: deque[Item] = deque()
+        self._limit = limit
+        self._ready = threading.Condition()
+        self.dropped = 0
+        self.closed = False
+
+    def put_many(self, items: list[Item]) -> None:
+        with self._ready:
+            room = self._limit - len(self._items)
+            if room < len(items):
+                self.dropped += len(items) - max(room, 0)
+                items = items[:max(room, 0)]
+            self._items.extend(items)
+            self._ready.notify_all()
+
+    def take(self, timeout: float | None, limit: int = MAILBOX_SIZE) -> list[Item]:
+        """Up to ``limit`` items; waits up to ``timeout`` for the first one."""
+        with self._ready:
+            if not self._items and not self.closed:
+                self._ready.wait(timeout)
+            count = min(limit, len(self._items))
+            return [self._items.popleft() for _ in range(count)]
+
+    def close(self) -> None:
+        with self._ready:
+            self.closed = True
+            self._ready.notify_all()
+
+    def wake(self) -> None:
+        with self._ready:
+            self._ready.notify_all()
+
+
+class EventLog:
+    """The engine's events, kept in order with their sequence numbers.
+
+    Subscribers read "everything after seq N" and learn when some of those
+    events were already forgotten (``lost``): they should list the state
+    again rather than trust a partial replay.
+    """
+
+    def __init__(self, history: int = EVENT_HISTORY) -> None:
+        self._events: deque[Event] = deque()
+        self._history = history
+        self._forgotten_upto = 0  # highest seq no longer kept
+        self._last_seq = 0
+        self._changed = threading.Condition()
+
+    @property
+    def last_seq(self) -> int:
+        with self._changed:
+            return self._last_seq
+
+    def extend(self, events: list[Event]) -> None:
+        if not events:
+            return
+        with self._changed:
+            self._events.extend(events)
+            while len(self._events) > self._history:
+                self._forgotten_upto = self._events.popleft().seq
+            self._last_seq = max(self._last_seq, events[-1].seq)
+            self._changed.notify_all()
+
+    def read_after(self, seq: int, limit: int) -> tuple[list[Event], bool]:
+        """Kept events with a sequence number above ``seq``, and whether some were lost."""
+        with self._changed:
+            return self._after(seq, limit)
+
+    def wait_after(self, seq: int, timeout: float | None,
+                   limit: int = MAILBOX_SIZE) -> tuple[list[Event], bool]:
+        with self._changed:
+            if self._last_seq <= seq:
+                self._changed.wait(timeout)
+            return self._after(seq, limit)
+
+    def wake(self) -> None:
+        with self._changed:
+            self._changed.notify_all()
+
+    def _after(self, seq: int, limit: int) -> tuple[list[Event], bool]:
+        lost = seq < self._forgotten_upto
+        if self._last_seq <= seq:
+            return [], lost
+        out: list[Event] = []
+        # Newest events are at the right: walk back to the resume point.
+        for event in reversed(self._events):
+            if event.seq <= seq:
+                break
+            out.append(event)
+        out.reverse()
+        return out[:limit], lost
+
+
+@dataclass(eq=False)
+class TapStream:
+    """One capture client: the engine's tap handle and the frames for it."""
+
+    ifname: str
+    linktype: int
+    snaplen: int
+    handle: Any = None
+    mailbox: Mailbox[Any] = field(default_factory=Mailbox)
+
+
+def linktype_of(ifp: Any) -> int:
+    """pcap link type of an interface's frames: DLT_NULL for ngN, else Ethernet."""
+    return LINKTYPE_NULL if getattr(ifp, "family", None) is IfFamily.NETGRAPH \
+        else LINKTYPE_ETHERNET
+
+
+class Gate:
+    """The locked entry point to one engine; see the module docstring."""
+
+    def __init__(self, engine: Any, *, event_history: int = EVENT_HISTORY) -> None:
+        self.engine = engine
+        self.events = EventLog(event_history)
+        self.on_change: Callable[[], None] | None = None
+        self._lock = threading.Lock()
+        self._hooks: dict[Any, Mailbox[bytes]] = {}
+        self._taps: dict[Any, TapStream] = {}
+
+    def call(self, fn: Callable[[Any], T]) -> T:
+        """Run ``fn(engine)`` under the lock, collect its outputs, wake the data plane."""
+        try:
+            with self._lock:
+                try:
+                    return fn(self.engine)
+                finally:
+                    self._collect()
+        finally:
+            wake = self.on_change
+            if wake is not None:
+                wake()
+
+    @contextmanager
+    def locked(self) -> Iterator[Any]:
+        """The data-plane loop's per-batch entry: the engine, under the lock."""
+        with self._lock:
+            try:
+                yield self.engine
+            finally:
+                self._collect()
+
+    # --- hooks: packets the engine sends to an ngN hook go to one stream ---------
+
+    def open_hook(self, ifname: str, hook: str) -> tuple[Any, Mailbox[bytes]]:
+        """Connect an ngN hook (the engine raises EISCONN if taken) and its mailbox."""
+        mailbox: Mailbox[bytes] = Mailbox()
+
+        def connect(engine: Any) -> Any:
+            handle = engine.hook_connect(ifname, hook)
+            self._hooks[handle] = mailbox
+            return handle
+
+        return self.call(connect), mailbox
+
+    def close_hook(self, handle: Any) -> None:
+        def disconnect(engine: Any) -> None:
+            mailbox = self._hooks.pop(handle, None)
+            if mailbox is not None:
+                mailbox.close()
+            engine.hook_disconnect(handle)
+
+        self.call(disconnect)
+
+    # --- taps: frames passing an interface go to capture streams ---------------------
+
+    def open_tap(self, ifname: str, snaplen: int = 0) -> TapStream:
+        def start(engine: Any) -> TapStream:
+            ifp = engine.interface(ifname)
+            if ifp is None:
+                raise RouterError(ENXIO, "ifname", ifname)
+            stream = TapStream(ifname, linktype_of(ifp), snaplen)
+            stream.handle = engine.tap(ifname)
+            self._taps[stream.handle] = stream
+            return stream
+
+        return self.call(start)
+
+    def close_tap(self, stream: TapStream) -> None:
+        def stop(engine: Any) -> None:
+            stream.mailbox.close()
+            if self._taps.pop(stream.handle, None) is not None:
+                engine.untap(stream.handle)
+
+        self.call(stop)
+
+    # --- collection, under the lock --------------------------------------------------
+
+    def _collect(self) -> None:
+        self.events.extend(list(self.engine.drain_events()))
+        self._deliver_hook_output()
+        self._deliver_tapped_frames()
+
+    def _deliver_hook_output(self) -> None:
+        per_hook: dict[Any, list[bytes]] = {}
+        for handle, packet in self.engine.drain_hook_output():
+            per_hook.setdefault(handle, []).append(bytes(packet))
+        for handle, packets in per_hook.items():
+            mailbox = self._hooks.get(handle)
+            if mailbox is not None:
+                mailbox.put_many(packets)
+
+    def _deliver_tapped_frames(self) -> None:
+        per_tap: dict[Any, list[Any]] = {}
+        for handle, record in self.engine.drain_taps():
+            per_tap.setdefault(handle, []).append(record)
+        for handle, records in per_tap.items():
+            stream = self._taps.get(handle)
+            if stream is not None:
+                stream.mailbox.put_many(records)
