@@ -1,0 +1,252 @@
+"""``vrc-agent``: the per-host agent process.
+
+Start order: open an AF_PACKET link per ``--interface`` (rings ready before
+anything can arrive), isolate those NICs from the kernel's IP stack, create
+one engine Ethernet interface per NIC with the NIC's MAC and MTU, start the
+data-plane loop, then the gRPC API (and the metrics endpoint). Stop order is
+the reverse: API first (no new calls), loop joined, links closed (their
+promiscuous memberships go with the sockets), isolation removed. SIGTERM and
+SIGINT stop the agent that way and it exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from agents.dataplane import DataPlane
+from agents.isolation import IsolationSet
+from agents.link import PacketLink, RingConfig, TxMode
+from agents.logs import FORMATS, LEVELS, configure_logging, get_logger
+
+DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
+EXIT_OK = 0
+EXIT_USAGE = 2
+EXIT_START_FAILED = 1
+
+
+@dataclass(slots=True)
+class AgentOptions:
+    """Everything the command line decides."""
+
+    interfaces: list[str]
+    listen: str = DEFAULT_LISTEN
+    host_id: str = field(default_factory=socket.gethostname)
+    controller: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_client_ca: str | None = None
+    insecure: bool = False
+    metrics: str | None = None
+    isolation: bool = True
+    tx_mode: TxMode = TxMode.AUTO
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vrc-agent",
+        description="Run the vrc router engine on this host's NICs (AF_PACKET) with a gRPC API.",
+    )
+    parser.add_argument(
+        "--interface", "-i", action="append", default=[], metavar="IFNAME",
+        help="a host NIC for the data plane (repeatable); never the management NIC",
+    )  # fmt: skip
+    parser.add_argument("--listen", default=DEFAULT_LISTEN, help="unix:PATH or HOST:PORT")
+    parser.add_argument("--host-id", default=None, help="this agent's name (default: hostname)")
+    parser.add_argument(
+        "--controller", default=None, metavar="HOST:PORT",
+        help="controller address (accepted; the Sync client comes in a later release)",
+    )  # fmt: skip
+    parser.add_argument("--tls-cert", default=None)
+    parser.add_argument("--tls-key", default=None)
+    parser.add_argument("--tls-client-ca", default=None)
+    parser.add_argument("--insecure", action="store_true", help="serve a non-local API without TLS")
+    parser.add_argument("--metrics", default=None, metavar="HOST:PORT", help="Prometheus endpoint")
+    parser.add_argument("--log-format", choices=FORMATS, default="text")
+    parser.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower)
+    parser.add_argument(
+        "--no-isolation", action="store_true",
+        help="leave the kernel's IP stack on the data-plane NICs (it will answer too)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--tx-mode", choices=[mode.value for mode in TxMode], default=TxMode.AUTO.value,
+        help=argparse.SUPPRESS,
+    )  # fmt: skip
+    return parser
+
+
+def options_from(args: argparse.Namespace) -> AgentOptions:
+    options = AgentOptions(
+        interfaces=list(dict.fromkeys(args.interface)),
+        listen=args.listen,
+        controller=args.controller,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        insecure=args.insecure,
+        metrics=args.metrics,
+        isolation=not args.no_isolation,
+        tx_mode=TxMode(args.tx_mode),
+    )
+    if args.host_id:
+        options.host_id = args.host_id
+    return options
+
+
+def default_engine_factory() -> Any:
+    from router.engine import Engine  # the engine is only needed once the agent starts
+
+    return Engine()
+
+
+class Agent:
+    """The running pieces of one agent; ``start`` and ``stop`` in the documented orders."""
+
+    def __init__(
+        self,
+        options: AgentOptions,
+        *,
+        engine_factory: Callable[[], Any] = default_engine_factory,
+        log: Any = None,
+    ) -> None:
+        self.options = options
+        self.engine_factory = engine_factory
+        self.log = log or get_logger("vrc.agent", host=options.host_id)
+        self.links: dict[int, PacketLink] = {}
+        self.isolation = IsolationSet()
+        self.gate: Any = None
+        self.dataplane: DataPlane | None = None
+        self.server: Any = None
+        self.address = ""
+        self.metrics: Any = None
+        self._opened: list[PacketLink] = []
+
+    def start(self) -> None:
+        """Bring everything up; on any failure undo what was done and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        from agents.gate import Gate
+        from agents.server import build_server
+
+        opts = self.options
+        ring = RingConfig(tx_mode=opts.tx_mode)
+        for ifname in opts.interfaces:
+            self._opened.append(PacketLink.open(ifname, ring))
+        if opts.isolation:
+            for link in self._opened:
+                state = self.isolation.add(link.ifname)
+                self.log.info("isolated", ifname=link.ifname, method=state.method.value
+                              if state.method else None)
+        else:
+            self.log.warning("isolation off: the kernel also processes data-plane frames")
+        engine = self.engine_factory()
+        for link in self._opened:
+            ifp = engine.add_ethernet(link.ifname, mac=link.mac, mtu=link.mtu, up=True)
+            self.links[ifp.index] = link
+            self.log.info("interface", ifname=link.ifname, ifindex=ifp.index,
+                          mac=link.mac.hex(":"), mtu=link.mtu, tx_mode=link.tx_mode.value)
+        self.gate = Gate(engine)
+        self.dataplane = DataPlane(self.gate, self.links, log=self.log)
+        self.dataplane.start()
+        self.server, self.address = build_server(
+            self.gate, opts.listen, tls_cert=opts.tls_cert, tls_key=opts.tls_key,
+            tls_client_ca=opts.tls_client_ca, insecure=opts.insecure, log=self.log,
+        )  # fmt: skip
+        self.server.start()
+        if opts.metrics:
+            self._start_metrics(opts.metrics)
+        if opts.controller:
+            self.log.info("controller given; the Sync client is not part of this release, "
+                          "running standalone", controller=opts.controller)
+        self.log.info("agent started", listen=self.address, interfaces=opts.interfaces)
+
+    def _start_metrics(self, listen: str) -> None:
+        from agents.metrics import EngineCollector, serve_metrics
+
+        dataplane = self.dataplane
+        collector = EngineCollector(
+            self.gate,
+            links=lambda: list(self.links.values()),
+            loop_stats=lambda: dataplane.stats if dataplane is not None else None,
+        )
+        self.metrics = serve_metrics(collector, listen)
+        self.log.info("metrics", listen=self.metrics.address)
+
+    def stop(self) -> None:
+        """Stop in reverse order; every step runs even if an earlier one failed."""
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.stop(grace=2.0).wait(5.0)
+            self.server = None
+        if self.metrics is not None:
+            with contextlib.suppress(Exception):
+                self.metrics.close()
+            self.metrics = None
+        if self.dataplane is not None:
+            if not self.dataplane.stop(timeout=5.0):
+                self.log.error("data-plane loop did not stop in time")
+            self.dataplane = None
+        for link in self._opened:
+            with contextlib.suppress(Exception):
+                link.close()
+        self._opened.clear()
+        self.links.clear()
+        for error in self.isolation.remove():
+            self.log.error("isolation not fully removed", error=error)
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.interface:
+        parser.error("at least one --interface is required")
+    try:
+        configure_logging(args.log_format, args.log_level)
+    except ValueError as exc:
+        parser.error(str(exc))
+    options = options_from(args)
+    log = get_logger("vrc.agent", host=options.host_id)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    agent = Agent(options, log=log)
+    try:
+        agent.start()
+    except ValueError as exc:
+        log.error("bad option", error=str(exc))
+        return EXIT_USAGE
+    except Exception as exc:
+        log.error("agent failed to start", error=str(exc), kind=type(exc).__name__)
+        return EXIT_START_FAILED
+    try:
+        while not stop.wait(1.0):
+            pass
+        log.info("stopping")
+    finally:
+        agent.stop()
+    log.info("agent stopped")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,255 @@
+"""The data-plane loop: the one thread that moves frames between NICs and the engine.
+
+One iteration:
+
+1. wait (``poll``) on every link's receive ring and on a wake-up eventfd, at
+   most until the engine's next timer deadline and never longer than
+   ``max_wait`` — zero when a ring still holds frames from the last batch;
+2. take up to ``max_batch`` frames from each ready ring (no lock held);
+3. under the gate's lock, once per iteration: feed each link's batch to
+   ``engine.receive_batch(ifindex, frames, now)``, run ``engine.tick(now)``
+   if its deadline has come, drain ``engine.transmit()`` and read the next
+   deadline;
+4. with the lock released, send the output grouped per link, one
+   ``send_batch`` per link.
+
+API calls run on gRPC threads through ``gate.call``; the gate then calls
+``wake`` so what they produced (a gratuitous ARP, a hook's packet) leaves at
+once instead of at the next timeout. The clock is ``time.monotonic`` unless
+another is injected; the engine only ever sees the numbers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from router.ifnet import IfFlags
+
+MAX_BATCH = 256
+MAX_WAIT = 0.25  # seconds: the loop re-checks its stop flag at least this often
+POLL_IN = select.POLLIN | select.POLLERR
+
+
+class Link(Protocol):
+    """What the loop needs from a link (``agents.link.PacketLink`` in the agent)."""
+
+    @property
+    def ifname(self) -> str: ...
+
+    @property
+    def mac(self) -> bytes: ...
+
+    @property
+    def promiscuous(self) -> bool: ...
+
+    def fileno(self) -> int: ...
+
+    def recv_batch(self, max_frames: int = MAX_BATCH) -> list[bytes]: ...
+
+    def pending(self) -> bool: ...
+
+    def send_batch(self, frames: list[bytes]) -> int: ...
+
+    def set_promiscuous(self, on: bool) -> None: ...
+
+
+class EngineGate(Protocol):
+    """The part of ``agents.gate.Gate`` the loop uses."""
+
+    on_change: Callable[[], None] | None
+
+    def locked(self) -> contextlib.AbstractContextManager[Any]: ...
+
+
+@dataclass(slots=True)
+class LoopStats:
+    """What the loop counted; read by the metrics collector."""
+
+    iterations: int = 0
+    frames_in: int = 0
+    frames_out: int = 0
+    ticks: int = 0
+    tx_unroutable: int = 0  # output for an ifindex without a link (e.g. a vanished NIC)
+    tx_failed: int = 0
+    engine_errors: int = 0
+
+
+def wanted_promiscuous(ifp: Any, link_mac: bytes) -> bool:
+    """Does the engine need frames for MACs other than the NIC's own?
+
+    Yes when the engine interface's MAC differs from the NIC's (the NIC
+    would filter the engine's unicast frames) or when the engine asked for
+    promiscuous mode (a promiscuous tap, IFF_PROMISC).
+    """
+    if ifp is None:
+        return False
+    lladdr = bytes(getattr(ifp, "lladdr", b"") or b"")
+    flags = getattr(ifp, "flags", IfFlags.NONE)
+    return (bool(lladdr) and lladdr != link_mac) or bool(flags & IfFlags.PROMISC)
+
+
+class DataPlane:
+    """The loop thread. ``links`` maps the engine's ifindex to the link carrying it."""
+
+    def __init__(
+        self,
+        gate: EngineGate,
+        links: Mapping[int, Link],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        max_batch: int = MAX_BATCH,
+        max_wait: float = MAX_WAIT,
+        log: Any = None,
+    ) -> None:
+        self.gate = gate
+        self.links = dict(links)
+        self.clock = clock
+        self.max_batch = max_batch
+        self.max_wait = max_wait
+        self.log = log
+        self.stats = LoopStats()
+        self._deadline: float | None = None
+        self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        self._changed = True  # check promiscuous needs on the first iteration
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._poll = select.poll()
+        self._by_fd: dict[int, tuple[int, Link]] = {}
+        for ifindex, link in self.links.items():
+            self._poll.register(link.fileno(), POLL_IN)
+            self._by_fd[link.fileno()] = (ifindex, link)
+        self._poll.register(self._wake_fd, select.POLLIN)
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Start the loop thread and make API calls wake it."""
+        if self._thread is not None:
+            return
+        self.gate.on_change = self.wake
+        self._thread = threading.Thread(target=self._run, name="vrc-dataplane", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Stop and join the loop thread; True when it ended within ``timeout``."""
+        self._stopping.set()
+        self.wake()
+        thread, self._thread = self._thread, None
+        if self.gate.on_change == self.wake:
+            self.gate.on_change = None
+        if thread is not None:
+            thread.join(timeout)
+            if thread.is_alive():
+                return False
+        with contextlib.suppress(OSError):
+            os.close(self._wake_fd)
+        self._wake_fd = -1
+        return True
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Make the loop run an iteration now (called by the gate after API calls)."""
+        self._changed = True
+        with contextlib.suppress(OSError):
+            os.eventfd_write(self._wake_fd, 1)
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.run_once()
+            except Exception as exc:  # the loop must outlive any single bad iteration
+                self.stats.engine_errors += 1
+                if self.log is not None:
+                    self.log.exception("data-plane iteration failed", error=str(exc))
+                time.sleep(0.01)  # no hot spin if something keeps failing
+
+    # ------------------------------------------------------------ one iteration
+    def run_once(self) -> None:
+        """Wait (bounded), then receive, run the engine, transmit. Used by tests too."""
+        ready = self._wait(self._timeout())
+        batches = self._receive(ready)
+        output = self._run_engine(batches)
+        self._transmit(output)
+        self.stats.iterations += 1
+
+    def _timeout(self) -> float:
+        if any(link.pending() for link in self.links.values()):
+            return 0.0
+        if self._deadline is None:
+            return self.max_wait
+        return min(self.max_wait, max(0.0, self._deadline - self.clock()))
+
+    def _wait(self, timeout: float) -> set[int]:
+        # poll() takes milliseconds; round up so a deadline is never polled early in a spin.
+        millis = 0 if timeout <= 0 else max(1, int(timeout * 1000 + 0.999))
+        ready: set[int] = set()
+        for fd, _mask in self._poll.poll(millis):
+            if fd == self._wake_fd:
+                with contextlib.suppress(BlockingIOError, OSError):
+                    os.eventfd_read(self._wake_fd)
+            else:
+                ready.add(fd)
+        return ready
+
+    def _receive(self, ready: set[int]) -> list[tuple[int, list[bytes]]]:
+        batches: list[tuple[int, list[bytes]]] = []
+        for fd, (ifindex, link) in self._by_fd.items():
+            if fd in ready or link.pending():
+                frames = link.recv_batch(self.max_batch)
+                if frames:
+                    batches.append((ifindex, frames))
+                    self.stats.frames_in += len(frames)
+        return batches
+
+    def _run_engine(self, batches: list[tuple[int, list[bytes]]]) -> list[tuple[int, bytes]]:
+        with self.gate.locked() as engine:
+            now = self.clock()
+            for ifindex, frames in batches:
+                engine.receive_batch(ifindex, frames, now)
+            if self._deadline is not None and now >= self._deadline:
+                engine.tick(now)
+                self.stats.ticks += 1
+            output = list(engine.transmit())
+            self._deadline = engine.next_deadline()
+            if self._changed:
+                self._changed = False
+                self._sync_promiscuous(engine)
+        return output
+
+    def _sync_promiscuous(self, engine: Any) -> None:
+        """Promiscuous membership follows ``wanted_promiscuous`` (docs/agent.md)."""
+        for link in self.links.values():
+            wanted = wanted_promiscuous(engine.interface(link.ifname), link.mac)
+            if wanted != link.promiscuous:
+                try:
+                    link.set_promiscuous(wanted)
+                except OSError as exc:
+                    if self.log is not None:
+                        self.log.warning(
+                            "promiscuous mode change failed", ifname=link.ifname, error=str(exc)
+                        )
+                    continue
+                if self.log is not None:
+                    self.log.info("promiscuous mode", ifname=link.ifname, on=wanted)
+
+    def _transmit(self, output: Iterable[tuple[int, bytes]]) -> None:
+        per_link: dict[int, list[bytes]] = {}
+        for ifindex, frame in output:
+            per_link.setdefault(ifindex, []).append(frame)
+        for ifindex, frames in per_link.items():
+            link = self.links.get(ifindex)
+            if link is None:
+                self.stats.tx_unroutable += len(frames)
+                continue
+            sent = link.send_batch(frames)
+            self.stats.frames_out += sent
+            self.stats.tx_failed += len(frames) - sent

@@ -1,0 +1,74 @@
+"""Structured logs for the agent: key=value text for people, JSON lines for machines.
+
+Both structlog loggers (the agent's own code) and stdlib ``logging`` loggers
+(grpc, ``agents.server``) end in the same handler, so ``--log-format json``
+gives exactly one JSON object per line whoever logged it. Nothing logs per
+packet: the data plane logs state changes and errors only, and counts the
+rest (metrics).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, TextIO
+
+import structlog
+
+LEVELS = ("debug", "info", "warning", "error", "critical")
+FORMATS = ("text", "json")
+
+
+def _shared_processors() -> list[Any]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+    ]
+
+
+def configure_logging(
+    fmt: str = "text", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Route structlog and stdlib logging to ``stream`` (stderr) in one format."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--log-format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    if level.lower() not in LEVELS:
+        raise ValueError(f"--log-level {level!r}: expected one of {', '.join(LEVELS)}")
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=_shared_processors(),
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # grpc's own chatter stays at warnings unless debugging.
+    logging.getLogger("grpc").setLevel(max(logging.WARNING, root.level))
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *_shared_processors(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def get_logger(name: str, **context: Any) -> Any:
+    """A structlog logger named ``name`` with ``context`` bound to every line."""
+    return structlog.get_logger(name).bind(**context)
