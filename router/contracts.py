@@ -92,9 +92,10 @@ class FamilyModule(Protocol):
         """Classify an input frame: return ``(error, protocol family)``.
 
         Sets ``pkt.l2len`` and the BCAST/MCAST/PROMISC/VLAN flags. ``error`` is
-        0 (family found), ``ENOENT`` (no protocol claims it: family 0) or
-        ``EJUSTRETURN`` (consumed: the caller forgets the packet). A frame too
-        short for a link header is counted by the caller as an input error.
+        0 (family found), ``ENOENT`` (no protocol claims it: family 0),
+        ``EJUSTRETURN`` (consumed: the caller forgets the packet) or
+        ``EMSGSIZE`` (too short for a link header: the caller counts an input
+        error and drops it). Any other error is treated like ``ENOENT``.
         """
         ...
 
@@ -113,7 +114,12 @@ class FamilyModule(Protocol):
         ...
 
     def check_multi(self, ifp: Interface, addr: bytes) -> int:
-        """Validate a link-layer multicast address; 0 or ``EOPNOTSUPP``/``EADDRNOTAVAIL``."""
+        """Validate a multicast address; 0, ``EADDRNOTAVAIL``, ``EAFNOSUPPORT`` or ``EOPNOTSUPP``.
+
+        ``addr`` is a link-layer address (e.g. 6 bytes for Ethernet) or, when
+        no protocol resolved one, the protocol address in network byte order
+        (4 bytes for an IPv4 group).
+        """
         ...
 
 

@@ -78,6 +78,7 @@ class IfState(enum.Enum):
     ATTACHED = "attached"
     DETACHING = "detaching"  # invisible to lookups, waiting for I/O references
     DETACHED = "detached"  # final detach done; may be released and recycled
+    RELEASED = "released"  # given back (dlil_if_release): reusable by its unique id
 
 
 class IoctlCmd(enum.IntEnum):
@@ -121,11 +122,11 @@ class IfCounters:
     collisions: int = 0
 
     def reset(self) -> None:
-        for name in self.__slots__:  # type: ignore[attr-defined]
+        for name in self.__slots__:
             setattr(self, name, 0)
 
     def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        return {name: getattr(self, name) for name in self.__slots__}
 
 
 @dataclass(slots=True, eq=False)
@@ -153,19 +154,23 @@ class Interface:
         "addresses",
         "addrlen",
         "counters",
+        "demux_table",
         "driver",
         "eflags",
         "family",
         "family_module",
         "filters",
         "flags",
+        "generation",
         "hdrlen",
+        "in_use",
         "index",
         "inet",
         "ioref",
         "link_state",
         "lladdr",
         "mtu",
+        "multicast",
         "name",
         "protocols",
         "reused",
@@ -174,9 +179,6 @@ class Interface:
         "type",
         "uniqueid",
         "unit",
-        "in_use",
-        "multicast",
-        "generation",
     )
 
     def __init__(
@@ -220,6 +222,9 @@ class Interface:
         self.inet: Any = None  # IPv4 per-interface data (router/inet.py, ARP table)
         self.multicast: dict[bytes, int] = {}  # link-layer multicast memberships
         self.generation = 0  # bumped on any change the fast path depends on
+        # The family module's per-interface demux table (Ethernet: ethertype
+        # -> protocol family), filled by its add_proto and emptied at attach.
+        self.demux_table: dict[int, int] = {}
 
     @property
     def is_up(self) -> bool:

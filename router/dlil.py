@@ -1,0 +1,679 @@
+"""The data link layer (XNU ``dlil.c``): interfaces, protocols, filters, events.
+
+``DataLink`` owns every ``Interface`` object of the engine and its lifecycle
+(acquire, attach, detach, final detach, release, recycle — the table is in
+``router/dlil_lifecycle.py``), the protocol attachments per (interface,
+family), the interface filters, and the paths that cross the layer: input
+and output (``router/dlil_io.py``), ioctl, events, ARP send and multicast
+resolution.
+
+Final detach is deferred, as in the seed (whose worker thread runs
+``ifnet_detach_final``): ``detach`` only queues the interface, and
+``run_deferred`` finishes every queued interface that has no I/O reference
+left. The engine calls ``run_deferred`` after each batch, tick and API call;
+it never runs from inside an input, output, ioctl or event pass, so no
+callback sees its interface torn down under it.
+
+API calls raise ``RouterError``; the per-packet paths and the callback-style
+calls (``ioctl``, ``send_arp``, ``resolve_multi``) return errno ints.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any, cast
+
+from router import dlil_io
+from router.contracts import (
+    AddressDomain,
+    Driver,
+    FamilyModule,
+    InterfaceFilter,
+    Packet,
+    ProtoAttachment,
+)
+from router.dlil_lifecycle import LifeEvent, next_state
+from router.dlil_stubs import DETACHED_DRIVER, DETACHED_FAMILY, stub_protocol
+from router.errors import (
+    EBUSY,
+    EEXIST,
+    EINVAL,
+    EJUSTRETURN,
+    ENODEV,
+    ENOTSUP,
+    ENXIO,
+    EOPNOTSUPP,
+    RouterError,
+)
+from router.events import Event, EventKind
+from router.ifnet import (
+    AF_INET,
+    IfExtFlags,
+    IfFamily,
+    IfFlags,
+    IfState,
+    IfType,
+    Interface,
+    IoctlCmd,
+    LinkAddress,
+    LinkState,
+)
+
+ARPOP_REQUEST = 1
+ARPOP_REPLY = 2
+
+_LINKLOCAL_NET = 0xA9FE0000  # 169.254.0.0/16
+_LINKLOCAL_MASK = 0xFFFF0000
+
+EventCallback = Callable[[Event], None]
+
+
+def _no_route_cleanup(ifp: Interface, family: int) -> None:
+    return None
+
+
+def is_ipv4_linklocal(addr: int) -> bool:
+    """``IN_LINKLOCAL``: 169.254.0.0/16."""
+    return addr & _LINKLOCAL_MASK == _LINKLOCAL_NET
+
+
+def first_ipv4_address(ifp: Interface) -> int | None:
+    """The first IPv4 address entry on ``ifp`` (what the ARP fan-out uses as source)."""
+    for entry in ifp.addresses:
+        if getattr(entry, "family", None) == AF_INET:
+            addr = getattr(entry, "addr", None)
+            if isinstance(addr, int):
+                return addr
+    return None
+
+
+class DataLink:
+    """The data link layer of one engine. Single-threaded; see the module docstring."""
+
+    def __init__(self) -> None:
+        self._all: list[Interface] = []  # every interface ever acquired (dlil_ifnet_head)
+        self._by_uid: dict[tuple[int, bytes], Interface] = {}
+        self._by_name: dict[str, Interface] = {}  # attached only (ifnet_head)
+        self._by_index: dict[int, Interface] = {}  # attached only (ifindex2ifnet)
+        self._indexes: set[int] = set()  # indexes held by any interface object
+        self._detaching: deque[Interface] = deque()
+        self._subscribers: list[EventCallback] = []
+        self._domains: list[AddressDomain] = []
+        self.drops: list[int] = [0] * len(dlil_io.LinkDrop)
+        self.on_proto_freed: Callable[[Interface, int], None] = _no_route_cleanup
+        # sysctl net.link.ether.inet.ipv4_ll_arp_aware: fan out link-local ARP
+        self.ipv4_ll_arp_aware = True
+
+    # -- registry: acquire / release / lookup -----------------------------
+
+    def acquire(
+        self,
+        family: IfFamily,
+        uniqueid: bytes,
+        *,
+        name: str,
+        unit: int = 0,
+        type: IfType = IfType.ETHER,
+        flags: IfFlags = IfFlags.NONE,
+        eflags: IfExtFlags = IfExtFlags.NONE,
+        mtu: int = 1500,
+        addrlen: int = 0,
+    ) -> Interface:
+        """``dlil_if_acquire``: a fresh interface, or the released one with this id.
+
+        A reused interface is the same object with the same index, marked
+        ``reused``; its descriptive fields take the values given now. An id
+        whose interface is still in use is ``EBUSY``; an empty id never
+        conflicts (it only recycles a released interface that had none).
+        """
+        ifp = self._find_reusable(family, uniqueid, name)
+        if ifp is not None:
+            ifp.state = next_state(ifp.state, LifeEvent.ACQUIRE, name)
+            ifp.in_use = True
+            ifp.reused = True
+        else:
+            ifp = Interface(name, family=family, uniqueid=uniqueid)
+            self._all.append(ifp)
+            if uniqueid:
+                self._by_uid[(int(family), uniqueid)] = ifp
+        ifp.name = name
+        ifp.unit = unit
+        ifp.type = type
+        ifp.flags = flags
+        ifp.eflags = eflags
+        ifp.mtu = mtu
+        ifp.addrlen = addrlen
+        return ifp
+
+    def _find_reusable(self, family: IfFamily, uniqueid: bytes, name: str) -> Interface | None:
+        if uniqueid:
+            # in use or not, the table decides (EBUSY unless released)
+            return self._by_uid.get((int(family), uniqueid))
+        for ifp in self._all:
+            if ifp.family == family and not ifp.uniqueid and ifp.state is IfState.RELEASED:
+                return ifp
+        return None
+
+    def release(self, ifp: Interface) -> None:
+        """``dlil_if_release``: give the interface back; its id becomes reusable."""
+        ifp.state = next_state(ifp.state, LifeEvent.RELEASE, ifp.name)
+        ifp.in_use = False
+
+    def lookup(self, name_or_index: str | int) -> Interface | None:
+        """An attached (not detaching) interface by name or index."""
+        if isinstance(name_or_index, int):
+            return self._by_index.get(name_or_index)
+        return self._by_name.get(name_or_index)
+
+    def interfaces(self) -> list[Interface]:
+        """The attached interfaces in attach order (``ifnet_head``)."""
+        return list(self._by_index.values())
+
+    def all_interfaces(self) -> list[Interface]:
+        """Every interface object, whatever its state (``dlil_ifnet_head``)."""
+        return list(self._all)
+
+    # -- I/O references ----------------------------------------------------
+
+    def io_ref(self, ifp: Interface) -> bool:
+        """``ifnet_is_attached(ifp, 1)``: take an I/O reference if attached and not detaching."""
+        if ifp.state is IfState.ATTACHED:
+            ifp.ioref += 1
+            return True
+        return False
+
+    def io_unref(self, ifp: Interface) -> None:
+        """``ifnet_decr_iorefcnt``: release an I/O reference.
+
+        The final detach of a detaching interface waits for the count to reach
+        zero; it then runs at the next ``run_deferred``.
+        """
+        if ifp.ioref <= 0 or ifp.state not in (IfState.ATTACHED, IfState.DETACHING):
+            raise RouterError(EINVAL, "ioref", ifp.ioref, ifp.name,
+                              detail="I/O reference released that was never taken")
+        ifp.ioref -= 1
+
+    # -- attach / detach ---------------------------------------------------
+
+    def attach(
+        self,
+        ifp: Interface,
+        lladdr: bytes | None,
+        family_module: FamilyModule | None,
+        driver: Driver,
+    ) -> None:
+        """``ifnet_attach``: put the interface on the list and make it usable.
+
+        Refused with ``EEXIST`` if attached, ``EINVAL`` if ``lladdr``'s length
+        disagrees with a non-zero ``addrlen`` (zero takes the given length),
+        ``ENODEV`` without a family module. An interface attached for the first
+        time gets the lowest free index; a recycled one keeps its own. The link
+        address becomes the first address entry; counters start from zero.
+        """
+        state = next_state(ifp.state, LifeEvent.ATTACH, ifp.name)
+        if lladdr is not None:
+            if ifp.addrlen == 0:
+                ifp.addrlen = len(lladdr)
+            elif len(lladdr) != ifp.addrlen:
+                raise RouterError(EINVAL, "lladdr", lladdr.hex(":"), f"attach {ifp.name}",
+                                  detail=f"link address length must be {ifp.addrlen}")
+        if family_module is None:
+            raise RouterError(ENODEV, "family_module", None, f"attach {ifp.name}",
+                              detail="no family module")
+        if ifp.name in self._by_name:
+            raise RouterError(EEXIST, "name", ifp.name, f"attach {ifp.name}")
+        if ifp.index == 0:
+            ifp.index = self._next_index()
+        ifp.lladdr = bytes(lladdr) if lladdr is not None else b""
+        ifp.addresses = [LinkAddress(ifp.lladdr, ifp.name, ifp.index)]
+        ifp.filters = ()
+        ifp.protocols = {}
+        ifp.demux_table = {}
+        ifp.counters.reset()
+        ifp.family_module = family_module
+        ifp.driver = driver
+        ifp.state = state
+        ifp.generation += 1
+        self._by_name[ifp.name] = ifp
+        self._by_index[ifp.index] = ifp
+        self.post_event(ifp, EventKind.IF_ATTACHED, {})
+
+    def _next_index(self) -> int:
+        """``if_next_index``: the lowest index no interface object holds."""
+        index = 1
+        while index in self._indexes:
+            index += 1
+        self._indexes.add(index)
+        return index
+
+    def detach(self, ifp: Interface) -> None:
+        """``ifnet_detach``: start detaching; the final detach is deferred.
+
+        ``EINVAL`` if not attached, ``ENXIO`` if already detaching. The
+        interface leaves the lookups, is marked down and ``IF_DETACHING`` is
+        posted; ``run_deferred`` finishes it once no I/O reference is left.
+        """
+        ifp.state = next_state(ifp.state, LifeEvent.DETACH, ifp.name)
+        del self._by_name[ifp.name]
+        del self._by_index[ifp.index]
+        ifp.generation += 1
+        self.set_up(ifp, False)
+        self.post_event(ifp, EventKind.IF_DETACHING, {})
+        self._detaching.append(ifp)
+
+    @property
+    def pending_detach(self) -> tuple[Interface, ...]:
+        """Interfaces detaching and waiting for their final detach."""
+        return tuple(self._detaching)
+
+    def run_deferred(self) -> list[Interface]:
+        """Run the final detach of every queued interface with no I/O reference left.
+
+        Returns the interfaces finished now; the others stay queued.
+        """
+        finished: list[Interface] = []
+        waiting: list[Interface] = []
+        while self._detaching:
+            ifp = self._detaching.popleft()
+            if ifp.ioref > 0:
+                waiting.append(ifp)
+                continue
+            self.detach_final(ifp)
+            finished.append(ifp)
+        self._detaching.extend(waiting)
+        return finished
+
+    def detach_final(self, ifp: Interface) -> None:
+        """``ifnet_detach_final``: tear a detaching interface down for good.
+
+        In the seed's order: filters detached (each ``detached`` callback
+        runs), addresses purged by every domain, protocols unplumbed, the link
+        address removed, driver and family module swapped for safe stubs,
+        ``IF_DETACHED`` posted, the driver's ``free`` called, state DETACHED.
+        ``EBUSY`` while I/O references are outstanding.
+        """
+        if ifp.state is IfState.DETACHING and ifp.ioref > 0:
+            raise RouterError(EBUSY, "ioref", ifp.ioref, ifp.name,
+                              detail="I/O references outstanding")
+        state = next_state(ifp.state, LifeEvent.FINAL_DETACH, ifp.name)
+        if ifp in self._detaching:
+            self._detaching.remove(ifp)
+        filters, ifp.filters = ifp.filters, ()
+        for filt in filters:
+            self._finish_filter(ifp, filt)
+        for domain in list(self._domains):
+            domain.purge_interface(ifp)
+        self._unplumb_all(ifp)
+        ifp.addresses = []
+        driver = ifp.driver
+        ifp.driver = DETACHED_DRIVER
+        ifp.family_module = DETACHED_FAMILY
+        ifp.demux_table = {}
+        ifp.generation += 1
+        self.post_event(ifp, EventKind.IF_DETACHED, {})
+        if driver is not None:
+            driver.free(ifp)
+        ifp.state = state
+
+    def _unplumb_all(self, ifp: Interface) -> None:
+        """``proto_unplumb`` for every attached family, then detach what is left."""
+        for family in list(ifp.protocols):
+            for domain in list(self._domains):
+                domain.unplumb(ifp, family)
+            if family in ifp.protocols:
+                self.detach_protocol(ifp, family)
+
+    # -- flags and link state ----------------------------------------------
+
+    def set_up(self, ifp: Interface, up: bool) -> None:
+        """``if_up`` / ``if_down``: change IFF_UP; posts IF_FLAGS_CHANGED if it changed."""
+        if bool(ifp.flags & IfFlags.UP) == up:
+            return
+        ifp.flags = ifp.flags | IfFlags.UP if up else ifp.flags & ~IfFlags.UP
+        ifp.generation += 1
+        self.post_event(ifp, EventKind.IF_FLAGS_CHANGED, {"flags": int(ifp.flags), "up": up})
+
+    def set_link_state(self, ifp: Interface, state: LinkState) -> None:
+        """Record the link state; posts LINK_UP / LINK_DOWN when it changes to one."""
+        if ifp.link_state is state:
+            return
+        ifp.link_state = state
+        ifp.generation += 1
+        if state is LinkState.UP:
+            self.post_event(ifp, EventKind.LINK_UP, {})
+        elif state is LinkState.DOWN:
+            self.post_event(ifp, EventKind.LINK_DOWN, {})
+
+    # -- domains and subscribers -------------------------------------------
+
+    def add_domain(self, domain: AddressDomain) -> None:
+        """Register a network-layer domain for purge/unplumb at final detach."""
+        self._domains.append(domain)
+
+    def subscribe(self, callback: EventCallback) -> Callable[[], None]:
+        """Receive every event, attached interface or not; returns an unsubscribe."""
+        self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            if callback in self._subscribers:
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    # -- protocols ---------------------------------------------------------
+
+    def attach_protocol(self, ifp: Interface, proto: ProtoAttachment) -> None:
+        """``ifnet_attach_protocol`` (v1) / ``ifnet_attach_protocol_v2`` (v2).
+
+        ``EINVAL`` for family 0, an unknown version, a missing input callback
+        or an attachment that was already used and detached; ``ENXIO`` if the
+        interface is not attached; ``EEXIST`` if the family is attached. The
+        family module's ``add_proto`` registers (and may refine) the demux
+        descriptors; its error aborts the attach. Posts PROTO_ATTACHED with
+        the number of protocols now attached.
+        """
+        subject = f"protocol {proto.family} on {ifp.name}"
+        self._check_proto_details(proto, subject)
+        if ifp.state is not IfState.ATTACHED:
+            raise RouterError(ENXIO, "interface", ifp.name, subject)
+        if proto.family in ifp.protocols:
+            raise RouterError(EEXIST, "family", proto.family, subject)
+        error = ifp.family_module.add_proto(  # type: ignore[union-attr]
+            ifp, proto.family, proto.demux)
+        if error:
+            raise RouterError(error, "demux", proto.demux, subject)
+        proto.refcount = 1  # the attach reference
+        proto.ifindex = ifp.index
+        ifp.protocols[proto.family] = proto
+        ifp.generation += 1
+        self.post_event(ifp, EventKind.PROTO_ATTACHED,
+                        {"family": proto.family, "count": len(ifp.protocols)})
+
+    @staticmethod
+    def _check_proto_details(proto: ProtoAttachment, subject: str) -> None:
+        if proto.family == 0:
+            raise RouterError(EINVAL, "family", 0, subject)
+        if proto.version not in (1, 2):
+            raise RouterError(EINVAL, "version", proto.version, subject)
+        handler = proto.input if proto.version == 1 else proto.input_list
+        if handler is None:
+            raise RouterError(EINVAL, "input", None, subject,
+                              detail=f"a version {proto.version} protocol needs its input")
+        if proto.detached:
+            raise RouterError(EINVAL, "proto", "detached", subject,
+                              detail="a detached attachment cannot be attached again")
+
+    def detach_protocol(self, ifp: Interface, family: int) -> None:
+        """``ifnet_detach_protocol``: unhook a protocol; it is freed with its last reference.
+
+        ``EINVAL`` for family 0, ``ENXIO`` if not attached. The family module
+        forgets its demux descriptors, the callbacks become ENXIO stubs, and
+        the attach reference is dropped (see :meth:`proto_unref`).
+        """
+        subject = f"protocol {family} on {ifp.name}"
+        if family == 0:
+            raise RouterError(EINVAL, "family", 0, subject)
+        proto = ifp.protocols.pop(family, None)
+        if proto is None:
+            raise RouterError(ENXIO, "family", family, subject)
+        ifp.family_module.del_proto(ifp, family)  # type: ignore[union-attr]
+        stub_protocol(proto)
+        ifp.generation += 1
+        self.proto_unref(ifp, proto)
+
+    def find_protocol(self, ifp: Interface, family: int) -> ProtoAttachment | None:
+        """``find_attached_proto`` without the reference (the caller does not keep it)."""
+        return ifp.protocols.get(family)
+
+    def proto_unref(self, ifp: Interface, proto: ProtoAttachment) -> None:
+        """``if_proto_free``: drop one reference; the last one frees the protocol.
+
+        Freeing runs the protocol's ``detached_cb``, the route clean-up hook
+        ``on_proto_freed(ifp, family)`` and posts PROTO_DETACHED with the
+        number of protocols still attached.
+        """
+        proto.refcount -= 1
+        if proto.refcount > 0:
+            return
+        if proto.detached_cb is not None:
+            proto.detached_cb(ifp, proto.family)
+        self.on_proto_freed(ifp, proto.family)
+        self.post_event(ifp, EventKind.PROTO_DETACHED,
+                        {"family": proto.family, "count": len(ifp.protocols)})
+
+    # -- interface filters -------------------------------------------------
+
+    def attach_filter(self, ifp: Interface, filt: InterfaceFilter) -> None:
+        """``dlil_attach_filter``: append a filter to the interface's chain.
+
+        ``ENXIO`` if the interface is not attached; ``EEXIST`` if this filter
+        object is already on a chain. The chain is a tuple replaced as a
+        whole, so a pass running over the old one is undisturbed.
+        """
+        subject = f"filter {filt.name} on {ifp.name}"
+        if ifp.state is not IfState.ATTACHED:
+            raise RouterError(ENXIO, "interface", ifp.name, subject)
+        if self._filter_owner(filt) is not None:
+            raise RouterError(EEXIST, "filter", filt.name, subject)
+        filt.skip = False
+        filt.ifindex = ifp.index
+        ifp.filters = (*ifp.filters, filt)
+        ifp.generation += 1
+
+    def _filter_owner(self, filt: InterfaceFilter) -> Interface | None:
+        ifp = self._by_index.get(filt.ifindex)
+        if ifp is not None and any(f is filt for f in ifp.filters):
+            return ifp
+        return None
+
+    def detach_filter(self, filt: InterfaceFilter) -> None:
+        """``dlil_detach_filter``: remove a filter and run its ``detached`` callback once.
+
+        ``EINVAL`` if the filter is on no attached interface's chain (never
+        attached, already detached, or its interface is detaching: the final
+        detach will take care of it).
+        """
+        ifp = self._filter_owner(filt)
+        if ifp is None or filt.skip:
+            raise RouterError(EINVAL, "filter", filt.name, "detach filter",
+                              detail="not attached to an attached interface")
+        filt.skip = True
+        ifp.filters = tuple(f for f in ifp.filters if f is not filt)
+        ifp.generation += 1
+        self._finish_filter(ifp, filt)
+
+    @staticmethod
+    def _finish_filter(ifp: Interface, filt: InterfaceFilter) -> None:
+        filt.skip = True
+        if filt.detached is not None:
+            filt.detached(ifp)
+
+    # -- packet paths ------------------------------------------------------
+
+    def input(self, ifp: Interface, frames: list[bytes]) -> None:
+        """``ifnet_input``: frames received on ``ifp``; see ``router.dlil_io.input_frames``."""
+        dlil_io.input_frames(self, ifp, frames)
+
+    def output(
+        self, ifp: Interface, family: int, pkts: list[Packet], dest: Any, raw: bool = False
+    ) -> int:
+        """``dlil_output``: send packets of ``family``; see ``router.dlil_io.output_packets``."""
+        return dlil_io.output_packets(self, ifp, family, pkts, dest, raw)
+
+    # -- ioctl -------------------------------------------------------------
+
+    def ioctl(self, ifp: Interface, family: int, cmd: IoctlCmd | int, arg: Any) -> int:
+        """``ifnet_ioctl``: filters, then the protocol, then the driver.
+
+        ``EINVAL`` for command 0; ``EOPNOTSUPP`` if not attached. A handler's
+        result is taken only while nobody has handled the request
+        (``EOPNOTSUPP`` so far) or when it is ``EJUSTRETURN``; the first real
+        error, or ``EJUSTRETURN``, ends the chain. ``EJUSTRETURN`` becomes 0.
+        """
+        if cmd == 0:
+            return EINVAL
+        if not self.io_ref(ifp):
+            return EOPNOTSUPP
+        try:
+            retval = self._ioctl_chain(ifp, family, cast(IoctlCmd, cmd), arg)
+        finally:
+            self.io_unref(ifp)
+        return 0 if retval == EJUSTRETURN else retval
+
+    def _ioctl_chain(self, ifp: Interface, family: int, cmd: IoctlCmd, arg: Any) -> int:
+        retval = EOPNOTSUPP
+        for filt in ifp.filters:
+            if filt.skip or filt.ioctl is None or (filt.family and filt.family != family):
+                continue
+            retval, done = _ioctl_merge(retval, filt.ioctl(ifp, family, cmd, arg))
+            if done:
+                return retval
+        proto = ifp.protocols.get(family) if family else None
+        if proto is not None:
+            proto.refcount += 1
+            try:
+                result = proto.ioctl(ifp, family, cmd, arg) if proto.ioctl else EOPNOTSUPP
+            finally:
+                self.proto_unref(ifp, proto)
+            retval, done = _ioctl_merge(retval, result)
+            if done:
+                return retval
+        retval, _ = _ioctl_merge(retval, ifp.driver.ioctl(ifp, cmd, arg))  # type: ignore[union-attr]
+        return retval
+
+    # -- events ------------------------------------------------------------
+
+    def post_event(self, ifp: Interface, kind: EventKind, data: dict[str, Any]) -> Event:
+        """``dlil_post_msg``: build an event about ``ifp`` and deliver it."""
+        event = Event(kind, ifp.name, ifp.index, data)
+        self.deliver_event(ifp, event)
+        return event
+
+    def deliver_event(self, ifp: Interface, event: Event) -> None:
+        """``dlil_event_internal``: filters, protocols, the driver, then subscribers.
+
+        The interface's own parties hear the event only while it is attached
+        (under an I/O reference); subscribers always do.
+        """
+        if self.io_ref(ifp):
+            try:
+                self._event_to_interface(ifp, event)
+            finally:
+                self.io_unref(ifp)
+        for callback in list(self._subscribers):
+            callback(event)
+
+    def _event_to_interface(self, ifp: Interface, event: Event) -> None:
+        for filt in ifp.filters:
+            if not filt.skip and filt.event is not None:
+                filt.event(ifp, filt.family, event)
+        for proto in list(ifp.protocols.values()):
+            if proto.event is None:
+                continue
+            proto.refcount += 1
+            try:
+                proto.event(ifp, proto.family, event)
+            finally:
+                self.proto_unref(ifp, proto)
+        ifp.driver.event(ifp, event)  # type: ignore[union-attr]
+
+    # -- ARP and multicast -------------------------------------------------
+
+    def send_arp(
+        self,
+        ifp: Interface,
+        op: int,
+        sender_hw: bytes | None,
+        sender_ip: int | None,
+        target_hw: bytes | None,
+        target_ip: int | None,
+    ) -> int:
+        """``dlil_send_arp``: send an ARP packet through the IPv4 protocol's ``send_arp``.
+
+        ``EINVAL`` without a target. A request for a link-local target
+        (169.254/16) that is not an announcement (sender == target) goes out
+        on every attached interface flagged ARPLL that has an IPv4 address,
+        each with its own link address and first IPv4 address as the sender;
+        the first interface's result replaces ``ENOTSUP`` (nobody sent).
+        Anything else goes out on ``ifp`` only.
+        """
+        if target_ip is None:
+            return EINVAL
+        announcement = sender_ip is not None and sender_ip == target_ip
+        if (self.ipv4_ll_arp_aware and op == ARPOP_REQUEST
+                and is_ipv4_linklocal(target_ip) and not announcement):
+            return self._send_arp_linklocal(op, target_ip)
+        return self._send_arp_on(ifp, op, sender_hw, sender_ip, target_hw, target_ip)
+
+    def _send_arp_linklocal(self, op: int, target_ip: int) -> int:
+        result = ENOTSUP
+        for cur in self.interfaces():
+            if not cur.eflags & IfExtFlags.ARPLL:
+                continue
+            source_ip = first_ipv4_address(cur)
+            if source_ip is None:
+                continue
+            sent = self._send_arp_on(cur, op, cur.lladdr, source_ip, None, target_ip)
+            if result == ENOTSUP:
+                result = sent
+        return result
+
+    def _send_arp_on(
+        self, ifp: Interface, op: int, sender_hw: bytes | None, sender_ip: int | None,
+        target_hw: bytes | None, target_ip: int,
+    ) -> int:
+        """``dlil_send_arp_internal``: through ``ifp``'s IPv4 attachment, ENOTSUP without one."""
+        proto = ifp.protocols.get(AF_INET)
+        if proto is None:
+            return ENOTSUP
+        proto.refcount += 1
+        try:
+            if proto.send_arp is None:
+                return ENOTSUP
+            result: int = proto.send_arp(ifp, op, sender_hw, sender_ip, target_hw, target_ip)
+            return result
+        finally:
+            self.proto_unref(ifp, proto)
+
+    def resolve_multi(self, ifp: Interface, family: int, addr: Any) -> tuple[int, bytes]:
+        """``dlil_resolve_multi``: the protocol maps a group address, the family module checks.
+
+        The protocol's ``resolve_multi`` goes first; if it answered 0 the
+        family module's ``check_multi`` verifies the link address it gave,
+        if it had no answer (``EOPNOTSUPP``) the protocol address itself (an
+        IPv4 ``int`` is passed as 4 bytes, network order). ``EOPNOTSUPP`` if
+        the interface is not attached.
+        """
+        if not self.io_ref(ifp):
+            return EOPNOTSUPP, b""
+        try:
+            result, lladdr = EOPNOTSUPP, b""
+            proto = ifp.protocols.get(family)
+            if proto is not None:
+                proto.refcount += 1
+                try:
+                    if proto.resolve_multi is not None:
+                        result, lladdr = proto.resolve_multi(ifp, addr)
+                finally:
+                    self.proto_unref(ifp, proto)
+            if result in (0, EOPNOTSUPP):
+                verify = lladdr if result == 0 else _address_bytes(addr)
+                result = ifp.family_module.check_multi(ifp, verify)  # type: ignore[union-attr]
+            return result, lladdr
+        finally:
+            self.io_unref(ifp)
+
+
+def _ioctl_merge(retval: int, result: int) -> tuple[int, bool]:
+    """One step of the ioctl chain: the new result and whether the chain ends."""
+    if retval == EOPNOTSUPP or result == EJUSTRETURN:
+        retval = EOPNOTSUPP if result == ENOTSUP else result
+        return retval, retval not in (0, EOPNOTSUPP)
+    return retval, False
+
+
+def _address_bytes(addr: Any) -> bytes:
+    if isinstance(addr, int):
+        return addr.to_bytes(4, "big")
+    return bytes(addr)

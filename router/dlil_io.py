@@ -1,0 +1,239 @@
+"""The per-packet paths of the data link layer: input, output and the filter passes.
+
+``DataLink.input`` and ``DataLink.output`` delegate here. These loops run for
+every packet that takes the generic path, so they bind what they use to local
+names, build one ``Packet`` per frame and nothing else, and never raise for a
+bad packet: every drop bumps an interface counter and a ``LinkDrop`` count.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import TYPE_CHECKING, Any
+
+from router.contracts import Packet, PacketFlags, ProtoAttachment
+from router.errors import EJUSTRETURN, EMSGSIZE, ENXIO
+from router.ifnet import IfExtFlags, IfState, Interface
+
+if TYPE_CHECKING:
+    from router.dlil import DataLink
+
+_BCAST_OR_MCAST = PacketFlags.BCAST | PacketFlags.MCAST
+_VLAN = PacketFlags.VLAN_TAGGED
+_PROMISC = PacketFlags.PROMISC
+_ATTACHED = IfState.ATTACHED
+
+
+class LinkDrop(enum.IntEnum):
+    """Why the data link layer dropped a packet (``DataLink.drops`` counts each)."""
+
+    NOT_ATTACHED = 0  # interface not attached, or detaching
+    RUNT = 1  # shorter than the link header (also counted in ierrors)
+    FILTER = 2  # an interface filter refused it
+    PROMISC = 3  # not addressed to us
+    NO_PROTO = 4  # no protocol attached for its family (also counted in noproto)
+    PROTO_ERROR = 5  # the protocol's input refused it (also counted in iqdrops)
+    PRE_OUTPUT = 6  # the protocol's pre-output refused it (or an earlier packet)
+    FRAMER = 7  # the family module could not frame it
+    DRIVER = 8  # the driver refused it (also counted in oerrors)
+
+
+def filters_input(ifp: Interface, pkt: Packet, family: int) -> int:
+    """``dlil_interface_filters_input``: run the input filters in order.
+
+    The first non-zero result ends the pass and is returned: ``EJUSTRETURN``
+    (the filter took the packet) or an error (drop it). The pass iterates the
+    tuple it started with, so a filter detached meanwhile changes nothing
+    except that its ``skip`` mark keeps it from being called again.
+    """
+    for filt in ifp.filters:
+        if filt.skip or filt.input is None or (filt.family and filt.family != family):
+            continue
+        result = filt.input(ifp, family, pkt)
+        if result:
+            return result
+    return 0
+
+
+def filters_output(ifp: Interface, pkt: Packet, family: int) -> int:
+    """``dlil_interface_filters_output``: the output twin of :func:`filters_input`."""
+    for filt in ifp.filters:
+        if filt.skip or filt.output is None or (filt.family and filt.family != family):
+            continue
+        result = filt.output(ifp, family, pkt)
+        if result:
+            return result
+    return 0
+
+
+def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
+    """``ifnet_input`` + ``dlil_input_packet_list`` for one batch from one interface.
+
+    One I/O reference covers the batch; each frame re-checks that the
+    interface is still attached (a callback may have detached it), which is
+    what the seed's per-frame reference amounts to. Consecutive frames for
+    the same protocol are collected into one run and delivered together.
+    """
+    drops = dl.drops
+    if not dl.io_ref(ifp):
+        drops[LinkDrop.NOT_ATTACHED] += len(frames)
+        return
+    counters = ifp.counters
+    demux = ifp.family_module.demux  # type: ignore[union-attr]
+    index = ifp.index
+    run_proto: ProtoAttachment | None = None
+    run: list[Packet] = []
+    try:
+        for frame in frames:
+            if ifp.state is not _ATTACHED:
+                drops[LinkDrop.NOT_ATTACHED] += 1
+                continue
+            counters.ipackets += 1
+            counters.ibytes += len(frame)
+            pkt = Packet(frame, 0, PacketFlags.NONE, index)
+            error, family = demux(ifp, pkt)
+            if error:
+                if error == EJUSTRETURN:
+                    continue
+                if error == EMSGSIZE:
+                    counters.ierrors += 1
+                    drops[LinkDrop.RUNT] += 1
+                    continue
+                family = 0
+            flags = pkt.flags
+            if flags & _BCAST_OR_MCAST:
+                counters.imcasts += 1
+            if not flags & _VLAN and ifp.filters:
+                error = filters_input(ifp, pkt, family)
+                if error:
+                    if error != EJUSTRETURN:
+                        counters.iqdrops += 1
+                        drops[LinkDrop.FILTER] += 1
+                    continue
+            if pkt.flags & _PROMISC:
+                drops[LinkDrop.PROMISC] += 1
+                continue
+            if run_proto is None or run_proto.family != family:
+                proto = ifp.protocols.get(family) if family else None
+                if proto is None:
+                    counters.noproto += 1
+                    drops[LinkDrop.NO_PROTO] += 1
+                    continue
+                if run_proto is not None:
+                    _deliver(dl, ifp, run_proto, run)
+                    run = []
+                proto.refcount += 1
+                run_proto = proto
+            pkt.family = family
+            run.append(pkt)
+    finally:
+        if run_proto is not None:
+            _deliver(dl, ifp, run_proto, run)
+        dl.io_unref(ifp)
+
+
+def _deliver(dl: DataLink, ifp: Interface, proto: ProtoAttachment, pkts: list[Packet]) -> None:
+    """``dlil_ifproto_input``: hand a run to its protocol, then drop the run's reference.
+
+    Version 2 protocols get the whole list in one call, version 1 one packet
+    at a time. A result other than 0 or ``EJUSTRETURN`` drops what was handed.
+    """
+    family = proto.family
+    refused = 0
+    try:
+        if proto.version == 2:
+            error = proto.input_list(ifp, family, pkts)  # type: ignore[misc]
+            if error and error != EJUSTRETURN:
+                refused = len(pkts)
+        else:
+            for pkt in pkts:
+                error = proto.input(ifp, family, pkt)  # type: ignore[misc]
+                if error and error != EJUSTRETURN:
+                    refused += 1
+    finally:
+        if refused:
+            ifp.counters.iqdrops += refused
+            dl.drops[LinkDrop.PROTO_ERROR] += refused
+        dl.proto_unref(ifp, proto)
+
+
+def output_packets(
+    dl: DataLink, ifp: Interface, family: int, pkts: list[Packet], dest: Any, raw: bool
+) -> int:
+    """``dlil_output``: pre-output, framer, output filters, then the driver.
+
+    Returns the last step's result the way the seed does (``EJUSTRETURN`` as
+    0); a pre-output error other than ``EJUSTRETURN`` stops the whole list.
+    """
+    if not dl.io_ref(ifp):
+        dl.drops[LinkDrop.NOT_ATTACHED] += len(pkts)
+        return ENXIO
+    proto: ProtoAttachment | None = None
+    try:
+        if not raw:
+            proto = ifp.protocols.get(family)
+            if proto is None:
+                dl.drops[LinkDrop.NO_PROTO] += len(pkts)
+                return ENXIO
+            proto.refcount += 1
+        retval = _output_loop(dl, ifp, family, pkts, dest, proto)
+        return 0 if retval == EJUSTRETURN else retval
+    finally:
+        if proto is not None:
+            dl.proto_unref(ifp, proto)
+        dl.io_unref(ifp)
+
+
+def _output_loop(
+    dl: DataLink, ifp: Interface, family: int, pkts: list[Packet], dest: Any,
+    proto: ProtoAttachment | None,
+) -> int:
+    drops = dl.drops
+    framer = ifp.family_module.framer  # type: ignore[union-attr]
+    batch: list[Packet] | None = [] if ifp.eflags & IfExtFlags.SENDLIST else None
+    retval = 0
+    for position, pkt in enumerate(pkts):
+        if proto is not None:
+            lldst = b""
+            frame_type = 0
+            if proto.pre_output is not None:
+                retval, lldst, frame_type = proto.pre_output(ifp, family, pkt, dest)
+                if retval:
+                    if retval == EJUSTRETURN:
+                        continue
+                    drops[LinkDrop.PRE_OUTPUT] += len(pkts) - position
+                    return retval
+            retval = framer(ifp, pkt, lldst, frame_type)
+            if retval:
+                if retval != EJUSTRETURN:
+                    drops[LinkDrop.FRAMER] += 1
+                continue
+        if not pkt.flags & _VLAN:
+            retval = filters_output(ifp, pkt, family) if ifp.filters else 0
+            if retval:
+                if retval != EJUSTRETURN:
+                    drops[LinkDrop.FILTER] += 1
+                continue
+        if batch is not None:
+            batch.append(pkt)
+        else:
+            retval = _transmit(dl, ifp, [pkt])
+    if batch:
+        retval = _transmit(dl, ifp, batch)
+    return retval
+
+
+def _transmit(dl: DataLink, ifp: Interface, pkts: list[Packet]) -> int:
+    """Call the driver once for ``pkts`` and count the outcome."""
+    result = ifp.driver.output(ifp, [pkt.data for pkt in pkts])  # type: ignore[union-attr,misc]
+    counters = ifp.counters
+    if result and result != EJUSTRETURN:
+        counters.oerrors += len(pkts)
+        dl.drops[LinkDrop.DRIVER] += len(pkts)
+        return result
+    for pkt in pkts:
+        counters.opackets += 1
+        counters.obytes += len(pkt.data)
+        if pkt.flags & _BCAST_OR_MCAST:
+            counters.omcasts += 1
+    return result
