@@ -126,13 +126,13 @@ class DataPlane:
             self._poll.register(link.fileno(), POLL_IN)
             self._by_fd[link.fileno()] = (ifindex, link)
         self._poll.register(self._wake_fd, select.POLLIN)
+        gate.on_change = self.wake  # API calls wake the loop from now on
 
     # ------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        """Start the loop thread and make API calls wake it."""
+        """Start the loop thread."""
         if self._thread is not None:
             return
-        self.gate.on_change = self.wake
         self._thread = threading.Thread(target=self._run, name="vrc-dataplane", daemon=True)
         self._thread.start()
 
@@ -147,9 +147,10 @@ class DataPlane:
             thread.join(timeout)
             if thread.is_alive():
                 return False
-        with contextlib.suppress(OSError):
-            os.close(self._wake_fd)
-        self._wake_fd = -1
+        if self._wake_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._wake_fd)
+            self._wake_fd = -1
         return True
 
     @property
@@ -159,8 +160,9 @@ class DataPlane:
     def wake(self) -> None:
         """Make the loop run an iteration now (called by the gate after API calls)."""
         self._changed = True
-        with contextlib.suppress(OSError):
-            os.eventfd_write(self._wake_fd, 1)
+        if self._wake_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.eventfd_write(self._wake_fd, 1)
 
     def _run(self) -> None:
         while not self._stopping.is_set():
