@@ -120,16 +120,22 @@ def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
                     drops[LinkDrop.NO_PROTO] += 1
                     continue
                 if run_proto is not None:
-                    _deliver(dl, ifp, run_proto, run)
+                    finished, run_proto = run_proto, None
+                    _deliver(dl, ifp, finished, run)
                     run = []
                 proto.refcount += 1
                 run_proto = proto
             pkt.family = family
             run.append(pkt)
-    finally:
         if run_proto is not None:
-            _deliver(dl, ifp, run_proto, run)
-        dl.io_unref(ifp)
+            finished, run_proto = run_proto, None
+            _deliver(dl, ifp, finished, run)
+    finally:
+        try:
+            if run_proto is not None:  # a callback raised: drop the run, keep the books
+                dl.proto_unref(ifp, run_proto)
+        finally:
+            dl.io_unref(ifp)
 
 
 def _deliver(dl: DataLink, ifp: Interface, proto: ProtoAttachment, pkts: list[Packet]) -> None:
