@@ -1,0 +1,106 @@
+"""A helper process run inside a test namespace: drives one PacketLink and isolation.
+
+Started with ``ip netns exec NS python3 tests/integration/nshelper.py``; reads
+one JSON command per line on stdin and answers one JSON object per line on
+stdout, so a test can hold a link open in a namespace while it makes the
+kernel (ping, arping) act in another. Frames travel as hex strings. Every
+receive is bounded by its ``timeout``; the process exits on EOF.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from agents.isolation import DropMethod, Isolation, isolate
+from agents.link import PacketLink, RingConfig, TxMode
+
+
+class Helper:
+    def __init__(self) -> None:
+        self.link: PacketLink | None = None
+        self.isolation: Isolation | None = None
+
+    def _link(self) -> PacketLink:
+        if self.link is None:
+            raise RuntimeError("no link open")
+        return self.link
+
+    def op_open(self, ifname: str, tx_mode: str = "auto", block_size: int = 1 << 18,
+                block_count: int = 32) -> dict[str, Any]:
+        config = RingConfig(tx_mode=TxMode(tx_mode), block_size=block_size,
+                            block_count=block_count)
+        self.link = PacketLink.open(ifname, config)
+        nic = self.link.nic
+        return {"mac": nic.mac.hex(), "mtu": nic.mtu, "ifindex": nic.ifindex}
+
+    def op_recv(self, want: int, timeout: float, max: int = 256) -> dict[str, Any]:
+        link = self._link()
+        frames: list[bytes] = []
+        batches: list[int] = []
+        deadline = time.monotonic() + timeout
+        while len(frames) < want and time.monotonic() < deadline:
+            got = link.recv_batch(min(max, want - len(frames)))
+            if got:
+                frames.extend(got)
+                batches.append(len(got))
+            else:
+                time.sleep(0.001)
+        return {"frames": [f.hex() for f in frames], "batches": batches}
+
+    def op_send(self, frames: list[str]) -> dict[str, Any]:
+        return {"sent": self._link().send_batch([bytes.fromhex(f) for f in frames])}
+
+    def op_promisc(self, on: bool) -> dict[str, Any]:
+        self._link().set_promiscuous(on)
+        return {"promiscuous": self._link().promiscuous}
+
+    def op_stats(self) -> dict[str, Any]:
+        link = self._link()
+        packets, drops = link.kernel_stats()
+        stats = link.stats
+        return {"rx_frames": stats.rx_frames, "tx_frames": stats.tx_frames,
+                "tx_errors": stats.tx_errors, "kernel_packets": packets,
+                "kernel_drops": drops, "outgoing_skipped": stats.rx_outgoing_skipped}
+
+    def op_isolate(self, ifname: str, methods: list[str]) -> dict[str, Any]:
+        self.isolation = isolate(ifname, tuple(DropMethod(m) for m in methods))
+        method = self.isolation.method
+        return {"method": method.value if method else None}
+
+    def op_unisolate(self) -> dict[str, Any]:
+        errors = self.isolation.remove() if self.isolation is not None else []
+        self.isolation = None
+        return {"errors": errors}
+
+    def op_close(self) -> dict[str, Any]:
+        if self.link is not None:
+            self.link.close()
+            self.link.close()  # idempotent
+        return {"closed": True}
+
+
+def main() -> None:
+    helper = Helper()
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        request = json.loads(line)
+        op = request.pop("op")
+        try:
+            reply = getattr(helper, f"op_{op}")(**request)
+        except Exception as exc:
+            reply = {"error": f"{type(exc).__name__}: {exc}"}
+        print(json.dumps(reply), flush=True)
+    if helper.isolation is not None:
+        helper.isolation.remove()
+    if helper.link is not None:
+        helper.link.close()
+
+
+if __name__ == "__main__":
+    main()
