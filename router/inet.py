@@ -77,8 +77,19 @@ _OLD_SETS = frozenset({
 })
 
 
+_UP = int(IfFlags.UP)
+_LOOPBACK = int(IfFlags.LOOPBACK)
+_POINTOPOINT = int(IfFlags.POINTOPOINT)
+_NOARP = int(IfFlags.NOARP)
+_MULTICAST = int(IfFlags.MULTICAST)
+
+
 def _no_emit(event: Event) -> None:
     del event
+
+
+def _alias_subject(ifp: Interface, addr: int) -> str:
+    return f"alias {ntoa(addr)} on {ifp.name}"
 
 
 def _add(counter: dict[int, int], key: int) -> None:
@@ -215,8 +226,7 @@ class InetDomain:
         all-hosts join is decided after a replaced address has gone, so
         re-adding the only address keeps the membership.
         """
-        subject = f"alias {ntoa(req.addr)} on {ifp.name}"
-        self._validate(ifp, req, subject)
+        self._validate(ifp, req)
         info = self.info(ifp)
         old = info.addrs.get(req.addr)
         if old is not None:
@@ -225,8 +235,8 @@ class InetDomain:
         first = not info.addrs
         self._link(ia)
         try:
-            self._init_interface(ia, subject)
-            self._add_prefix(ia, subject)
+            self._init_interface(ia)
+            self._add_prefix(ia)
         except RouterError:  # fail2/fail1: nothing routed yet
             self._unlink(ia)
             raise
@@ -236,15 +246,17 @@ class InetDomain:
             self._unlink(ia)
             self._scrub_prefix(ia, include_static=True)
             raise
-        if first and ifp.flags & IfFlags.MULTICAST:
+        if first and int(ifp.flags) & _MULTICAST:
             self.join_group(ifp, ALL_HOSTS_GROUP)
             info.allhosts = True
-        self.emit(Event(EventKind.RTM_NEWADDR, ifp.name, ifp.index, ia.describe()))
+        if self.emit is not _no_emit:
+            self.emit(Event(EventKind.RTM_NEWADDR, ifp.name, ifp.index, ia.describe()))
         self.neighbors.address_added(ifp, ia)
         return ia
 
     @staticmethod
-    def _validate(ifp: Interface, req: AliasRequest, subject: str) -> None:
+    def _validate(ifp: Interface, req: AliasRequest) -> None:
+        subject = _alias_subject(ifp, req.addr)
         if req.addr_family != AF_INET:
             raise RouterError(EINVAL, "addr_family", req.addr_family, subject)
         if not 0 <= req.addr <= ALL_ONES:
@@ -271,35 +283,38 @@ class InetDomain:
         plen = mask.bit_count()
         subnet = req.addr & mask
         peer = default_peer(ifp, req.addr, mask, req)
-        host = bool(ifp.flags & (IfFlags.LOOPBACK | IfFlags.POINTOPOINT))
+        flags = int(ifp.flags)
+        host = bool(flags & (_LOOPBACK | _POINTOPOINT))
         key = (peer, 32) if host else (subnet, plen)
-        p2p_self = bool(ifp.flags & IfFlags.POINTOPOINT) and peer == req.addr
-        wants_local = req.addr != 0 and not ifp.flags & IfFlags.LOOPBACK and not p2p_self
+        p2p_self = bool(flags & _POINTOPOINT) and peer == req.addr
+        wants_local = req.addr != 0 and not flags & _LOOPBACK and not p2p_self
         return InAddr(req.addr, mask, plen, subnet, peer, ifp, key, host, wants_local, req.vhid)
 
-    def _init_interface(self, ia: InAddr, subject: str) -> None:
+    def _init_interface(self, ia: InAddr) -> None:
         """Let the driver initialise for (or refuse) the address (``SIOCSIFADDR``)."""
         driver = ia.ifp.driver
         if driver is None:
             return
         error = driver.ioctl(ia.ifp, IoctlCmd.SIOCSIFADDR, ia)
         if error not in (0, EOPNOTSUPP, EJUSTRETURN):
-            raise RouterError(error, "interface", ia.ifp.name, subject, "driver refused address")
+            raise RouterError(error, "interface", ia.ifp.name, _alias_subject(ia.ifp, ia.addr),
+                              "driver refused address")
 
     # -- in_addprefix / in_addralias_rtmsg --------------------------------
 
-    def _add_prefix(self, ia: InAddr, subject: str) -> None:
+    def _add_prefix(self, ia: InAddr) -> None:
         """``in_addprefix``: route the prefix, or leave it to its current owner."""
         owners = self._owners.get(ia.route_key)
         if owners:
             if self.policy is SamePrefixPolicy.REFUSE:
-                raise RouterError(EEXIST, "prefix", self._key_text(ia), subject,
+                raise RouterError(EEXIST, "prefix", self._key_text(ia),
+                                  _alias_subject(ia.ifp, ia.addr),
                                   "prefix already routed (same-prefix policy: refuse)")
             if self.policy is SamePrefixPolicy.ALLOW:
                 self._alias_message(EventKind.RTM_ADD, ia)
                 return
             if any(o.addr == ia.addr for o in owners):
-                raise RouterError(EEXIST, "addr", ntoa(ia.addr), subject,
+                raise RouterError(EEXIST, "addr", ntoa(ia.addr), _alias_subject(ia.ifp, ia.addr),
                                   "address already routed on another interface")
         self._install_prefix_route(ia)
 
@@ -332,6 +347,8 @@ class InetDomain:
         No route is added or removed; the message copies the prefix's route
         with the gateway pointed at the alias. Without a route, no message.
         """
+        if self.emit is _no_emit:
+            return
         prefix, plen = ia.route_key
         route = next((r for r in self.routes.get(prefix, plen) if not r.is_local), None)
         if route is None:
@@ -418,7 +435,8 @@ class InetDomain:
         if not info.addrs and info.allhosts:
             info.allhosts = False
             self.leave_group(ifp, ALL_HOSTS_GROUP)
-        self.emit(Event(EventKind.RTM_DELADDR, ifp.name, ifp.index, ia.describe()))
+        if self.emit is not _no_emit:
+            self.emit(Event(EventKind.RTM_DELADDR, ifp.name, ifp.index, ia.describe()))
 
     def scrub_prefix(self, ia: InAddr, *, include_static: bool = False) -> None:
         """``in_scrubprefix`` for an address that stays configured.
@@ -432,9 +450,10 @@ class InetDomain:
 
     def _scrub_prefix(self, ia: InAddr, include_static: bool) -> None:
         ifp = ia.ifp
-        if include_static and ia.addr != 0 and not ifp.flags & IfFlags.LOOPBACK:
+        flags = int(ifp.flags)
+        if include_static and ia.addr != 0 and not flags & _LOOPBACK:
             self._release_local_route(ia)
-            if not ifp.flags & IfFlags.NOARP:
+            if not flags & _NOARP:
                 self.neighbors.scrub_address(ifp, ia.addr)
         if not ia.owns_route:
             self._alias_message(EventKind.RTM_DELETE, ia)
@@ -452,7 +471,7 @@ class InetDomain:
     def _prefix_heir(self, ia: InAddr) -> InAddr | None:
         """First other address of the prefix, on an UP interface, without a route."""
         for other in self._by_key.get(ia.route_key, {}):
-            if other is not ia and not other.owns_route and other.ifp.flags & IfFlags.UP:
+            if other is not ia and not other.owns_route and int(other.ifp.flags) & _UP:
                 return other
         return None
 

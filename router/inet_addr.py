@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 RFC3021_MASK = 0xFFFFFFFE  # a /31: both addresses are hosts, no broadcast (RFC 3021)
 ALL_HOSTS_GROUP = 0xE0000001  # 224.0.0.1
 LIMITED_BROADCAST = ALL_ONES
+_BROADCAST = int(IfFlags.BROADCAST)
+_POINTOPOINT = int(IfFlags.POINTOPOINT)
+_LOOPBACK = int(IfFlags.LOOPBACK)
 
 
 class SamePrefixPolicy(enum.Enum):
@@ -203,16 +206,17 @@ def default_peer(ifp: Interface, addr: int, mask: int, req: AliasRequest) -> int
     stores the destination, a loopback interface the address itself.
     """
     peer = 0
-    if ifp.flags & IfFlags.BROADCAST:
+    flags = int(ifp.flags)
+    if flags & _BROADCAST:
         if req.broadcast is not None:
             peer = req.broadcast
         elif mask == RFC3021_MASK:
             peer = LIMITED_BROADCAST
         else:
             peer = (addr & mask) | (~mask & ALL_ONES)
-    if ifp.flags & IfFlags.POINTOPOINT and req.dest is not None:
+    if flags & _POINTOPOINT and req.dest is not None:
         peer = req.dest
-    if ifp.flags & IfFlags.LOOPBACK:
+    if flags & _LOOPBACK:
         peer = addr
     return peer
 

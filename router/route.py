@@ -15,9 +15,8 @@ compare generations instead of subscribing to changes.
 from __future__ import annotations
 
 import enum
-import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from router.errors import EEXIST, EINVAL, ESRCH, RouterError
@@ -43,7 +42,7 @@ def mask_to_plen(mask: int) -> int | None:
 
 def ntoa(addr: int) -> str:
     """Dotted-quad text of an IPv4 address held as an int."""
-    return str(ipaddress.IPv4Address(addr))
+    return f"{addr >> 24 & 255}.{addr >> 16 & 255}.{addr >> 8 & 255}.{addr & 255}"
 
 
 class RouteFlags(enum.IntFlag):
@@ -82,14 +81,14 @@ class Route:
     ifname: str = ""
     family: int = AF_INET
     installed: bool = False
+    is_local: bool = field(init=False)  # LOCAL flag, kept as a bool for the hot paths
+
+    def __post_init__(self) -> None:
+        self.is_local = bool(int(self.flags) & _LOCAL)
 
     @property
     def mask(self) -> int:
         return plen_to_mask(self.plen)
-
-    @property
-    def is_local(self) -> bool:
-        return bool(self.flags & RouteFlags.LOCAL)
 
     def describe(self) -> dict[str, Any]:
         """Plain values for a routing message or an API listing."""
@@ -106,6 +105,9 @@ class Route:
             f"<Route {ntoa(self.prefix)}/{self.plen} if={self.ifindex} "
             f"gw={ntoa(self.gateway)} src={ntoa(self.source)} {_flag_names(self.flags)}>"
         )
+
+
+_LOCAL = int(RouteFlags.LOCAL)
 
 
 def _flag_names(flags: RouteFlags) -> str:
@@ -345,4 +347,5 @@ class RouteTable:
 
     def _changed(self, kind: EventKind, route: Route) -> None:
         self.generation += 1
-        self._emit(Event(kind, route.ifname, route.ifindex, route.describe()))
+        if self._emit is not _no_emit:
+            self._emit(Event(kind, route.ifname, route.ifindex, route.describe()))
