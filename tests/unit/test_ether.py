@@ -68,7 +68,8 @@ def test_demux_truncated_vlan_header_is_emsgsize() -> None:
 
 
 def test_demux_vlan_frame_is_tagged_and_classified_by_inner_ethertype() -> None:
-    frame = bytes(Ether(dst=MAC, src=PEER) / Dot1Q(vlan=42, type=ETHERTYPE_IP) / Raw(b"\x45" + b"\0" * 19))
+    tagged = Ether(dst=MAC, src=PEER) / Dot1Q(vlan=42, type=ETHERTYPE_IP)
+    frame = bytes(tagged / Raw(b"\x45" + b"\0" * 19))
     assert frame[16:18] == b"\x08\x00"
     pkt = Packet(frame)
     assert ETHER.demux(_ifp(), pkt) == (0, AF_INET)
