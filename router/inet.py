@@ -155,7 +155,8 @@ class InetDomain:
             self.apply_alias(ifp, arg)
             return 0
         if cmd is IoctlCmd.SIOCDIFADDR:
-            req = arg if isinstance(arg, DeleteRequest) else DeleteRequest()
+            req = arg if isinstance(arg, DeleteRequest) else DeleteRequest(
+                arg if isinstance(arg, int) else None)
             self.delete_alias(ifp, req.addr, req.family)
             return 0
         if cmd in _OLD_SETS:
@@ -451,9 +452,9 @@ class InetDomain:
     def _scrub_prefix(self, ia: InAddr, include_static: bool) -> None:
         ifp = ia.ifp
         flags = int(ifp.flags)
-        if include_static and ia.addr != 0 and not flags & _LOOPBACK:
-            self._release_local_route(ia)
-            if not flags & _NOARP:
+        if include_static:
+            self._release_local_route(ia)  # a no-op unless ia holds the value's route
+            if ia.addr != 0 and not flags & (_LOOPBACK | _NOARP):
                 self.neighbors.scrub_address(ifp, ia.addr)
         if not ia.owns_route:
             self._alias_message(EventKind.RTM_DELETE, ia)

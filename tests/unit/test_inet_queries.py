@@ -128,6 +128,15 @@ def test_control_adds_deletes_and_gets() -> None:
     assert errno_of(rig.inet.control, eth, IoctlCmd.SIOCDIFADDR, None) == EADDRNOTAVAIL
 
 
+def test_control_delete_takes_a_plain_address_value() -> None:
+    rig = Rig()
+    eth = make_if("eth0", 1)
+    rig.inet.add_alias(eth, ip("10.0.0.1"), MASK24)
+    b = rig.inet.add_alias(eth, ip("10.0.1.1"), MASK24)
+    rig.inet.control(eth, IoctlCmd.SIOCDIFADDR, ip("10.0.0.1"))
+    assert rig.inet.addresses(eth) == [b]
+
+
 def test_control_add_without_alias_request_is_einval() -> None:
     assert errno_of(Rig().inet.control, make_if("eth0", 1), IoctlCmd.SIOCAIFADDR, 5) == EINVAL
 
