@@ -322,14 +322,13 @@ class InetDomain:
     def _install_prefix_route(self, ia: InAddr) -> None:
         prefix, plen = ia.route_key
         flags = RouteFlags.UP | (RouteFlags.HOST if ia.host_route else RouteFlags.NONE)
-        owners = self._owners.setdefault(ia.route_key, {})
         route = self.routes.add(
             prefix, plen, ifindex=ia.ifp.index, flags=flags, source=ia.addr, ifaddr=ia,
-            ifname=ia.ifp.name, multipath=bool(owners),
+            ifname=ia.ifp.name, multipath=ia.route_key in self._owners,
         )
         ia.prefix_route = route
         ia.flags |= IfaFlags.ROUTE
-        owners[ia] = None
+        self._owners.setdefault(ia.route_key, {})[ia] = None
 
     def _drop_prefix_route(self, ia: InAddr) -> None:
         if ia.prefix_route is not None:

@@ -271,6 +271,8 @@ def test_prefix_route_taken_by_a_configured_route_fails_the_add() -> None:
                    flags=RouteFlags.GATEWAY)
     assert errno_of(rig.inet.add_alias, eth, ip("10.0.0.1"), ip("255.255.255.0")) == EEXIST
     assert rig.inet.addresses(eth) == [] and not rig.inet.local_ip(ip("10.0.0.1"))
+    assert rig.inet.prefix_members(ip("10.0.0.0"), 24) == []
+    assert rig.inet._owners == {}
 
 
 # -- loopback route to self ---------------------------------------------------
