@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from scapy.all import ICMP, IP, raw
@@ -39,6 +40,8 @@ class NgBench:
     delivered: list[tuple[Interface, int, bytes]] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     now: float = 100.0
+    # what the network layer does with a packet from a hook; None records it in ``delivered``
+    stack: Callable[[Interface, int, bytes], None] | None = None
 
     def up(self, ifp: Interface) -> None:
         """Bring ``ifp`` up and running the way ifconfig does (SIOCSIFADDR)."""
@@ -51,7 +54,11 @@ def make_bench(**options: object) -> NgBench:
     holder: list[NgBench] = []
 
     def deliver(ifp: Interface, family: int, packet: bytes) -> None:
-        holder[0].delivered.append((ifp, family, bytes(packet)))
+        bench = holder[0]
+        if bench.stack is not None:
+            bench.stack(ifp, family, packet)
+        else:
+            bench.delivered.append((ifp, family, bytes(packet)))
 
     ngs = NetgraphIfaces(dl, deliver, taps=taps, clock=lambda: holder[0].now,
                          **options)  # type: ignore[arg-type]
