@@ -135,7 +135,11 @@ class AgentProc:
         self.proc = topo.lab.spawn(topo.r, *argv, log=self.log)
         self.channel = grpc.insecure_channel(self.target)
         self.stub = agent_pb2_grpc.AgentStub(self.channel)
-        self._wait_ready()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.cleanup()
+            raise
 
     def _wait_ready(self) -> None:
         def ready() -> bool:
