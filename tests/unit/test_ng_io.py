@@ -322,3 +322,21 @@ def test_tags_travel_on_the_frame_between_engines() -> None:
     right.stack = lambda ifp, family, packet: seen.append(packet)  # type: ignore[arg-type]
     assert left.ngs.output(a, AF_INET, ipv4_packet()) == 0
     assert isinstance(seen[0], NgFrame) and seen[0].crossed == (a,)
+
+
+# -- PointToPointFamily.demux (frames that come through DataLink.input) ----
+
+
+def test_frames_through_datalink_input_are_demuxed_by_their_null_header() -> None:
+    bench = make_bench()
+    ifp = bench.ngs.create()
+    got: list[tuple[int, bytes]] = []
+
+    def take(ifp: Interface, family: int, pkt: Packet) -> int:
+        got.append((family, bytes(pkt.payload)))
+        return 0
+
+    bench.dl.attach_protocol(ifp, ProtoAttachment(AF_INET, 1, input=take))
+    bench.dl.input(ifp, [null_header(AF_INET) + ipv4_packet(), b"\x02\x00"])
+    assert got == [(AF_INET, ipv4_packet())]
+    assert ifp.counters.ierrors == 1  # the 2-byte frame is shorter than the family header
