@@ -14,7 +14,13 @@ from collections import Counter
 
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    rule,
+    run_state_machine_as_test,
+)
 
 from router.contracts import DemuxDesc, InterfaceFilter, Packet, ProtoAttachment
 from router.errors import (
@@ -282,6 +288,8 @@ class DataLinkMachine(RuleBasedStateMachine):
         assert self.proto_freed == self.proto_attaches
 
 
-DataLinkMachine.TestCase.settings = settings(max_examples=100, stateful_step_count=40,
-                                             deadline=None)
-test_random_interleavings_keep_references_and_final_detach_exact = DataLinkMachine.TestCase
+def test_random_interleavings_keep_references_and_final_detach_exact() -> None:
+    run_state_machine_as_test(
+        DataLinkMachine,
+        settings=settings(max_examples=100, stateful_step_count=40, deadline=None),
+    )
