@@ -21,6 +21,7 @@ class ArpConfig:
     base_reachable_time: float = 30.0  # Linux base_reachable_time
     reachable_jitter_min: float = 0.5  # reachable time = base * uniform(min, max) (RFC 4861)
     reachable_jitter_max: float = 1.5
+    reachable_redraw: float = 300.0  # Linux redraws the random reachable time every 300 s
     delay_first_probe_time: float = 5.0  # Linux delay_first_probe_time
     stale_time: float = 60.0  # Linux gc_stale_time: an unused STALE entry goes after this
     failed_hold_time: float = 20.0  # FreeBSD host_down_time: EHOSTUNREACH before a new try
@@ -55,8 +56,9 @@ class ArpConfig:
             value = getattr(self, f.name)
             if f.name != "seed" and value < 0:
                 raise RouterError(EINVAL, f.name, value, "ARP configuration")
-        for name in ("base_reachable_time", "retrans_time", "stale_time", "failed_hold_time",
-                     "delay_first_probe_time", "gc_interval", "announce_interval"):
+        for name in ("base_reachable_time", "reachable_redraw", "retrans_time", "stale_time",
+                     "failed_hold_time", "delay_first_probe_time", "gc_interval",
+                     "announce_interval"):
             if getattr(self, name) <= 0:
                 raise RouterError(EINVAL, name, getattr(self, name), "ARP configuration",
                                   "must be positive")

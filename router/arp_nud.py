@@ -157,7 +157,8 @@ class Reachability:
     shared, not copied.
     """
 
-    __slots__ = ("_config", "_last_gc", "_out", "_rng", "_stats", "_tables", "timers")
+    __slots__ = ("_config", "_last_gc", "_out", "_reachable", "_reachable_drawn_at", "_rng",
+                 "_stats", "_tables", "timers")
 
     def __init__(self, config: ArpConfig, stats: ArpStats, out: NudOutput,
                  rng: random.Random, tables: dict[int, LlTable]) -> None:
@@ -167,6 +168,8 @@ class Reachability:
         self._rng = rng
         self._tables = tables
         self._last_gc = float("-inf")
+        self._reachable = config.base_reachable_time
+        self._reachable_drawn_at = float("-inf")
         self.timers: TimerHeap[LlEntry] = TimerHeap(
             lambda entry: not entry.flags & LleFlags.DELETED)
 
@@ -202,7 +205,7 @@ class Reachability:
             entry.flags |= LleFlags.VALID
             entry.updated = now
         elif action is NudAction.CONFIRM:
-            entry.reachable_until = now + self._reachable_time()
+            entry.reachable_until = now + self._reachable_time(now)
             entry.updated = now
         elif action is NudAction.RELEASE:
             self.release_held(entry)
@@ -262,10 +265,19 @@ class Reachability:
             return
         self.timers.arm(entry, entry.reachable_until)
 
-    def _reachable_time(self) -> float:
+    def _reachable_time(self, now: float) -> float:
+        """The current randomised reachable time, drawn anew every ``reachable_redraw``.
+
+        One value for a while (as Linux and RFC 4861 do) rather than one per
+        confirmation keeps ``reachable_until`` moving forward only, so the
+        lazy timer of :meth:`_arm_reachable` never needs a new heap item.
+        """
         config = self._config
-        factor = self._rng.uniform(config.reachable_jitter_min, config.reachable_jitter_max)
-        return config.base_reachable_time * factor
+        if now - self._reachable_drawn_at >= config.reachable_redraw:
+            factor = self._rng.uniform(config.reachable_jitter_min, config.reachable_jitter_max)
+            self._reachable = config.base_reachable_time * factor
+            self._reachable_drawn_at = now
+        return self._reachable
 
     def on_timer(self, entry: LlEntry, now: float) -> None:
         state = entry.state
@@ -303,7 +315,10 @@ class Reachability:
         Above ``gc_thresh2`` (at most once per ``gc_interval``) or at
         ``gc_thresh3`` the oldest dynamic entries (FAILED first, then least
         recently updated) go until ``gc_thresh2`` are left, room for the new
-        one included. Static and interface-address entries are never taken.
+        one included. Static and interface-address entries are never taken,
+        nor INCOMPLETE ones (a resolution in progress ends by itself within
+        seconds): when only those fill the table, a new neighbour is refused
+        (False), Linux's "neighbour table overflow".
         """
         config = self._config
         total = self.dynamic_total()
@@ -318,7 +333,7 @@ class Reachability:
             return
         candidates = (
             entry for table in self._tables.values() for entry in table.entries.values()
-            if not entry.static
+            if not entry.static and entry.state is not NudState.INCOMPLETE
         )
         victims = heapq.nsmallest(
             count, candidates, key=lambda e: (e.state is not NudState.FAILED, e.updated))
