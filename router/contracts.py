@@ -41,6 +41,11 @@ class Packet:
     the network-layer packet) and the network-layer packet on output until the
     framer prepends the link header. The fast path in front of the generic
     path works on raw ``bytes`` and never builds one of these.
+
+    ``flags`` holds ``PacketFlags`` bits as a plain ``int``: ``IntFlag``
+    operators cost about a microsecond each, several times per packet, so
+    the per-packet code tests and sets bits on ints (``pkt.flags &
+    PacketFlags.BCAST`` still reads fine, only slower).
     """
 
     __slots__ = ("data", "family", "flags", "l2len", "rcvif", "vlan")
@@ -49,13 +54,13 @@ class Packet:
         self,
         data: bytes | bytearray,
         l2len: int = 0,
-        flags: PacketFlags = PacketFlags.NONE,
+        flags: int = 0,
         rcvif: int = 0,
         family: int = 0,
     ) -> None:
         self.data = data
         self.l2len = l2len
-        self.flags = flags
+        self.flags = int(flags)
         self.rcvif = rcvif
         self.family = family
         self.vlan = 0

@@ -18,9 +18,10 @@ from router.ifnet import IfExtFlags, IfState, Interface
 if TYPE_CHECKING:
     from router.dlil import DataLink
 
-_BCAST_OR_MCAST = PacketFlags.BCAST | PacketFlags.MCAST
-_VLAN = PacketFlags.VLAN_TAGGED
-_PROMISC = PacketFlags.PROMISC
+# plain ints: IntFlag operators are far too slow for the per-packet path
+_BCAST_OR_MCAST = int(PacketFlags.BCAST | PacketFlags.MCAST)
+_VLAN = int(PacketFlags.VLAN_TAGGED)
+_PROMISC = int(PacketFlags.PROMISC)
 _ATTACHED = IfState.ATTACHED
 
 
@@ -90,7 +91,7 @@ def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
                 continue
             counters.ipackets += 1
             counters.ibytes += len(frame)
-            pkt = Packet(frame, 0, PacketFlags.NONE, index)
+            pkt = Packet(frame, 0, 0, index)
             error, family = demux(ifp, pkt)
             if error:
                 if error == EJUSTRETURN:
@@ -196,6 +197,8 @@ def _output_loop(
 ) -> int:
     drops = dl.drops
     framer = ifp.family_module.framer  # type: ignore[union-attr]
+    driver_output = ifp.driver.output  # type: ignore[union-attr]
+    counters = ifp.counters
     batch: list[Packet] | None = [] if ifp.eflags & IfExtFlags.SENDLIST else None
     retval = 0
     for position, pkt in enumerate(pkts):
@@ -222,15 +225,24 @@ def _output_loop(
                 continue
         if batch is not None:
             batch.append(pkt)
+            continue
+        data = pkt.data
+        retval = driver_output(ifp, [data])  # type: ignore[list-item]
+        if retval and retval != EJUSTRETURN:
+            counters.oerrors += 1
+            drops[LinkDrop.DRIVER] += 1
         else:
-            retval = _transmit(dl, ifp, [pkt])
+            counters.opackets += 1
+            counters.obytes += len(data)
+            if pkt.flags & _BCAST_OR_MCAST:
+                counters.omcasts += 1
     if batch:
-        retval = _transmit(dl, ifp, batch)
+        retval = _transmit_list(dl, ifp, batch)
     return retval
 
 
-def _transmit(dl: DataLink, ifp: Interface, pkts: list[Packet]) -> int:
-    """Call the driver once for ``pkts`` and count the outcome."""
+def _transmit_list(dl: DataLink, ifp: Interface, pkts: list[Packet]) -> int:
+    """One driver call for a whole list (SENDLIST interfaces); count the outcome."""
     result = ifp.driver.output(ifp, [pkt.data for pkt in pkts])  # type: ignore[union-attr,misc]
     counters = ifp.counters
     if result and result != EJUSTRETURN:

@@ -36,10 +36,10 @@ DEMUX_ETHERTYPE = "ethertype"
 
 _IPV4_MCAST_PREFIX = b"\x01\x00\x5e"
 _ETHERTYPE = struct.Struct("!H")
-_BCAST = PacketFlags.BCAST
-_MCAST = PacketFlags.MCAST
-_PROMISC = PacketFlags.PROMISC
-_VLAN = PacketFlags.VLAN_TAGGED
+_BCAST = int(PacketFlags.BCAST)
+_MCAST = int(PacketFlags.MCAST)
+_PROMISC = int(PacketFlags.PROMISC)
+_VLAN = int(PacketFlags.VLAN_TAGGED)
 
 
 def ipv4_multicast_mac(group: int) -> bytes:

@@ -20,6 +20,7 @@ from router.events import Event
 from router.ifnet import Interface, IoctlCmd
 
 NULL_HEADER_LEN = 4
+_LOOP = int(PacketFlags.LOOP)
 _FAMILY = struct.Struct("<I" if sys.byteorder == "little" else ">I")
 
 
@@ -34,7 +35,7 @@ class LoopbackFamily:
         if len(data) < NULL_HEADER_LEN:
             return EMSGSIZE, 0
         pkt.l2len = NULL_HEADER_LEN
-        pkt.flags |= PacketFlags.LOOP
+        pkt.flags |= _LOOP
         family: int = _FAMILY.unpack_from(data)[0]
         if family not in ifp.protocols:
             return ENOENT, 0
