@@ -96,7 +96,7 @@ class DataLink:
         self._by_uid: dict[tuple[int, bytes], Interface] = {}
         self._by_name: dict[str, Interface] = {}  # attached only (ifnet_head)
         self._by_index: dict[int, Interface] = {}  # attached only (ifindex2ifnet)
-        self._indexes: set[int] = set()  # indexes held by any interface object
+        self._indexes: dict[int, Interface] = {}  # index -> its interface, whatever its state
         self._detaching: deque[Interface] = deque()
         self._subscribers: list[EventCallback] = []
         self._domains: list[AddressDomain] = []
@@ -225,6 +225,7 @@ class DataLink:
             raise RouterError(EEXIST, "name", ifp.name, f"attach {ifp.name}")
         if ifp.index == 0:
             ifp.index = self._next_index()
+            self._indexes[ifp.index] = ifp
         ifp.lladdr = bytes(lladdr) if lladdr is not None else b""
         ifp.addresses = [LinkAddress(ifp.lladdr, ifp.name, ifp.index)]
         ifp.filters = ()
@@ -244,7 +245,6 @@ class DataLink:
         index = 1
         while index in self._indexes:
             index += 1
-        self._indexes.add(index)
         return index
 
     def detach(self, ifp: Interface) -> None:
@@ -255,12 +255,18 @@ class DataLink:
         posted; ``run_deferred`` finishes it once no I/O reference is left.
         """
         ifp.state = next_state(ifp.state, LifeEvent.DETACH, ifp.name)
-        del self._by_name[ifp.name]
-        del self._by_index[ifp.index]
+        self._unlist(ifp)
         ifp.generation += 1
         self.set_up(ifp, False)
         self.post_event(ifp, EventKind.IF_DETACHING, {})
         self._detaching.append(ifp)
+
+    def _unlist(self, ifp: Interface) -> None:
+        """Take ``ifp`` off the lookups (by identity: its name may have changed)."""
+        del self._by_index[ifp.index]
+        for name, listed in list(self._by_name.items()):
+            if listed is ifp:
+                del self._by_name[name]
 
     @property
     def pending_detach(self) -> tuple[Interface, ...]:
@@ -454,15 +460,16 @@ class DataLink:
         subject = f"filter {filt.name} on {ifp.name}"
         if ifp.state is not IfState.ATTACHED:
             raise RouterError(ENXIO, "interface", ifp.name, subject)
-        if self._filter_owner(filt) is not None:
+        if self._filter_chain_owner(filt) is not None:
             raise RouterError(EEXIST, "filter", filt.name, subject)
         filt.skip = False
         filt.ifindex = ifp.index
         ifp.filters = (*ifp.filters, filt)
         ifp.generation += 1
 
-    def _filter_owner(self, filt: InterfaceFilter) -> Interface | None:
-        ifp = self._by_index.get(filt.ifindex)
+    def _filter_chain_owner(self, filt: InterfaceFilter) -> Interface | None:
+        """The interface whose chain holds ``filt`` (attached or detaching), if any."""
+        ifp = self._indexes.get(filt.ifindex)
         if ifp is not None and any(f is filt for f in ifp.filters):
             return ifp
         return None
@@ -474,8 +481,8 @@ class DataLink:
         attached, already detached, or its interface is detaching: the final
         detach will take care of it).
         """
-        ifp = self._filter_owner(filt)
-        if ifp is None or filt.skip:
+        ifp = self._filter_chain_owner(filt)
+        if ifp is None or ifp.state is not IfState.ATTACHED or filt.skip:
             raise RouterError(EINVAL, "filter", filt.name, "detach filter",
                               detail="not attached to an attached interface")
         filt.skip = True

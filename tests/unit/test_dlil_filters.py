@@ -193,3 +193,19 @@ def test_attach_filter_replaces_the_chain_tuple() -> None:
     before = ifp.filters
     h.dl.attach_filter(ifp, recording_filter("f", []))
     assert before == () and isinstance(ifp.filters, tuple) and len(ifp.filters) == 1
+
+
+def test_filter_on_a_detaching_interface_cannot_be_attached_elsewhere() -> None:
+    h, ifp = _setup()
+    other, _ = h.ethernet("eth1", bytes.fromhex("020000000009"))
+    log: list[str] = []
+    filt = recording_filter("f", log)
+    h.dl.attach_filter(ifp, filt)
+    h.dl.detach(ifp)
+    with pytest.raises(RouterError) as info:
+        h.dl.attach_filter(other, filt)
+    assert info.value.errno == EEXIST
+    h.dl.run_deferred()
+    h.dl.attach_filter(other, filt)
+    h.dl.input(other, [eth_frame(bytes.fromhex("020000000009"))])
+    assert log == ["f:detached", "f:in"]

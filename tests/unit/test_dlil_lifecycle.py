@@ -479,3 +479,11 @@ def test_filter_attached_to_a_non_attached_interface_is_enxio() -> None:
         dl.attach_filter(ifp, InterfaceFilter("f"))
     assert info.value.errno == ENXIO
 
+
+
+def test_detach_finds_a_renamed_interface_by_identity() -> None:
+    h = Harness()
+    ifp, _ = h.ethernet("eth0")
+    ifp.name = "wan0"
+    h.dl.detach(ifp)
+    assert h.dl.lookup("eth0") is None and h.dl.interfaces() == []
