@@ -588,6 +588,18 @@ class Arp:
         if record is None or record.state is AcdState.CONFLICTED:
             self._acd.start(ifp, addr, self._now)
 
+    def link_address_changed(self, ifp: Interface) -> None:
+        """``ifp`` has a new MAC: our entries carry it, usable addresses are announced."""
+        table = self._tables.get(ifp.index)
+        if table is None:
+            return
+        for entry in list(table.entries.values()):
+            if entry.flags & LleFlags.IFADDR and entry.lladdr != ifp.lladdr:
+                entry.lladdr = bytes(ifp.lladdr)
+                self._out.changed(entry, EventKind.ARP_CHANGED)
+                if not ifp.flags & IfFlags.NOARP and self._acd.usable(ifp, entry.addr):
+                    self._out.send_announcement(ifp, entry.addr)
+
     def scrub_address(self, ifp: Interface, addr: int) -> None:
         """``arp_ifscrub``: our address went; its entry goes, static or not."""
         self._acd.stop(ifp, addr)

@@ -183,6 +183,15 @@ class LlTable:
         """``in_lltable_lookup`` without create/delete: deleted entries are never found."""
         return self.entries.get(addr)
 
+    def ready_lladdr(self, addr: int) -> bytes | None:
+        """The MAC of a usable entry, or None: the fast path's one lookup and state check.
+
+        A caller holding the table skips ``Arp.resolve``'s table lookup; on
+        None it must go through ``Arp.resolve`` (which may hold the packet).
+        """
+        entry = self.entries.get(addr)
+        return entry.lladdr if entry is not None and entry.ready else None
+
     def rtcheck(self, addr: int) -> int:
         """``in_lltable_rtcheck``: may an entry for ``addr`` exist on this interface?
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from scapy.layers.l2 import ARP
 
 from router.arp_config import ArpDrop
 from router.errors import EEXIST, EINVAL, ENXIO, EPERM, ESRCH, RouterError
@@ -235,3 +236,23 @@ def test_arp_after_detach_is_dropped(world: World) -> None:
     world.arp.detach_interface(world.eth0)
     world.receive(reply(MAC_A, "10.0.0.2", "10.0.0.1"))
     assert world.arp.stats.drops[ArpDrop.NO_TABLE] == 1
+
+
+def test_new_link_address_is_taken_by_our_entries_and_announced(world: World) -> None:
+    world.eth0.lladdr = MAC_US2
+    world.arp.link_address_changed(world.eth0)
+    assert world.resolve(ip("10.0.0.1")) == (0, MAC_US2)
+    [frame] = world.sink.take_frames()
+    assert frame.src == MAC_US2.hex(":") and frame[ARP].psrc == frame[ARP].pdst == "10.0.0.1"
+    world.receive(request(MAC_A, "10.0.0.2", "10.0.0.1"))
+    assert world.sink.take_frames()[0][ARP].hwsrc == MAC_US2.hex(":")
+
+
+def test_the_fast_path_lookup_sees_only_usable_entries(world: World) -> None:
+    table = world.arp.table(world.eth0)
+    assert table is not None
+    world.receive(request(MAC_A, "10.0.0.2", "10.0.0.1"))
+    assert table.ready_lladdr(ip("10.0.0.2")) is None  # STALE: must go through resolve
+    assert world.resolve(ip("10.0.0.2")) == (0, MAC_A)
+    assert table.ready_lladdr(ip("10.0.0.2")) == MAC_A  # DELAY
+    assert table.ready_lladdr(ip("10.0.0.3")) is None
