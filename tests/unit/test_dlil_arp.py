@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.dlil import ARPOP_REPLY, ARPOP_REQUEST, first_ipv4_address, is_ipv4_linklocal
+from router.dlil_arp import ARPOP_REPLY, ARPOP_REQUEST, first_ipv4_address, is_ipv4_linklocal
 from router.errors import EADDRNOTAVAIL, EHOSTUNREACH, EINVAL, ENOTSUP, EOPNOTSUPP, EPERM
 from router.ether import ipv4_multicast_mac
 from router.ifnet import AF_INET, IfExtFlags, Interface, LinkAddress
