@@ -23,15 +23,14 @@ verified.
 
 from __future__ import annotations
 
-import ipaddress
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-from router.arp_acd import AcdRecord, AcdState, ConflictDetector
+from router.arp_acd import AcdState, ConflictDetector
 from router.arp_config import ArpConfig, ArpDrop, ArpStats
 from router.arp_nud import STATES_WITH_MAC, NudEvent, Reachability
+from router.arp_output import ArpOutput, ArpSink, CallableSink, ntoa
 from router.errors import (
     EHOSTUNREACH,
     EINVAL,
@@ -41,7 +40,7 @@ from router.errors import (
     ESRCH,
     RouterError,
 )
-from router.events import Event, EventKind
+from router.events import EventKind
 from router.ifnet import IfFlags, Interface
 from router.lltable import (
     ALL_ONES,
@@ -59,39 +58,6 @@ from router.wire import arp as wire
 __all__ = ["Arp", "ArpSink", "CallableSink", "IfAddrLike"]
 
 
-class ArpSink(Protocol):
-    """Where ARP's output goes; implemented by the engine.
-
-    Called synchronously from ``input``, ``resolve``, ``tick`` and the API
-    calls. The callee owns the frames and packets it is given and must not
-    call back into :class:`Arp` from inside these calls.
-    """
-
-    def send_frame(self, ifp: Interface, frame: bytes) -> None:
-        """Transmit a complete Ethernet frame carrying ARP on ``ifp``."""
-        ...
-
-    def release(self, ifp: Interface, lladdr: bytes, packets: list[bytes]) -> None:
-        """Held IPv4 packets whose next hop is now ``lladdr``: frame and send them."""
-        ...
-
-    def unreachable(self, ifp: Interface, packets: list[bytes]) -> None:
-        """Resolution gave up: answer each held packet with ICMP host-unreachable."""
-        ...
-
-    def emit(self, event: Event) -> None: ...
-
-
-@dataclass(slots=True)
-class CallableSink:
-    """An :class:`ArpSink` made of four callables."""
-
-    send_frame: Callable[[Interface, bytes], None]
-    release: Callable[[Interface, bytes, list[bytes]], None]
-    unreachable: Callable[[Interface, list[bytes]], None]
-    emit: Callable[[Event], None]
-
-
 class IfAddrLike(Protocol):
     """What :meth:`Arp.address_added` reads of an interface address."""
 
@@ -99,90 +65,9 @@ class IfAddrLike(Protocol):
     def addr(self) -> int: ...
 
 
-def _ntoa(addr: int) -> str:
-    return str(ipaddress.IPv4Address(addr))
-
-
 def _bad_sender_ip(addr: int) -> bool:
     """Multicast/reserved (224/3), loopback (127/8): never a neighbour's address."""
     return addr >= 0xE0000000 or addr >> 24 == 127
-
-
-
-class ArpOutput:
-    """ARP's outgoing side: builds frames and events and hands them to the sink.
-
-    It is the ``NudOutput`` of the reachability machine and the ``AcdSink``
-    of conflict detection, and counts what it sends.
-    """
-
-    __slots__ = ("_sink", "_source_for", "_stats", "_tables")
-
-    def __init__(self, sink: ArpSink, stats: ArpStats, tables: dict[int, LlTable],
-                 source_for: Callable[[Interface, int, bytes | None], int]) -> None:
-        self._sink = sink
-        self._stats = stats
-        self._tables = tables
-        self._source_for = source_for
-
-    def reply(self, ifp: Interface, sender_mac: bytes, request: wire.ArpHeader) -> None:
-        """Answer ``request`` from ``ifp``, claiming its target for ``sender_mac``."""
-        frame = wire.emit_frame(request.sha, ifp.lladdr, wire.OP_REPLY, sender_mac,
-                                request.tpa, request.sha, request.spa)
-        self._sink.send_frame(ifp, frame)
-
-    def solicit(self, entry: LlEntry, eth_dst: bytes) -> None:
-        ifp = entry.ifp
-        source = self._source_for(ifp, entry.addr, entry.hold[-1] if entry.hold else None)
-        entry.probes += 1
-        self._stats.requests_out += 1
-        frame = wire.emit_frame(eth_dst, ifp.lladdr, wire.OP_REQUEST, ifp.lladdr, source,
-                                wire.ZERO_MAC, entry.addr)
-        self._sink.send_frame(ifp, frame)
-
-    def release(self, ifp: Interface, lladdr: bytes, packets: list[bytes]) -> None:
-        self._sink.release(ifp, lladdr, packets)
-
-    def unreachable(self, ifp: Interface, packets: list[bytes]) -> None:
-        self._sink.unreachable(ifp, packets)
-
-    def send_probe(self, ifp: Interface, addr: int) -> None:
-        """RFC 5227 probe: sender IP 0, target the address we want."""
-        self._stats.probes_out += 1
-        self._sink.send_frame(ifp, wire.emit_frame(
-            wire.ETHER_BROADCAST, ifp.lladdr, wire.OP_REQUEST, ifp.lladdr, 0, wire.ZERO_MAC,
-            addr))
-
-    def send_announcement(self, ifp: Interface, addr: int) -> None:
-        """Gratuitous ARP (RFC 5227 announcement): sender and target both our address."""
-        self._stats.announcements_out += 1
-        self._sink.send_frame(ifp, wire.emit_frame(
-            wire.ETHER_BROADCAST, ifp.lladdr, wire.OP_REQUEST, ifp.lladdr, addr, wire.ZERO_MAC,
-            addr))
-
-    def report_conflict(self, record: AcdRecord, other_mac: bytes, defended: bool) -> None:
-        self._stats.conflicts += 1
-        ifp = record.ifp
-        self._sink.emit(Event(EventKind.ARP_CONFLICT, ifp.name, ifp.index, {
-            "addr": _ntoa(record.addr),
-            "lladdr": wire.mac_text(other_mac),
-            "state": record.state.value,
-            "defended": defended,
-        }))
-
-    def changed(self, entry: LlEntry, kind: EventKind) -> None:
-        """An entry was added, changed or removed: new generation, and the news."""
-        table = self._tables.get(entry.ifp.index)
-        if table is not None:
-            table.generation += 1
-        ifp = entry.ifp
-        self._sink.emit(Event(kind, ifp.name, ifp.index, {
-            "addr": _ntoa(entry.addr),
-            "lladdr": wire.mac_text(entry.lladdr) if entry.lladdr else "",
-            "state": entry.state.value,
-            "static": entry.static,
-            "published": bool(entry.flags & LleFlags.PUB),
-        }))
 
 
 class Arp:
@@ -506,7 +391,7 @@ class Arp:
         entry; ``ENXIO`` without an ARP table.
         """
         table = self._require_table(ifp)
-        subject = f"static ARP {_ntoa(addr)} on {ifp.name}"
+        subject = f"static ARP {ntoa(addr)} on {ifp.name}"
         mac = bytes(mac)
         if len(mac) != wire.HLEN_ETHER or wire.is_multicast_mac(mac) or mac == wire.ZERO_MAC:
             raise RouterError(EINVAL, "lladdr", mac.hex(":"), subject, "not a unicast MAC")
@@ -515,11 +400,11 @@ class Arp:
         if entry is None:
             error, entry = table.create(addr, LleFlags.STATIC, self._now)
             if entry is None:
-                raise RouterError(error, "addr", _ntoa(addr), subject, "no route covers it")
+                raise RouterError(error, "addr", ntoa(addr), subject, "no route covers it")
             kind = EventKind.ARP_ADDED
         error = table.make_static(entry, mac, published)
         if error:
-            raise RouterError(error, "addr", _ntoa(addr), subject, "an interface address")
+            raise RouterError(error, "addr", ntoa(addr), subject, "an interface address")
         self._nud.release_held(entry)
         self._out.changed(entry, kind)
         return next(info for info in table.dump() if info.addr == addr)
@@ -531,7 +416,7 @@ class Arp:
         if error:
             detail = "no such entry" if error == ESRCH else (
                 "an interface address (delete the address instead)")
-            raise RouterError(error, "addr", _ntoa(addr), f"ARP {_ntoa(addr)} on {ifp.name}",
+            raise RouterError(error, "addr", ntoa(addr), f"ARP {ntoa(addr)} on {ifp.name}",
                               detail)
         assert entry is not None
         self._out.changed(entry, EventKind.ARP_DELETED)

@@ -1,0 +1,133 @@
+"""ARP's outgoing side: the sink the engine implements, and the frame and event builder.
+
+:class:`ArpOutput` turns what the ARP protocol, its reachability machine and
+conflict detection decide into Ethernet frames and events, counts what it
+sends, and hands everything to the engine's :class:`ArpSink`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from router.arp_acd import AcdRecord
+from router.arp_config import ArpStats
+from router.events import Event, EventKind
+from router.ifnet import Interface
+from router.lltable import LleFlags, LlEntry, LlTable
+from router.wire import arp as wire
+
+
+class ArpSink(Protocol):
+    """Where ARP's output goes; implemented by the engine.
+
+    Called synchronously from ``input``, ``resolve``, ``tick`` and the API
+    calls. The callee owns the frames and packets it is given and must not
+    call back into :class:`Arp` from inside these calls.
+    """
+
+    def send_frame(self, ifp: Interface, frame: bytes) -> None:
+        """Transmit a complete Ethernet frame carrying ARP on ``ifp``."""
+        ...
+
+    def release(self, ifp: Interface, lladdr: bytes, packets: list[bytes]) -> None:
+        """Held IPv4 packets whose next hop is now ``lladdr``: frame and send them."""
+        ...
+
+    def unreachable(self, ifp: Interface, packets: list[bytes]) -> None:
+        """Resolution gave up: answer each held packet with ICMP host-unreachable."""
+        ...
+
+    def emit(self, event: Event) -> None: ...
+
+
+@dataclass(slots=True)
+class CallableSink:
+    """An :class:`ArpSink` made of four callables."""
+
+    send_frame: Callable[[Interface, bytes], None]
+    release: Callable[[Interface, bytes, list[bytes]], None]
+    unreachable: Callable[[Interface, list[bytes]], None]
+    emit: Callable[[Event], None]
+
+
+def ntoa(addr: int) -> str:
+    return str(ipaddress.IPv4Address(addr))
+
+
+class ArpOutput:
+    """ARP's outgoing side: builds frames and events and hands them to the sink.
+
+    It is the ``NudOutput`` of the reachability machine and the ``AcdSink``
+    of conflict detection, and counts what it sends.
+    """
+
+    __slots__ = ("_sink", "_source_for", "_stats", "_tables")
+
+    def __init__(self, sink: ArpSink, stats: ArpStats, tables: dict[int, LlTable],
+                 source_for: Callable[[Interface, int, bytes | None], int]) -> None:
+        self._sink = sink
+        self._stats = stats
+        self._tables = tables
+        self._source_for = source_for
+
+    def reply(self, ifp: Interface, sender_mac: bytes, request: wire.ArpHeader) -> None:
+        """Answer ``request`` from ``ifp``, claiming its target for ``sender_mac``."""
+        frame = wire.emit_frame(request.sha, ifp.lladdr, wire.OP_REPLY, sender_mac,
+                                request.tpa, request.sha, request.spa)
+        self._sink.send_frame(ifp, frame)
+
+    def solicit(self, entry: LlEntry, eth_dst: bytes) -> None:
+        ifp = entry.ifp
+        source = self._source_for(ifp, entry.addr, entry.hold[-1] if entry.hold else None)
+        entry.probes += 1
+        self._stats.requests_out += 1
+        frame = wire.emit_frame(eth_dst, ifp.lladdr, wire.OP_REQUEST, ifp.lladdr, source,
+                                wire.ZERO_MAC, entry.addr)
+        self._sink.send_frame(ifp, frame)
+
+    def release(self, ifp: Interface, lladdr: bytes, packets: list[bytes]) -> None:
+        self._sink.release(ifp, lladdr, packets)
+
+    def unreachable(self, ifp: Interface, packets: list[bytes]) -> None:
+        self._sink.unreachable(ifp, packets)
+
+    def send_probe(self, ifp: Interface, addr: int) -> None:
+        """RFC 5227 probe: sender IP 0, target the address we want."""
+        self._stats.probes_out += 1
+        self._sink.send_frame(ifp, wire.emit_frame(
+            wire.ETHER_BROADCAST, ifp.lladdr, wire.OP_REQUEST, ifp.lladdr, 0, wire.ZERO_MAC,
+            addr))
+
+    def send_announcement(self, ifp: Interface, addr: int) -> None:
+        """Gratuitous ARP (RFC 5227 announcement): sender and target both our address."""
+        self._stats.announcements_out += 1
+        self._sink.send_frame(ifp, wire.emit_frame(
+            wire.ETHER_BROADCAST, ifp.lladdr, wire.OP_REQUEST, ifp.lladdr, addr, wire.ZERO_MAC,
+            addr))
+
+    def report_conflict(self, record: AcdRecord, other_mac: bytes, defended: bool) -> None:
+        self._stats.conflicts += 1
+        ifp = record.ifp
+        self._sink.emit(Event(EventKind.ARP_CONFLICT, ifp.name, ifp.index, {
+            "addr": ntoa(record.addr),
+            "lladdr": wire.mac_text(other_mac),
+            "state": record.state.value,
+            "defended": defended,
+        }))
+
+    def changed(self, entry: LlEntry, kind: EventKind) -> None:
+        """An entry was added, changed or removed: new generation, and the news."""
+        table = self._tables.get(entry.ifp.index)
+        if table is not None:
+            table.generation += 1
+        ifp = entry.ifp
+        self._sink.emit(Event(kind, ifp.name, ifp.index, {
+            "addr": ntoa(entry.addr),
+            "lladdr": wire.mac_text(entry.lladdr) if entry.lladdr else "",
+            "state": entry.state.value,
+            "static": entry.static,
+            "published": bool(entry.flags & LleFlags.PUB),
+        }))
