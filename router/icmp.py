@@ -1,0 +1,289 @@
+"""ICMP for the router: echo replies, error messages, and when not to send them.
+
+Two halves. :class:`Icmp` answers echo requests addressed to us and builds
+the error messages the IPv4 layer asks for (time exceeded, destination
+unreachable). Before an error leaves, two gates apply:
+
+* the RFC 1122 3.2.2 / RFC 1812 4.3.2.7 rules (``suppression_reason``): no
+  error about an ICMP error, about a datagram sent to a broadcast or
+  multicast address (link or IP), about a fragment other than the first, or
+  about a datagram whose source is not a single host (0, broadcast,
+  multicast, loopback);
+* a rate limit as in Linux (:class:`IcmpRateLimiter`): a token bucket per
+  destination host (``net.ipv4.icmp_ratelimit`` 1000 ms a token, burst 6,
+  the inetpeer default) and a global one (``icmp_msgs_per_sec`` 1000,
+  ``icmp_msgs_burst`` 50), both applied only to the types in the rate mask
+  (``icmp_ratemask``: unreachable, source quench, time exceeded, parameter
+  problem). Echo replies are not limited, as in Linux.
+
+Time is the ``now`` the caller passes; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from router.ifnet import Interface
+from router.wire import Malformed
+from router.wire import icmp as wire
+from router.wire import ipv4 as ip
+from router.wire.ipv4 import Ipv4Header
+
+LIMITED_BROADCAST = 0xFFFFFFFF
+
+#: Linux's default ``icmp_ratemask`` (0x1818): the types the rate limit applies to.
+DEFAULT_RATE_MASK = frozenset({
+    wire.DEST_UNREACH, wire.SOURCE_QUENCH, wire.TIME_EXCEEDED, wire.PARAMETER_PROBLEM,
+})
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpConfig:
+    """ICMP behaviour; every default is Linux's (``net.ipv4.icmp_*``)."""
+
+    per_host_interval: float = 1.0  # icmp_ratelimit: one token per host each second
+    per_host_burst: int = 6  # XRLIM_BURST_FACTOR: tokens a quiet host accumulates
+    global_per_sec: float = 1000.0  # icmp_msgs_per_sec
+    global_burst: int = 50  # icmp_msgs_burst
+    rate_mask: frozenset[int] = DEFAULT_RATE_MASK
+    max_tracked_hosts: int = 4096  # per-host buckets kept; the least recently used go first
+    echo_ignore_broadcasts: bool = True  # icmp_echo_ignore_broadcasts
+    echo_ignore_all: bool = False  # icmp_echo_ignore_all
+    ttl: int = ip.DEFAULT_TTL  # ip_default_ttl, for the messages we originate
+
+
+class Suppressed(enum.Enum):
+    """Why an ICMP error was not sent (RFC 1812 4.3.2.7), or that it was rate limited."""
+
+    ABOUT_ICMP_ERROR = "about_icmp_error"
+    LINK_BROADCAST = "link_broadcast"  # the datagram came in a link broadcast/multicast frame
+    DEST_BROADCAST = "dest_broadcast"  # addressed to an IP broadcast or multicast group
+    NOT_FIRST_FRAGMENT = "not_first_fragment"
+    BAD_SOURCE = "bad_source"  # source 0, broadcast, multicast or loopback
+    NO_SOURCE_ADDRESS = "no_source_address"  # we have no address to send it from
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(slots=True)
+class IcmpStats:
+    """ICMP counters; they only grow. Keys of the dicts are ICMP types."""
+
+    in_by_type: dict[int, int] = field(default_factory=dict)
+    out_by_type: dict[int, int] = field(default_factory=dict)
+    in_errors: int = 0  # malformed ICMP (short, bad checksum)
+    echo_ignored: int = 0  # echo requests we chose not to answer
+    suppressed: dict[Suppressed, int] = field(
+        default_factory=lambda: dict.fromkeys(Suppressed, 0)
+    )
+
+    def as_dict(self) -> dict[str, int]:
+        flat = {"in_errors": self.in_errors, "echo_ignored": self.echo_ignored}
+        flat.update({f"in_type_{t}": n for t, n in sorted(self.in_by_type.items())})
+        flat.update({f"out_type_{t}": n for t, n in sorted(self.out_by_type.items())})
+        flat.update({f"suppressed_{r.value}": n for r, n in self.suppressed.items()})
+        return flat
+
+
+class TokenBucket:
+    """``rate`` tokens a second up to ``burst``; starts full."""
+
+    __slots__ = ("burst", "last", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.last = now
+
+    def refill(self, now: float) -> None:
+        if now > self.last:
+            self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+            self.last = now
+
+    def has_token(self, now: float) -> bool:
+        self.refill(now)
+        return self.tokens >= 1.0
+
+    def take(self) -> None:
+        self.tokens -= 1.0
+
+
+class IcmpRateLimiter:
+    """Linux's two ICMP limits: per destination host, then global (see the module doc).
+
+    A message goes only if both buckets have a token; only then are both
+    charged, so a message refused by one limit does not spend the other's.
+    """
+
+    __slots__ = ("_config", "_global", "_hosts")
+
+    def __init__(self, config: IcmpConfig) -> None:
+        self._config = config
+        self._global: TokenBucket | None = None
+        self._hosts: dict[int, TokenBucket] = {}
+
+    def allow(self, icmp_type: int, dst: int, now: float) -> bool:
+        config = self._config
+        if icmp_type not in config.rate_mask:
+            return True
+        host = self._host_bucket(dst, now)
+        glob = self._global
+        if glob is None:
+            glob = self._global = TokenBucket(config.global_per_sec, config.global_burst, now)
+        if not (host.has_token(now) and glob.has_token(now)):
+            return False
+        host.take()
+        glob.take()
+        return True
+
+    def _host_bucket(self, dst: int, now: float) -> TokenBucket:
+        hosts = self._hosts
+        bucket = hosts.pop(dst, None)
+        if bucket is None:
+            interval = self._config.per_host_interval
+            rate = 1.0 / interval if interval > 0 else float("inf")
+            bucket = TokenBucket(rate, self._config.per_host_burst, now)
+            if len(hosts) >= self._config.max_tracked_hosts:
+                del hosts[next(iter(hosts))]  # least recently used
+        hosts[dst] = bucket
+        return bucket
+
+    def tracked_hosts(self) -> int:
+        return len(self._hosts)
+
+
+def is_bad_source(src: int) -> bool:
+    """Not a single host: 0, limited broadcast, multicast/experimental, loopback net."""
+    return src == 0 or src >= 0xE0000000 or src >> 24 == 127
+
+
+def suppression_reason(
+    datagram: bytes | bytearray | memoryview,
+    hdr: Ipv4Header,
+    *,
+    link_group: bool,
+    dst_broadcast: bool,
+    src_broadcast: bool,
+) -> Suppressed | None:
+    """RFC 1812 4.3.2.7: may an ICMP error be sent about ``datagram``? None means yes.
+
+    ``link_group``: it arrived in a link-level broadcast or multicast frame.
+    ``dst_broadcast``/``src_broadcast``: its destination/source is a
+    broadcast address of the interface it concerns.
+    """
+    if hdr.frag & ip.OFFSET_MASK:
+        return Suppressed.NOT_FIRST_FRAGMENT
+    if hdr.protocol == ip.PROTO_ICMP:
+        icmp_type = wire.peek_type(datagram[hdr.header_len : hdr.total_length])
+        if icmp_type is None or icmp_type in wire.ERROR_TYPES:
+            return Suppressed.ABOUT_ICMP_ERROR
+    if link_group:
+        return Suppressed.LINK_BROADCAST
+    if dst_broadcast or hdr.dst >> 28 == 0xE or hdr.dst == LIMITED_BROADCAST:
+        return Suppressed.DEST_BROADCAST
+    if src_broadcast or is_bad_source(hdr.src):
+        return Suppressed.BAD_SOURCE
+    return None
+
+
+SendDatagram = Callable[[bytes, float], int]
+SourceFor = Callable[["Interface | None", int], int]
+
+
+class Icmp:
+    """Echo replies and ICMP errors, sent through ``send(datagram, now)``.
+
+    ``source_for(ifp, dst)`` picks the source address of a message we
+    originate about a datagram received on ``ifp`` (0 if we have none).
+    ``send`` routes and transmits a complete IPv4 datagram (the IPv4 layer's
+    ``send``). Never raises for packet content.
+    """
+
+    __slots__ = ("_send", "_source_for", "config", "limiter", "stats")
+
+    def __init__(self, send: SendDatagram, source_for: SourceFor,
+                 config: IcmpConfig | None = None) -> None:
+        self.config = config or IcmpConfig()
+        self.stats = IcmpStats()
+        self.limiter = IcmpRateLimiter(self.config)
+        self._send = send
+        self._source_for = source_for
+
+    # -- input -------------------------------------------------------------
+
+    def input(self, ifp: Interface, hdr: Ipv4Header, datagram: bytes | bytearray | memoryview,
+              to_group: bool, now: float) -> None:
+        """An ICMP message for us: count it, answer it if it is an echo request.
+
+        ``to_group``: it was sent to a broadcast or multicast address (IP or link).
+        """
+        stats = self.stats
+        try:
+            message = wire.parse(datagram[hdr.header_len : hdr.total_length])
+        except Malformed:
+            stats.in_errors += 1
+            return
+        stats.in_by_type[message.type] = stats.in_by_type.get(message.type, 0) + 1
+        if message.type != wire.ECHO_REQUEST:
+            return
+        config = self.config
+        if config.echo_ignore_all or (to_group and config.echo_ignore_broadcasts):
+            stats.echo_ignored += 1
+            return
+        source = self._source_for(ifp, hdr.src) if to_group else hdr.dst
+        if not source or is_bad_source(hdr.src):
+            stats.echo_ignored += 1
+            return
+        reply = wire.reply_to_echo(datagram[hdr.header_len : hdr.total_length])
+        self._emit(wire.ECHO_REPLY, source, hdr.src, reply, now, tos=hdr.tos)
+
+    # -- errors ------------------------------------------------------------
+
+    def error(
+        self,
+        datagram: bytes | bytearray | memoryview,
+        hdr: Ipv4Header,
+        ifp: Interface | None,
+        icmp_type: int,
+        code: int,
+        now: float,
+        *,
+        link_group: bool = False,
+        dst_broadcast: bool = False,
+        src_broadcast: bool = False,
+        mtu: int = 0,
+    ) -> bool:
+        """Send ``icmp_type``/``code`` about ``datagram`` (received on ``ifp``) if allowed.
+
+        ``datagram`` is the offending IP datagram as it arrived (before any
+        TTL decrement). Returns whether a message went out.
+        """
+        stats = self.stats
+        reason = suppression_reason(datagram, hdr, link_group=link_group,
+                                    dst_broadcast=dst_broadcast, src_broadcast=src_broadcast)
+        if reason is None:
+            source = self._source_for(ifp, hdr.src)
+            if not source:
+                reason = Suppressed.NO_SOURCE_ADDRESS
+            elif not self.limiter.allow(icmp_type, hdr.src, now):
+                reason = Suppressed.RATE_LIMITED
+        if reason is not None:
+            stats.suppressed[reason] += 1
+            return False
+        original = datagram[: hdr.total_length]
+        if icmp_type == wire.DEST_UNREACH:
+            message = wire.dest_unreachable(original, code, mtu=mtu)
+        else:
+            message = wire.error(icmp_type, code, original)
+        self._emit(icmp_type, source, hdr.src, message, now)
+        return True
+
+    def _emit(self, icmp_type: int, src: int, dst: int, message: bytes, now: float,
+              tos: int = 0) -> None:
+        datagram = ip.emit(src=src, dst=dst, protocol=ip.PROTO_ICMP, payload=message,
+                           ttl=self.config.ttl, tos=tos)
+        out = self.stats.out_by_type
+        out[icmp_type] = out.get(icmp_type, 0) + 1
+        self._send(datagram, now)

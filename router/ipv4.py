@@ -1,0 +1,479 @@
+"""IPv4: header checks, local delivery, forwarding, and the ICMP it provokes.
+
+The generic path for every IPv4 datagram that the forwarding fast path
+(``router/fastpath.py``) does not take. Everything it needs comes in by
+injection, so it runs against fakes in tests and against the real modules in
+the engine:
+
+* ``routes.lookup(addr)`` — the longest-prefix match (``router.route``);
+* ``inet`` — ``local_ip``, ``is_broadcast``, ``can_forward``, ``addresses``
+  (``router.inet.InetDomain``);
+* ``interface_of(ifindex)`` — the data link layer's lookup;
+* ``output(ifp, datagram, next_hop)`` — hands a datagram to the data link
+  layer's output path, which calls :meth:`Ipv4.pre_output` (ARP) and the
+  framer; returns 0 (sent or held for ARP) or an errno;
+* ``resolve(ifp, next_hop, datagram, now)`` — ARP (``router.arp.Arp.resolve``).
+
+Input rules (``ip_input``/``ip_forward`` of the BSDs, with Linux defaults
+where a modern router differs): a header that fails a check is a counted
+drop, never an exception; link padding beyond the total length is trimmed;
+datagrams for one of our addresses or a broadcast address of the receiving
+interface are delivered; multicast and broadcast are never forwarded;
+forwarding needs a forwardable destination (``in_canforward``), a TTL above
+1 (else ICMP time exceeded), a route (else ICMP net unreachable), and a
+reachable next hop (else ICMP host unreachable). The TTL goes down by one
+with the RFC 1624 checksum update. A datagram larger than the output MTU is
+fragmented, or answered with "fragmentation needed" when it has DF set.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from errno import EHOSTDOWN
+from typing import Any, Protocol
+
+from router.contracts import Packet, PacketFlags
+from router.errors import (
+    EHOSTUNREACH,
+    EJUSTRETURN,
+    EMSGSIZE,
+    ENETDOWN,
+    ENETUNREACH,
+    ENXIO,
+)
+from router.icmp import Icmp, IcmpConfig
+from router.ifnet import AF_INET, IfFamily, IfFlags, Interface
+from router.route import Route, RouteFlags
+from router.wire import Malformed
+from router.wire import ethernet as eth
+from router.wire import icmp as icmp_wire
+from router.wire import ipv4 as ip
+from router.wire.checksum import TTL_DECREMENT_CHECKSUM
+from router.wire.ipv4 import Ipv4Header
+
+LIMITED_BROADCAST = 0xFFFFFFFF
+_LINK_GROUP = PacketFlags.BCAST | PacketFlags.MCAST
+_GATEWAY = RouteFlags.GATEWAY
+_REJECT = RouteFlags.REJECT
+_BLACKHOLE = RouteFlags.BLACKHOLE
+_UP = IfFlags.UP
+#: Output errors that mean "that host or link is not there": ICMP host unreachable.
+_HOST_UNREACHABLE_ERRORS = frozenset({EHOSTUNREACH, EHOSTDOWN, ENETDOWN, ENETUNREACH, ENXIO})
+
+
+class DropReason(enum.Enum):
+    """Why the IPv4 layer dropped a datagram; each has a counter in ``Ipv4Stats.drops``."""
+
+    # header checks (the values are router.wire.ipv4's Malformed reasons)
+    SHORT = ip.SHORT
+    BAD_VERSION = ip.BAD_VERSION
+    BAD_IHL = ip.BAD_IHL
+    LENGTH_BELOW_HEADER = ip.LENGTH_BELOW_HEADER
+    LENGTH_BEYOND_BUFFER = ip.LENGTH_BEYOND_BUFFER
+    BAD_CHECKSUM = ip.BAD_CHECKSUM
+    # addressing
+    BAD_SOURCE = "bad_source"  # multicast, limited broadcast, loopback or (forwarding) 0
+    LINK_BROADCAST = "link_broadcast"  # link broadcast/multicast frame not for us: never forwarded
+    MULTICAST = "multicast"  # multicast destination: never forwarded
+    DIRECTED_BROADCAST = "directed_broadcast"  # broadcast of the output link: not forwarded
+    CANNOT_FORWARD = "cannot_forward"  # in_canforward says no (0/8, 127/8, 169.254/16, 224/3)
+    FORWARDING_OFF = "forwarding_off"
+    # forwarding outcomes
+    TTL_EXCEEDED = "ttl_exceeded"
+    NO_ROUTE = "no_route"
+    REJECT_ROUTE = "reject_route"
+    BLACKHOLE_ROUTE = "blackhole_route"
+    INTERFACE_DOWN = "interface_down"
+    TOO_BIG = "too_big"  # larger than the MTU with DF set
+    CANNOT_FRAGMENT = "cannot_fragment"  # MTU too small for even 8 bytes of data
+    HOST_UNREACHABLE = "host_unreachable"  # ARP gave up, or the link is gone
+    OUTPUT_ERROR = "output_error"
+    # local delivery
+    FRAGMENT_TO_US = "fragment_to_us"  # no reassembly: fragments for us are dropped
+    LOOPBACK_DESTINATION = "loopback_destination"  # we originated a datagram to ourselves
+
+
+@dataclass(frozen=True, slots=True)
+class Ipv4Config:
+    """IPv4 behaviour; defaults are a router's (Linux sysctl names in the comments)."""
+
+    forwarding: bool = True  # net.ipv4.ip_forward
+    ttl: int = ip.DEFAULT_TTL  # net.ipv4.ip_default_ttl
+    forward_directed_broadcast: bool = False  # net.ipv4.conf.all.bc_forwarding
+    icmp: IcmpConfig = field(default_factory=IcmpConfig)
+
+
+@dataclass(slots=True)
+class Ipv4Stats:
+    """IPv4 counters (``ipstat``); they only grow."""
+
+    received: int = 0
+    delivered: int = 0
+    forwarded: int = 0
+    sent: int = 0  # datagrams we originated (ICMP) handed to output
+    fragments_out: int = 0
+    drops: dict[DropReason, int] = field(default_factory=lambda: dict.fromkeys(DropReason, 0))
+
+    def as_dict(self) -> dict[str, int]:
+        flat = {"received": self.received, "delivered": self.delivered,
+                "forwarded": self.forwarded, "sent": self.sent,
+                "fragments_out": self.fragments_out}
+        flat.update({f"drop_{reason.value}": n for reason, n in self.drops.items()})
+        return flat
+
+
+class RouteLookup(Protocol):
+    def lookup(self, addr: int) -> Route | None: ...
+
+
+class InetQueries(Protocol):
+    """What IPv4 asks of address control (``router.inet.InetDomain``)."""
+
+    def local_ip(self, addr: int) -> bool: ...
+
+    def is_broadcast(self, addr: int, ifp: Interface) -> bool: ...
+
+    def can_forward(self, addr: int) -> bool: ...
+
+    def addresses(self, ifp: Interface) -> Sequence[Any]: ...
+
+
+InterfaceOf = Callable[[int], "Interface | None"]
+Output = Callable[[Interface, bytes, int], int]
+Resolve = Callable[[Interface, int, bytes, float], tuple[int, bytes]]
+
+
+def _no_resolve(ifp: Interface, next_hop: int, datagram: bytes, now: float) -> tuple[int, bytes]:
+    del ifp, next_hop, datagram, now
+    return EHOSTUNREACH, b""
+
+
+class Ipv4:
+    """The IPv4 layer of one engine (see the module docstring for its seams).
+
+    ``now`` is the time of the batch being processed: the engine sets it
+    before feeding the data link layer, whose protocol callbacks carry no
+    clock (:meth:`proto_input`, :meth:`pre_output`).
+    """
+
+    def __init__(
+        self,
+        *,
+        routes: RouteLookup,
+        inet: InetQueries,
+        interface_of: InterfaceOf,
+        output: Output,
+        resolve: Resolve = _no_resolve,
+        config: Ipv4Config | None = None,
+    ) -> None:
+        self.config = config or Ipv4Config()
+        self.stats = Ipv4Stats()
+        self.routes = routes
+        self.inet = inet
+        self.interface_of = interface_of
+        self.output = output
+        self.resolve = resolve
+        self.icmp = Icmp(self.send, self.source_for, self.config.icmp)
+        self.now = 0.0
+
+    def _drop(self, reason: DropReason) -> None:
+        self.stats.drops[reason] += 1
+
+    # -- the data link layer's protocol callbacks ----------------------------
+
+    def proto_input(self, ifp: Interface, family: int, pkts: list[Packet]) -> int:
+        """Version-2 protocol input: a run of IPv4 frames from ``ifp``."""
+        del family
+        now = self.now
+        for pkt in pkts:
+            self.input(ifp, pkt.data, pkt.l2len, pkt.flags, now)
+        return 0
+
+    def pre_output(self, ifp: Interface, family: int, pkt: Packet,
+                   dest: Any) -> tuple[int, bytes, int]:
+        """Find the link destination of ``pkt`` (``ether_inet_pre_output``).
+
+        ``dest`` is the next hop (an int), or the link address itself (bytes)
+        when ARP releases packets it held. Point-to-point links have no link
+        address. Broadcast goes to ff:ff:ff:ff:ff:ff, multicast to its
+        01:00:5e address, anything else through ARP: ``EJUSTRETURN`` while
+        ARP holds the packet, ``EHOSTUNREACH`` once it gave up.
+        """
+        del family
+        if ifp.family is not IfFamily.ETHERNET:
+            return 0, b"", AF_INET
+        if isinstance(dest, bytes):
+            return 0, dest, eth.ETHERTYPE_IPV4
+        if dest == LIMITED_BROADCAST or self.inet.is_broadcast(dest, ifp):
+            return 0, eth.BROADCAST, eth.ETHERTYPE_IPV4
+        if dest >> 28 == 0xE:
+            return 0, b"\x01\x00\x5e" + (dest & 0x7FFFFF).to_bytes(3, "big"), eth.ETHERTYPE_IPV4
+        error, mac = self.resolve(ifp, dest, bytes(pkt.data), self.now)
+        if error:
+            return error, b"", 0
+        return 0, mac, eth.ETHERTYPE_IPV4
+
+    # -- input ---------------------------------------------------------------
+
+    def input(self, ifp: Interface, frame: bytes | bytearray | memoryview, l2len: int,
+              flags: int, now: float) -> None:
+        """One received datagram (``frame[l2len:]``): check, then deliver or forward."""
+        stats = self.stats
+        stats.received += 1
+        datagram = memoryview(frame)[l2len:]
+        try:
+            hdr = ip.parse(datagram)
+        except Malformed as exc:
+            self._drop(DropReason(exc.reason))
+            return
+        if hdr.total_length < len(datagram):
+            datagram = datagram[: hdr.total_length]  # link padding
+        src = hdr.src
+        if src >= 0xE0000000 or src >> 24 == 127:
+            self._drop(DropReason.BAD_SOURCE)  # martian: multicast, broadcast, loopback
+            return
+        dst = hdr.dst
+        link_group = bool(flags & _LINK_GROUP)
+        inet = self.inet
+        if inet.local_ip(dst):
+            self._deliver(ifp, hdr, datagram, link_group, now)
+        elif inet.is_broadcast(dst, ifp) or dst >> 28 == 0xE:
+            self._deliver(ifp, hdr, datagram, True, now)
+        else:
+            self._forward(ifp, hdr, datagram, link_group, now)
+
+    def _deliver(self, ifp: Interface, hdr: Ipv4Header, datagram: memoryview,
+                 to_group: bool, now: float) -> None:
+        """``ip_input`` "ours": ICMP is answered, UDP gets port unreachable, others
+        protocol unreachable (the router has no sockets)."""
+        if hdr.frag & (ip.FLAG_MF | ip.OFFSET_MASK):
+            self._drop(DropReason.FRAGMENT_TO_US)
+            return
+        self.stats.delivered += 1
+        if hdr.protocol == ip.PROTO_ICMP:
+            self.icmp.input(ifp, hdr, datagram, to_group, now)
+            return
+        code = icmp_wire.UNREACH_PORT if hdr.protocol == ip.PROTO_UDP else (
+            icmp_wire.UNREACH_PROTOCOL)
+        self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH, code, now, to_group=to_group)
+
+    # -- forwarding ----------------------------------------------------------
+
+    def _forward(self, ifp: Interface, hdr: Ipv4Header, datagram: memoryview,
+                 link_group: bool, now: float) -> None:
+        """``ip_forward``: every check in order, then TTL - 1 and output."""
+        if link_group:
+            self._drop(DropReason.LINK_BROADCAST)
+            return
+        if not self.config.forwarding:
+            self._drop(DropReason.FORWARDING_OFF)
+            return
+        if not self.inet.can_forward(hdr.dst):
+            self._drop(DropReason.CANNOT_FORWARD)
+            return
+        if hdr.src == 0:
+            self._drop(DropReason.BAD_SOURCE)
+            return
+        if hdr.ttl <= 1:
+            self._error(datagram, hdr, ifp, icmp_wire.TIME_EXCEEDED, icmp_wire.TIMX_TTL, now)
+            self._drop(DropReason.TTL_EXCEEDED)
+            return
+        route = self.routes.lookup(hdr.dst)
+        if route is None:
+            self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH, icmp_wire.UNREACH_NET, now)
+            self._drop(DropReason.NO_ROUTE)
+            return
+        found = self._route_output(route, hdr.dst)
+        if isinstance(found, DropReason):
+            if found is not DropReason.BLACKHOLE_ROUTE:
+                self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH,
+                            icmp_wire.UNREACH_HOST, now)
+            self._drop(found)
+            return
+        out, next_hop = found
+        if (not self.config.forward_directed_broadcast and out is not ifp
+                and self.inet.is_broadcast(hdr.dst, out)):
+            self._drop(DropReason.DIRECTED_BROADCAST)
+            return
+        packet = bytearray(datagram)
+        packet[ip.TTL_OFF] = hdr.ttl - 1
+        new_sum = TTL_DECREMENT_CHECKSUM[hdr.checksum]
+        packet[ip.CHECKSUM_OFF] = new_sum >> 8
+        packet[ip.CHECKSUM_OFF + 1] = new_sum & 0xFF
+        error = self._transmit(out, packet, hdr, next_hop)
+        if error == 0:
+            self.stats.forwarded += 1
+        elif error == EMSGSIZE:
+            self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH,
+                        icmp_wire.UNREACH_FRAG_NEEDED, now, mtu=out.mtu)
+            self._drop(DropReason.TOO_BIG)
+        elif error in _HOST_UNREACHABLE_ERRORS:
+            self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH, icmp_wire.UNREACH_HOST, now)
+            self._drop(DropReason.HOST_UNREACHABLE)
+        elif error == EJUSTRETURN:
+            self._drop(DropReason.CANNOT_FRAGMENT)
+        else:
+            self._drop(DropReason.OUTPUT_ERROR)
+
+    def _route_output(self, route: Route, dst: int) -> tuple[Interface, int] | DropReason:
+        """The output interface and next hop of ``route``, or why there is none."""
+        flags = route.flags
+        if flags & _BLACKHOLE:
+            return DropReason.BLACKHOLE_ROUTE
+        if flags & _REJECT:
+            return DropReason.REJECT_ROUTE
+        out = self.interface_of(route.ifindex)
+        if out is None or not out.flags & _UP:
+            return DropReason.INTERFACE_DOWN
+        return out, (route.gateway if flags & _GATEWAY else dst)
+
+    def _transmit(self, out: Interface, packet: bytearray, hdr: Ipv4Header,
+                  next_hop: int) -> int:
+        """Output ``packet`` whole or in fragments. ``EMSGSIZE``: too big with DF;
+        ``EJUSTRETURN``: the MTU cannot carry a fragment."""
+        if len(packet) <= out.mtu:
+            return self.output(out, bytes(packet), next_hop)
+        if hdr.frag & ip.FLAG_DF:
+            return EMSGSIZE
+        pieces = fragment(packet, hdr, out.mtu)
+        if not pieces:
+            return EJUSTRETURN
+        error = 0
+        for piece in pieces:
+            error = self.output(out, piece, next_hop) or error
+        self.stats.fragments_out += len(pieces)
+        return error
+
+    def _error(self, datagram: memoryview, hdr: Ipv4Header, ifp: Interface | None,
+               icmp_type: int, code: int, now: float, mtu: int = 0,
+               to_group: bool = False) -> None:
+        src_broadcast = ifp is not None and self.inet.is_broadcast(hdr.src, ifp)
+        self.icmp.error(datagram, hdr, ifp, icmp_type, code, now, link_group=to_group,
+                        dst_broadcast=to_group, src_broadcast=src_broadcast, mtu=mtu)
+
+    def host_unreachable(self, ifp: Interface, datagrams: list[bytes], now: float) -> None:
+        """ARP gave up on the next hop of these held datagrams: tell their sources.
+
+        Datagrams we originated ourselves get no message (it would be addressed to us).
+        """
+        for datagram in datagrams:
+            try:
+                hdr = ip.parse(datagram, verify_checksum=False)
+            except Malformed:
+                continue
+            self._drop(DropReason.HOST_UNREACHABLE)
+            if self.inet.local_ip(hdr.src):
+                continue
+            self.icmp.error(memoryview(datagram), hdr, None, icmp_wire.DEST_UNREACH,
+                            icmp_wire.UNREACH_HOST, now)
+
+    # -- datagrams we originate ----------------------------------------------
+
+    def send(self, datagram: bytes, now: float) -> int:
+        """Route and output a datagram we built (ICMP): ``ip_output`` for local traffic."""
+        del now
+        dst = ip.read_dst(datagram)
+        route = self.routes.lookup(dst)
+        if route is None:
+            self._drop(DropReason.NO_ROUTE)
+            return ENETUNREACH
+        if route.is_local or self.inet.local_ip(dst):
+            self._drop(DropReason.LOOPBACK_DESTINATION)
+            return ENETUNREACH
+        found = self._route_output(route, dst)
+        if isinstance(found, DropReason):
+            self._drop(found)
+            return EHOSTUNREACH
+        out, next_hop = found
+        hdr = ip.parse(datagram, verify_checksum=False)
+        error = self._transmit(out, bytearray(datagram), hdr, next_hop)
+        if error == 0:
+            self.stats.sent += 1
+        else:
+            self._drop(DropReason.OUTPUT_ERROR)
+        return error
+
+    def source_for(self, ifp: Interface | None, dst: int) -> int:
+        """Source address of a message we send to ``dst`` about a datagram from ``ifp``.
+
+        The receiving interface's address on ``dst``'s subnet, else its first
+        address (so traceroute shows the interface the probe came in on, as
+        BSD's ``icmp_reflect``); without one, the address of the interface
+        the route to ``dst`` leaves by; 0 if we have none.
+        """
+        if ifp is not None:
+            chosen = self._address_on(ifp, dst)
+            if chosen:
+                return chosen
+        route = self.routes.lookup(dst)
+        if route is None or route.is_local:
+            return 0
+        if route.source:
+            return route.source
+        out = self.interface_of(route.ifindex)
+        return self._address_on(out, dst) if out is not None else 0
+
+    def _address_on(self, ifp: Interface, dst: int) -> int:
+        first = 0
+        for ia in self.inet.addresses(ifp):
+            addr: int = ia.addr
+            if (addr ^ dst) & ia.mask == 0:
+                return addr
+            first = first or addr
+        return first
+
+
+def copied_options(options: bytes | bytearray | memoryview) -> bytes:
+    """The options a non-first fragment carries: those with the copied flag (RFC 791)."""
+    kept = bytearray()
+    pos = 0
+    while pos < len(options):
+        kind = options[pos]
+        if kind == 0:  # end of options
+            break
+        if kind == 1:  # no-operation, not copied
+            pos += 1
+            continue
+        if pos + 1 >= len(options) or options[pos + 1] < 2:
+            break  # malformed option list: keep what we have
+        length = options[pos + 1]
+        if kind & 0x80:
+            kept += options[pos : pos + length]
+        pos += length
+    kept += bytes(-len(kept) % 4)
+    return bytes(kept)
+
+
+def fragment(packet: bytes | bytearray | memoryview, hdr: Ipv4Header, mtu: int) -> list[bytes]:
+    """Split ``packet`` into fragments of at most ``mtu`` bytes (``ip_fragment``).
+
+    Data goes in multiples of 8 bytes; the first fragment keeps every
+    option, the others only the copied ones; a fragment of a fragment keeps
+    the original offset and MF. Empty if ``mtu`` cannot carry 8 data bytes.
+    """
+    header_len = hdr.header_len
+    head = bytes(packet[:header_len])
+    later_options = copied_options(head[ip.MIN_HEADER_LEN :])
+    payload = memoryview(packet)[header_len : hdr.total_length]
+    base_offset = hdr.frag & ip.OFFSET_MASK
+    last_has_mf = hdr.frag & ip.FLAG_MF
+    pieces: list[bytes] = []
+    pos = 0
+    options = head[ip.MIN_HEADER_LEN :]
+    while pos < len(payload):
+        room = (mtu - ip.MIN_HEADER_LEN - len(options)) & ~7
+        if room <= 0:
+            return []
+        chunk = payload[pos : pos + room]
+        more = pos + len(chunk) < len(payload)
+        frag = (hdr.frag & ip.FLAG_DF) | (base_offset + pos // 8)
+        if more or last_has_mf:
+            frag |= ip.FLAG_MF
+        pieces.append(ip.emit(src=hdr.src, dst=hdr.dst, protocol=hdr.protocol, payload=chunk,
+                              ttl=packet[ip.TTL_OFF], tos=hdr.tos, ident=hdr.ident, frag=frag,
+                              options=options))
+        pos += len(chunk)
+        options = later_options
+    return pieces
