@@ -112,9 +112,12 @@ class Arp:
     def attach_interface(self, ifp: Interface) -> LlTable:
         """``in_domifattach``: give ``ifp`` its ARP table (the existing one if it has one)."""
         table = self._tables.get(ifp.index)
-        if table is None or table.ifp is not ifp:
-            table = LlTable(ifp, self._route_lookup, self._interface_of)
-            self._tables[ifp.index] = table
+        if table is not None and table.ifp is ifp:
+            return table
+        if table is not None:  # the index went to another interface: the old table goes
+            self.detach_interface(table.ifp)
+        table = LlTable(ifp, self._route_lookup, self._interface_of)
+        self._tables[ifp.index] = table
         return table
 
     def detach_interface(self, ifp: Interface) -> int:

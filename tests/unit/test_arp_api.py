@@ -212,8 +212,10 @@ def test_group_membership_is_counted(world: World) -> None:
 def test_attach_gives_each_interface_one_table(world: World) -> None:
     table = world.arp.table(world.eth0)
     assert world.arp.attach_interface(world.eth0) is table
+    world.resolve(ip("10.0.0.2"))
     recycled = make_ifp("eth0", 1, MAC_US)  # same index, new interface object
     assert world.arp.attach_interface(recycled) is not table
+    assert world.arp.stats.held_dropped == 1  # the old table was freed, not forgotten
 
 
 def test_detach_frees_the_table_and_counts_dropped_packets(world: World) -> None:
