@@ -264,7 +264,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         context.add_callback(tap.mailbox.close)
         try:
             yield types_pb2.CaptureBatch(linktype=tap.linktype)
-            remaining = request.count or -1
+            remaining = request.count or -1  # -1: no limit
             while remaining != 0 and context.is_active():
                 limit = FRAMES_PER_BATCH if remaining < 0 else min(remaining, FRAMES_PER_BATCH)
                 frames = tap.mailbox.take(POLL_SECONDS, limit)
@@ -316,7 +316,7 @@ def _wanted(event: Event, kinds: set[str], ifname: str) -> bool:
 
 
 def _frame_pb(ifname: str, frame: Any) -> types_pb2.CapturedFrame:
-    direction = str(convert.pick(frame, "direction", default="in")).lower()
+    direction = convert.enum_text(convert.pick(frame, "direction", default="in")).lower()
     data = bytes(convert.pick(frame, "data", "frame", default=b""))
     return types_pb2.CapturedFrame(
         timestamp=float(convert.pick(frame, "timestamp", "now", default=0.0)),

@@ -21,13 +21,12 @@ import grpc
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from router.pcap import PcapWriter
 from vrc.v1 import agent_pb2 as pb
 from vrc.v1 import agent_pb2_grpc
 from vrc.v1 import types_pb2 as tpb
 
 DEFAULT_AGENT = "unix:/run/vrc/agent.sock"
-PCAP_MAGIC = 0xA1B2C3D4
-PCAP_SNAPLEN = 262144
 POLICIES = {"allow": tpb.POLICY_ALLOW, "refuse": tpb.POLICY_REFUSE,
             "multipath": tpb.POLICY_MULTIPATH}
 QUERIES = {"local-subnet": pb.QUERY_KIND_LOCAL_SUBNET,
@@ -102,7 +101,7 @@ def event_text(event: tpb.Event) -> str:
     return f"#{event.seq} {event.kind}{where} {data}".rstrip()
 
 
-# --- frame summaries and pcap --------------------------------------------------------------
+# --- frame summaries --------------------------------------------------------------
 
 _ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q"}
 _IP_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 2: "IGMP"}
@@ -152,23 +151,6 @@ def frame_summary(frame: bytes, linktype: int) -> str:
     if ethertype == 0x0806:
         return f"{head} {arp_summary(frame[14:])}"
     return f"{head} {_ETHERTYPES.get(ethertype, f'ethertype 0x{ethertype:04x}')}"
-
-
-class PcapWriter:
-    """The classic libpcap file format (microsecond timestamps), readable by tshark."""
-
-    def __init__(self, stream: Any, linktype: int) -> None:
-        self._stream = stream
-        stream.write(struct.pack("=IHHiIII", PCAP_MAGIC, 2, 4, 0, 0, PCAP_SNAPLEN, linktype))
-
-    def write(self, frame: tpb.CapturedFrame) -> None:
-        seconds = int(frame.timestamp)
-        micros = min(round((frame.timestamp - seconds) * 1_000_000), 999_999)
-        data = frame.data
-        self._stream.write(struct.pack("=IIII", seconds, micros, len(data),
-                                       max(frame.length, len(data))))
-        self._stream.write(data)
-        self._stream.flush()
 
 
 # --- connection ------------------------------------------------------------------------------
@@ -340,8 +322,9 @@ class Commands:
                 writer = writer or PcapWriter(stream, batch.linktype)
                 dropped = batch.dropped
                 for frame in batch.frames:
-                    writer.write(frame)
+                    writer.write(frame.timestamp, frame.data, frame.length or None)
                     count += 1
+                stream.flush()
         finally:
             stream.close()
             note = f", {dropped} dropped by the agent" if dropped else ""

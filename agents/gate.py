@@ -216,13 +216,20 @@ class Gate:
     # --- taps: frames passing an interface go to capture streams ---------------------
 
     def open_tap(self, ifname: str, snaplen: int = 0) -> TapStream:
+        """Open an engine tap on ``ifname`` (``engine.tap``) and a mailbox for its frames.
+
+        The engine's tap (``router.tap.Tap``) queues records; the gate drains
+        each open tap after every engine entry, so frames reach the stream
+        within one data-plane iteration.
+        """
         def start(engine: Any) -> TapStream:
             ifp = engine.interface(ifname)
             if ifp is None:
                 raise RouterError(ENXIO, "ifname", ifname)
-            stream = TapStream(ifname, linktype_of(ifp), snaplen)
-            stream.handle = engine.tap(ifname)
-            self._taps[stream.handle] = stream
+            tap = engine.tap(ifname, snaplen=snaplen) if snaplen else engine.tap(ifname)
+            stream = TapStream(ifname, int(getattr(tap, "linktype", linktype_of(ifp))),
+                               snaplen, tap)
+            self._taps[id(tap)] = stream
             return stream
 
         return self.call(start)
@@ -230,7 +237,7 @@ class Gate:
     def close_tap(self, stream: TapStream) -> None:
         def stop(engine: Any) -> None:
             stream.mailbox.close()
-            if self._taps.pop(stream.handle, None) is not None:
+            if self._taps.pop(id(stream.handle), None) is not None:
                 engine.untap(stream.handle)
 
         self.call(stop)
@@ -252,10 +259,7 @@ class Gate:
                 mailbox.put_many(packets)
 
     def _deliver_tapped_frames(self) -> None:
-        per_tap: dict[Any, list[Any]] = {}
-        for handle, record in self.engine.drain_taps():
-            per_tap.setdefault(handle, []).append(record)
-        for handle, records in per_tap.items():
-            stream = self._taps.get(handle)
-            if stream is not None:
+        for stream in self._taps.values():
+            records = stream.handle.drain()
+            if records:
                 stream.mailbox.put_many(records)

@@ -440,7 +440,8 @@ def test_capture_announces_linktype_then_stops_after_count(agent: RunningAgent) 
     assert [f.data[0] for f in frames] == [0, 1, 2]
     assert all(f.ifname == "eth0" and f.direction == tpb.DIRECTION_IN for f in frames)
     assert frames[0].timestamp < frames[1].timestamp
-    assert agent.engine.taps == {}  # the tap went away with the stream
+    # the tap went away with the stream
+    assert not agent.engine.taps.is_tapped(agent.engine.ifps["eth0"])
 
 
 def test_capture_on_ng_interface_is_dlt_null(agent: RunningAgent) -> None:

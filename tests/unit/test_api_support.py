@@ -36,7 +36,9 @@ from router.errors import (
     RouterError,
 )
 from router.events import Event, EventKind
-from router.ifnet import IfFamily, IfFlags, IfState, IfType, Interface
+from router.ifnet import AF_INET, IfFamily, IfFlags, IfState, IfType, Interface
+from router.pcap import null_header
+from router.tap import Tap, Taps
 from vrc.v1 import agent_pb2_grpc
 
 NG_MTU_MIN, NG_MTU_MAX = 72, 65535
@@ -81,13 +83,6 @@ class FakeArp:
 
 
 @dataclass
-class TapRecord:
-    timestamp: float
-    direction: str
-    data: bytes
-
-
-@dataclass
 class FakeEngine:
     ifps: dict[str, Interface] = field(default_factory=dict)
     routes_: dict[tuple[int, int], FakeRoute] = field(default_factory=dict)
@@ -95,8 +90,7 @@ class FakeEngine:
     policy: str = "allow"
     hooks: dict[tuple[str, str], int] = field(default_factory=dict)
     hook_out: list[tuple[int, bytes]] = field(default_factory=list)
-    taps: dict[int, str] = field(default_factory=dict)
-    tapped: list[tuple[int, TapRecord]] = field(default_factory=list)
+    taps: Taps = field(default_factory=Taps)
     events: list[Event] = field(default_factory=list)
     seq: int = 0
     next_handle: int = 1
@@ -334,37 +328,32 @@ class FakeEngine:
         ifp = self.ifps[ifname]
         if not ifp.is_up:
             raise RouterError(ENETDOWN, "interface", ifname)
-        self._tap(ifname, "in", packet)
-        self._tap(ifname, "out", packet)
+        # ngN taps carry the 4-byte family header (DLT_NULL), as ng_iface's bpf tap does
+        self._tap(ifname, "in", null_header(AF_INET) + packet)
+        self._tap(ifname, "out", null_header(AF_INET) + packet)
         self.hook_out.append((handle, packet))
 
     def drain_hook_output(self) -> list[tuple[int, bytes]]:
         out, self.hook_out = self.hook_out, []
         return out
 
-    def tap(self, ifname: str) -> int:
-        self._ifp(ifname)
-        handle = self.next_handle
-        self.next_handle += 1
-        self.taps[handle] = ifname
-        return handle
+    def tap(self, ifname: str, snaplen: int = 65535) -> Tap:
+        return self.taps.open(self._ifp(ifname), snaplen)
 
-    def untap(self, handle: int) -> None:
-        self.taps.pop(handle, None)
+    def untap(self, tap: Tap) -> None:
+        self.taps.close(tap)
 
     def _tap(self, ifname: str, direction: str, frame: bytes) -> None:
         self.clock += 0.001
-        for handle, name in self.taps.items():
-            if name == ifname:
-                self.tapped.append((handle, TapRecord(self.clock, direction, frame)))
+        ifp = self.ifps[ifname]
+        if direction == "in":
+            self.taps.tap_input(ifp, frame, self.clock)
+        else:
+            self.taps.tap_output(ifp, frame, self.clock)
 
     def inject_frame(self, ifname: str, frame: bytes) -> None:
         """A frame arrived from the wire (the data-plane loop's doing)."""
         self._tap(ifname, "in", frame)
-
-    def drain_taps(self) -> list[tuple[int, TapRecord]]:
-        out, self.tapped = self.tapped, []
-        return out
 
     def drain_events(self) -> list[Event]:
         out, self.events = self.events, []

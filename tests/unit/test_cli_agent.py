@@ -13,9 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.cli import PcapWriter, frame_summary, main
+from agents.cli import frame_summary, main
 from tests.unit.test_api_support import RunningAgent, running_agent, sample_engine
-from vrc.v1 import types_pb2 as tpb
 
 ETH_ARP = bytes.fromhex(
     "ffffffffffff" "020000000009" "0806"
@@ -201,7 +200,7 @@ def _capture_in_background(agent: RunningAgent, argv: list[str],
     worker = threading.Thread(target=lambda: result.append(
         main(["--agent", agent.address, *argv])))
     worker.start()
-    wait_for(lambda: bool(agent.engine.taps))
+    wait_for(lambda: agent.engine.taps.is_tapped(agent.engine.ifps["eth0"]))
     agent.gate.call(lambda e: [e.inject_frame("eth0", f) for f in frames])
     worker.join(10)
     assert not worker.is_alive()
@@ -234,18 +233,36 @@ def test_capture_writes_a_pcap_tshark_reads(
     assert fields == ["eth:ethertype:arp\t42", f"eth:ethertype:ip:icmp:data\t{len(ETH_ICMP)}"]
 
 
-def test_pcap_header_carries_the_linktype(tmp_path: Path) -> None:
+def test_capture_of_ng_interface_writes_dlt_null_pcap(
+        agent: RunningAgent, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from scapy.utils import rdpcap
 
+    from tests.unit.test_api_service import HookClient, ng_up
+
+    ng_up(agent)
     path = tmp_path / "ng0.pcap"
-    with path.open("wb") as stream:
-        writer = PcapWriter(stream, 0)
-        packet = (2).to_bytes(4, "little") + ETH_ICMP[14:]
-        writer.write(tpb.CapturedFrame(timestamp=12.5, data=packet, length=len(packet)))
+    hook = HookClient(agent, "ng0", "inet")
+    assert next(hook.call).attached
+    result: list[int] = []
+    worker = threading.Thread(target=lambda: result.append(main(
+        ["--agent", agent.address, "capture", "ng0", "-c", "2", "-w", str(path)])))
+    worker.start()
+    wait_for(lambda: agent.engine.taps.is_tapped(agent.engine.ifps["ng0"]))
+    packet = ETH_ICMP[14:]
+    hook.send(packet)
+    worker.join(10)
+    hook.close()
+    list(hook.call)
+    assert result == [0]
     assert struct.unpack("=I", path.read_bytes()[20:24]) == (0,)  # LINKTYPE_NULL
-    packets = rdpcap(str(path))
-    assert float(packets[0].time) == 12.5
-    assert bytes(packets[0]) == packet
+    frames = rdpcap(str(path))
+    assert [bytes(f)[4:] for f in frames] == [packet, packet]
+    tshark = shutil.which("tshark")
+    assert tshark, "tshark is needed (scripts/install-deps.sh installs it)"
+    protocols = subprocess.run(
+        [tshark, "-r", str(path), "-T", "fields", "-e", "frame.protocols"],
+        capture_output=True, text=True, check=True, timeout=60).stdout.split()
+    assert protocols == ["null:ip:icmp:data"] * 2
 
 
 def test_frame_summary_of_dlt_null_ipv4() -> None:
