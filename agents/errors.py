@@ -29,6 +29,7 @@ from router.errors import (
     EINVAL,
     EISCONN,
     ENETDOWN,
+    ENETUNREACH,
     ENXIO,
     EOPNOTSUPP,
     EPFNOSUPPORT,
@@ -50,6 +51,9 @@ STATUS_BY_ERRNO: dict[int, grpc.StatusCode] = {
     EPFNOSUPPORT: grpc.StatusCode.UNIMPLEMENTED,
     EOPNOTSUPP: grpc.StatusCode.UNIMPLEMENTED,
     ENETDOWN: grpc.StatusCode.UNAVAILABLE,
+    # Beyond DESIGN.md's list: a static route whose gateway no connected
+    # network reaches is the caller's state to fix, not an unknown failure.
+    ENETUNREACH: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 ERRNO_KEY = "vrc-errno"

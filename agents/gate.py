@@ -219,8 +219,8 @@ class Gate:
         """Open an engine tap on ``ifname`` (``engine.tap``) and a mailbox for its frames.
 
         The engine's tap (``router.tap.Tap``) queues records; the gate drains
-        each open tap after every engine entry, so frames reach the stream
-        within one data-plane iteration.
+        them (``engine.drain_taps``) after every engine entry, so frames reach
+        the stream within one data-plane iteration.
         """
         def start(engine: Any) -> TapStream:
             ifp = engine.interface(ifname)
@@ -259,7 +259,10 @@ class Gate:
                 mailbox.put_many(packets)
 
     def _deliver_tapped_frames(self) -> None:
-        for stream in self._taps.values():
-            records = stream.handle.drain()
-            if records:
+        per_tap: dict[int, list[Any]] = {}
+        for tap, record in self.engine.drain_taps():
+            per_tap.setdefault(id(tap), []).append(record)
+        for key, records in per_tap.items():
+            stream = self._taps.get(key)
+            if stream is not None:
                 stream.mailbox.put_many(records)

@@ -332,6 +332,7 @@ MAPPING = [
     (E.EPFNOSUPPORT, grpc.StatusCode.UNIMPLEMENTED),
     (E.EOPNOTSUPP, grpc.StatusCode.UNIMPLEMENTED),
     (E.ENETDOWN, grpc.StatusCode.UNAVAILABLE),
+    (E.ENETUNREACH, grpc.StatusCode.FAILED_PRECONDITION),
     (E.ENOBUFS, grpc.StatusCode.UNKNOWN),
 ]
 

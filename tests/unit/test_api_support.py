@@ -38,7 +38,7 @@ from router.errors import (
 from router.events import Event, EventKind
 from router.ifnet import AF_INET, IfFamily, IfFlags, IfState, IfType, Interface
 from router.pcap import null_header
-from router.tap import Tap, Taps
+from router.tap import Tap, TapRecord, Taps
 from vrc.v1 import agent_pb2_grpc
 
 NG_MTU_MIN, NG_MTU_MAX = 72, 65535
@@ -91,6 +91,7 @@ class FakeEngine:
     hooks: dict[tuple[str, str], int] = field(default_factory=dict)
     hook_out: list[tuple[int, bytes]] = field(default_factory=list)
     taps: Taps = field(default_factory=Taps)
+    open_taps: list[Tap] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     seq: int = 0
     next_handle: int = 1
@@ -338,10 +339,16 @@ class FakeEngine:
         return out
 
     def tap(self, ifname: str, snaplen: int = 65535) -> Tap:
-        return self.taps.open(self._ifp(ifname), snaplen)
+        tap = self.taps.open(self._ifp(ifname), snaplen)
+        self.open_taps.append(tap)
+        return tap
 
     def untap(self, tap: Tap) -> None:
         self.taps.close(tap)
+        self.open_taps = [t for t in self.open_taps if not t.closed]
+
+    def drain_taps(self) -> list[tuple[Tap, TapRecord]]:
+        return [(tap, record) for tap in self.open_taps for record in tap.drain()]
 
     def _tap(self, ifname: str, direction: str, frame: bytes) -> None:
         self.clock += 0.001
