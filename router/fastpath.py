@@ -1,0 +1,227 @@
+"""The forwarding fast path: cached next hops in front of the generic path.
+
+For a unicast IPv4 frame that will simply be forwarded, the generic path
+runs demux, the protocol input, the header checks, a route lookup, ARP and
+the framer. The fast path does the same observable work with a cache: per
+ingress interface, destination address (4 bytes) → prebuilt 14-byte
+Ethernet header (next hop MAC + our MAC + 0x0800), output interface, its MTU
+and counters.
+
+**What a frame needs to take it**: Ethernet type 0x0800, IHL 5, addressed to
+the ingress interface's MAC, TTL above 1, a source that the generic path
+would not drop (not 0/8, 127/8 or 224/3), a total length that fits the
+frame and the output MTU, a correct header checksum, and a cache entry.
+Everything else — ARP, ICMP, local traffic, broadcasts, options, fragments
+to fragment, TTL expiry, bad headers — goes to the generic path unchanged,
+in order: frames are handed over in runs, and a run is flushed before the
+next fast frame is sent, so the transmit queue sees frames in arrival order.
+
+**When an entry is made**: only when the generic path would forward the
+packet with no side effect on the way: destination not ours, not a
+broadcast of either interface, forwardable; a route that is neither LOCAL,
+REJECT nor BLACKHOLE through an UP Ethernet interface; a next hop whose ARP
+entry is usable *without* ``Arp.resolve`` (``LlTable.ready_lladdr``).
+
+**Invalidation**: the whole cache is dropped when the route table's
+generation, or the generation of any interface or of its ARP table, has
+changed (checked once per batch, and again after each run handed to the
+generic path, since that run may have changed an ARP entry). Generations
+only grow, so comparing them is exact.
+
+**Same observations**: the fast path is used only on interfaces with no
+interface filter and no tap, in and out (opening a tap bumps the interface
+generation); it updates the counters the generic path would — input
+packets/bytes, IPv4 received/forwarded, output packets/bytes — and appends
+the frame the framer would have built to the same transmit queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from router.ifnet import AF_INET, IfCounters, IfFamily, IfFlags, Interface
+from router.route import RouteFlags
+from router.wire.checksum import TTL_DECREMENT_CHECKSUM
+
+if TYPE_CHECKING:
+    from router.arp import Arp
+    from router.dlil import DataLink
+    from router.inet import InetDomain
+    from router.ipv4 import Ipv4
+    from router.route import RouteTable
+    from router.tap import Taps
+
+_NOT_FAST_ROUTE = RouteFlags.LOCAL | RouteFlags.REJECT | RouteFlags.BLACKHOLE
+_GATEWAY = RouteFlags.GATEWAY
+_UP = IfFlags.UP
+_IPV4_IHL5 = b"\x08\x00\x45"  # ethertype 0x0800, version 4, IHL 5
+_ETHERTYPE_IPV4 = b"\x08\x00"
+_REWRITE_LIMIT = 65536
+
+#: A cache entry: (prebuilt link header, output ifindex, output MTU, output counters).
+Entry = tuple[bytes, int, int, IfCounters]
+
+
+class FastPath:
+    """The fast path of one engine. ``transmit`` is the engine's transmit queue."""
+
+    __slots__ = (
+        "_arp", "_caches", "_dl", "_inet", "_ipv4", "_key", "_rewrites", "_routes", "_taps",
+        "_transmit", "hits",
+    )
+
+    def __init__(self, *, dl: DataLink, routes: RouteTable, inet: InetDomain, arp: Arp,
+                 ipv4: Ipv4, taps: Taps, transmit: list[tuple[int, bytes]]) -> None:
+        self._dl = dl
+        self._routes = routes
+        self._inet = inet
+        self._arp = arp
+        self._ipv4 = ipv4
+        self._taps = taps
+        self._transmit = transmit
+        self._caches: dict[int, dict[bytes, Entry]] = {}
+        self._key: tuple[object, ...] = ()
+        # (TTL, protocol, checksum) as on the wire -> the same 4 bytes after TTL - 1
+        self._rewrites: dict[bytes, bytes] = {}
+        self.hits = 0
+
+    # -- validity --------------------------------------------------------
+
+    def _state_key(self) -> tuple[object, ...]:
+        generation = self._arp.generation
+        return (self._routes.generation,
+                *[(ifp.index, ifp.generation, generation(ifp)) for ifp in self._dl.interfaces()])
+
+    def _revalidate(self) -> None:
+        key = self._state_key()
+        if key != self._key:
+            self._caches.clear()
+            self._key = key
+
+    def usable_on(self, ifp: Interface) -> bool:
+        """May frames of ``ifp`` (or frames leaving by it) take the fast path?"""
+        return (ifp.family is IfFamily.ETHERNET and not ifp.filters
+                and not self._taps.is_tapped(ifp) and AF_INET in ifp.protocols
+                and self._ipv4.config.forwarding)
+
+    def entries(self, ifp: Interface) -> int:
+        """Cached destinations for frames arriving on ``ifp`` (tests and metrics)."""
+        return len(self._caches.get(ifp.index, ()))
+
+    # -- entries ---------------------------------------------------------
+
+    def _build(self, ifp: Interface, dst_key: bytes) -> Entry | None:
+        """A cache entry for ``dst_key`` arriving on ``ifp``, or None when the generic
+        path has work to do for it (see the module docstring)."""
+        dst = int.from_bytes(dst_key, "big")
+        inet = self._inet
+        if inet.local_ip(dst) or inet.is_broadcast(dst, ifp) or not inet.can_forward(dst):
+            return None
+        route = self._routes.lookup(dst)
+        if route is None or route.flags & _NOT_FAST_ROUTE:
+            return None
+        out = self._dl.lookup(route.ifindex)
+        if out is None or not out.flags & _UP or not self.usable_on(out):
+            return None
+        if inet.is_broadcast(dst, out):
+            return None
+        table = self._arp.table(out)
+        next_hop = route.gateway if route.flags & _GATEWAY else dst
+        mac = table.ready_lladdr(next_hop) if table is not None else None
+        if mac is None:
+            return None
+        entry: Entry = (mac + out.lladdr + _ETHERTYPE_IPV4, out.index, out.mtu, out.counters)
+        self._caches.setdefault(ifp.index, {})[dst_key] = entry
+        return entry
+
+    def _rewrite(self, old: bytes) -> bytes:
+        """TTL - 1 and the RFC 1624 checksum, for the 4 bytes TTL..checksum."""
+        checksum = TTL_DECREMENT_CHECKSUM[(old[2] << 8) | old[3]]
+        new = bytes((old[0] - 1, old[1], checksum >> 8, checksum & 0xFF))
+        if len(self._rewrites) >= _REWRITE_LIMIT:
+            self._rewrites.clear()
+        self._rewrites[old] = new
+        return new
+
+    # -- the per-frame loop ----------------------------------------------
+
+    def receive(self, ifp: Interface, frames: Sequence[bytes],
+                generic: Callable[[Interface, list[bytes]], None]) -> None:
+        """Forward what can be forwarded here; hand the rest to ``generic`` in runs."""
+        self._revalidate()
+        if not self.usable_on(ifp):
+            generic(ifp, list(frames))
+            return
+        cache = self._caches.get(ifp.index)
+        if cache is None:
+            cache = self._caches[ifp.index] = {}
+        mac = ifp.lladdr
+        rewrites = self._rewrites
+        append = self._transmit.append
+        checksum_of = int.from_bytes
+        slow: list[bytes] = []
+        count = in_bytes = 0
+        for position, frame in enumerate(frames):
+            size = len(frame)
+            if (size < 34 or frame[12:15] != _IPV4_IHL5 or frame[:6] != mac
+                    or frame[22] <= 1 or frame[26] in _MARTIAN_FIRST_OCTETS):
+                slow.append(frame)
+                continue
+            dst_key = frame[30:34]
+            entry = cache.get(dst_key)
+            if entry is None:
+                entry = self._build(ifp, dst_key)
+                if entry is None:
+                    slow.append(frame)
+                    continue
+            total = (frame[16] << 8) | frame[17]
+            if total < 20 or total + 14 > size or total > entry[2]:
+                slow.append(frame)
+                continue
+            if checksum_of(frame[14:34]) % 0xFFFF:
+                slow.append(frame)  # bad checksum: the generic path counts the drop
+                continue
+            if slow:
+                generic(ifp, slow)
+                slow = []
+                if not self._still_usable(ifp):
+                    slow.extend(frames[position:])
+                    break
+                cache = self._caches.setdefault(ifp.index, {})
+                entry = cache.get(dst_key) or self._build(ifp, dst_key)
+                if entry is None or total > entry[2]:
+                    slow.append(frame)
+                    continue
+            old = frame[22:26]
+            new = rewrites.get(old)
+            if new is None:
+                new = self._rewrite(old)
+            end = total + 14
+            out = b"".join((entry[0], frame[14:22], new,
+                            frame[26:end] if end != size else frame[26:]))
+            append((entry[1], out))
+            counters = entry[3]
+            counters.opackets += 1
+            counters.obytes += end
+            count += 1
+            in_bytes += size
+        if slow:
+            generic(ifp, slow)
+        if count:
+            ifp.counters.ipackets += count
+            ifp.counters.ibytes += in_bytes
+            stats = self._ipv4.stats
+            stats.received += count
+            stats.forwarded += count
+            self.hits += count
+
+    def _still_usable(self, ifp: Interface) -> bool:
+        """After a run went the generic way: state may have moved, so look again."""
+        self._revalidate()
+        return ifp.attached and self.usable_on(ifp)
+
+
+#: First octets of sources the generic path drops (0/8 only when exactly 0 — sent
+#: the generic way anyway), loopback and multicast/experimental/broadcast.
+_MARTIAN_FIRST_OCTETS = frozenset({0, 127, *range(224, 256)})
