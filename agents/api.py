@@ -56,13 +56,13 @@ _ADDRESS_FIELDS = {
 _EVENT_KINDS = {kind.value for kind in EventKind}
 
 
-def policy_to_pb(policy: Any) -> int:
+def policy_to_pb(policy: Any) -> types_pb2.Policy:
     """The engine's same-prefix policy (an enum or its name) as the API enum."""
     name = str(getattr(policy, "value", policy)).lower()
     for number, known in _POLICY_NAMES.items():
         if known == name:
             return number
-    return types_pb2.POLICY_UNSPECIFIED
+    return types_pb2.Policy.POLICY_UNSPECIFIED
 
 
 @map_errors_of

@@ -43,8 +43,9 @@ class CliError(Exception):
 
 
 def as_dict(message: Message) -> dict[str, Any]:
-    return MessageToDict(message, preserving_proto_field_name=True,
-                         always_print_fields_with_no_presence=True)
+    converted: dict[str, Any] = MessageToDict(
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    return converted
 
 
 def table(rows: Iterable[Sequence[object]], headers: Sequence[str]) -> str:
@@ -472,9 +473,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             commands = Commands(agent_pb2_grpc.AgentStub(channel), out, args.timeout)
             getattr(commands, args.func)(args)
     except grpc.RpcError as error:
-        if error.code() is grpc.StatusCode.CANCELLED:  # type: ignore[attr-defined]
+        if error.code() is grpc.StatusCode.CANCELLED:
             return 0  # we cancelled it (-c N reached)
-        print(f"vrc: {error.code().name}: {error.details()}",  # type: ignore[attr-defined]
+        print(f"vrc: {error.code().name}: {error.details()}",
               file=sys.stderr)
         return 1
     except CliError as error:
