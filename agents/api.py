@@ -244,8 +244,13 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             raise invalid("kinds", ",".join(unknown), "unknown event kind")
         log = self._gate.events
         after = request.after_seq if request.HasField("after_seq") else log.last_seq
+        # A resume point beyond the newest event was seen by an earlier agent run
+        # (numbers restart with the agent): the client must list the state again.
+        restarted = after > log.last_seq
+        after = min(after, log.last_seq)
         context.add_callback(log.wake)
         events, lost = log.read_after(after, EVENTS_PER_BATCH)
+        lost = lost or restarted
         first = True
         while context.is_active():
             if events:

@@ -399,6 +399,18 @@ def test_watch_events_filters_by_kind_and_interface(agent: RunningAgent) -> None
     assert [(e.kind, e.ifname) for e in batch.events] == [("LINK_DOWN", "eth1")]
 
 
+def test_resume_point_from_an_earlier_agent_run_reports_lost_and_streams_on(
+        agent: RunningAgent) -> None:
+    stream = agent.stub.WatchEvents(pb.WatchEventsRequest(after_seq=5000), timeout=TIMEOUT)
+    first = next(stream)
+    assert first.lost and not first.events
+    agent.stub.AddAlias(pb.AddAliasRequest(ifname="eth0", address="10.0.0.1/24"),
+                        timeout=TIMEOUT)
+    batch = next(stream)
+    stream.cancel()
+    assert [(e.kind, e.seq) for e in batch.events] == [("RTM_NEWADDR", 1)]
+
+
 def test_watch_unknown_event_kind_is_invalid_argument(agent: RunningAgent) -> None:
     stream = agent.stub.WatchEvents(pb.WatchEventsRequest(kinds=["RTM_BOGUS"]),
                                     timeout=TIMEOUT)
