@@ -17,8 +17,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-if ! python3 -c "import router, agents, vrc.v1" >/dev/null 2>&1 \
-   || ! python3 -c "import pytest, hypothesis, scapy, grpc_tools, ruff, mypy" >/dev/null 2>&1; then
+# Check from outside the tree: from the repo root the packages import even when not installed.
+if ! (cd / && python3 -c "import router, agents, vrc.v1, pytest, hypothesis, scapy, grpc_tools, ruff, mypy, pytricia") >/dev/null 2>&1 \
+   || ! command -v vrc-agent >/dev/null 2>&1; then
     echo "== pip install -e .[dev]"
     python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 fi
