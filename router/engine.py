@@ -322,8 +322,7 @@ class Engine:
         if ifp.family is IfFamily.NETGRAPH:
             self.destroy_ng(name)
             return
-        for tap in self.taps.close_interface(ifp):
-            tap.closed = True
+        self.taps.close_interface(ifp)
         self.dl.detach(ifp)
         self._settle()
 

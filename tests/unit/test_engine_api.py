@@ -26,6 +26,7 @@ from router.events import EventKind
 from router.ifnet import IfFamily, IfFlags, IfState
 from router.inet import SamePrefixPolicy
 from router.route import RouteFlags
+from router.wire import ipv4 as ip_wire
 
 MAC = "02:00:00:00:00:01"
 
@@ -270,3 +271,14 @@ def test_alias_on_ng_needs_a_destination_and_brings_it_up() -> None:
     ifp = engine.interface("ng0")
     assert ifp is not None and ifp.flags & IfFlags.UP and ifp.flags & IfFlags.RUNNING
     assert engine.get_address("ng0", which="destination")["dest"] == "10.9.0.2"
+
+
+def test_send_datagram_refuses_a_malformed_header() -> None:
+    assert errno_of(router().send_datagram, b"\x45\x00") == (EINVAL, "datagram")
+
+
+def test_send_datagram_without_a_route_is_enetunreach() -> None:
+    engine = router()
+    datagram = ip_wire.emit(src=0x0A000001, dst=0xAC100001, protocol=17, payload=bytes(8))
+    assert engine.send_datagram(datagram) == ENETUNREACH
+    assert engine.drop_counts()["ipv4.no_route"] == 1
