@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
     echo "the vrc function that implements it, and the tests that prove it."
     echo "Generated from \`docs/seed-map.d/*.md\` by \`scripts/seed-map.sh\`;"
     echo "\`tests/unit/test_seed_map.py\` checks that every named test exists."
-    for part in dlil inet arp ng agent-api; do
+    for part in dlil inet arp ng engine agent-api; do
         f="docs/seed-map.d/$part.md"
         [ -f "$f" ] || continue
         echo
