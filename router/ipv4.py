@@ -31,11 +31,11 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from errno import EHOSTDOWN
 from typing import Any, Protocol
 
 from router.contracts import Packet, PacketFlags
 from router.errors import (
+    EHOSTDOWN,
     EHOSTUNREACH,
     EJUSTRETURN,
     EMSGSIZE,
