@@ -48,6 +48,7 @@ class AgentOptions:
     metrics: str | None = None
     isolation: bool = True
     tx_mode: TxMode = TxMode.AUTO
+    arp_probes: int | None = None  # None: the engine's default (RFC 5227 PROBE_NUM)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the kernel's IP stack on the data-plane NICs (it will answer too)",
     )  # fmt: skip
     parser.add_argument(
+        "--arp-probes", type=int, default=None, metavar="N",
+        help="RFC 5227 probes before a new address is used (default 3, the RFC's; "
+             "0 announces at once and still defends)",
+    )  # fmt: skip
+    parser.add_argument(
         "--tx-mode", choices=[mode.value for mode in TxMode], default=TxMode.AUTO.value,
         help=argparse.SUPPRESS,
     )  # fmt: skip
@@ -95,16 +101,23 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
         metrics=args.metrics,
         isolation=not args.no_isolation,
         tx_mode=TxMode(args.tx_mode),
+        arp_probes=args.arp_probes,
     )
+    if options.arp_probes is not None and options.arp_probes < 0:
+        raise ValueError(f"--arp-probes {options.arp_probes}: must be 0 or more")
     if args.host_id:
         options.host_id = args.host_id
     return options
 
 
-def default_engine_factory() -> Any:
-    from router.engine import Engine  # the engine is only needed once the agent starts
+def default_engine_factory(options: AgentOptions) -> Any:
+    """The engine with the configuration the options ask for."""
+    from router.arp_config import ArpConfig
+    from router.engine import Engine, EngineConfig
 
-    return Engine()
+    if options.arp_probes is None:
+        return Engine(EngineConfig())
+    return Engine(EngineConfig(arp=ArpConfig(probe_num=options.arp_probes)))
 
 
 class Agent:
@@ -114,7 +127,7 @@ class Agent:
         self,
         options: AgentOptions,
         *,
-        engine_factory: Callable[[], Any] = default_engine_factory,
+        engine_factory: Callable[[AgentOptions], Any] = default_engine_factory,
         log: Any = None,
     ) -> None:
         self.options = options
@@ -152,7 +165,7 @@ class Agent:
                               if state.method else None)
         else:
             self.log.warning("isolation off: the kernel also processes data-plane frames")
-        engine = self.engine_factory()
+        engine = self.engine_factory(opts)
         for link in self._opened:
             ifp = engine.add_ethernet(link.ifname, mac=link.mac, mtu=link.mtu, up=True)
             self.links[ifp.index] = link
@@ -225,7 +238,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         configure_logging(args.log_format, args.log_level)
     except ValueError as exc:
         parser.error(str(exc))
-    options = options_from(args)
+    try:
+        options = options_from(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     log = get_logger("vrc.agent", host=options.host_id)
     stop = threading.Event()
     install_stop_signals(stop)

@@ -57,6 +57,22 @@ def test_arping_gets_the_routers_mac(agent: AgentProc, topo: Topology) -> None:
     assert f"[{mac}]" in result.stdout
 
 
+def test_new_address_is_used_only_after_rfc5227_probing_by_default(topo: Topology) -> None:
+    agent = AgentProc(topo, "--arp-probes", "3")
+    try:
+        agent.alias(topo.ra, f"{R_A_ADDR}/24")
+        added = time.monotonic()
+        early = topo.a.run("arping", "-c", "1", "-w", "1", "-I", topo.a0, R_A_ADDR,
+                           check=False, timeout=10)
+        assert early.returncode != 0  # still probing: the address is not ours yet
+        # PROBE_WAIT (<= 1 s) + 3 probes (1-2 s apart) + ANNOUNCE_WAIT (2 s) <= 9 s
+        result = ping(topo.a, R_A_ADDR, count=1, timeout=15)
+        assert result.returncode == 0, result.stdout
+        assert time.monotonic() - added >= 3.0  # at least PROBE_MIN * 2 + ANNOUNCE_WAIT
+    finally:
+        agent.cleanup()
+
+
 def test_kernel_arp_learns_the_router_and_router_learns_the_peer(
     agent: AgentProc, topo: Topology
 ) -> None:
