@@ -19,7 +19,7 @@ from typing import Any
 
 from agents.errors import invalid
 from router.events import Event
-from router.ifnet import IfFlags
+from router.ifnet import IfExtFlags, IfFlags
 from vrc.v1 import agent_pb2, types_pb2
 
 MAX_PLEN = 32
@@ -159,7 +159,7 @@ def address_to_pb(addr: Any) -> types_pb2.Address:
     broadcast = pick(addr, "broadcast", "broadaddr")
     destination = pick(addr, "dest", "dstaddr", "destination")
     flags = pick(pick(addr, "ifp"), "flags")
-    if isinstance(flags, IfFlags):
+    if isinstance(flags, int):  # plain int in the engine, IfFlags elsewhere
         # The engine keeps broadcast and destination in one slot (the seed's
         # ia_broadaddr/ia_dstaddr union); show the one the interface has.
         broadcast = broadcast if flags & IfFlags.BROADCAST else None
@@ -188,13 +188,19 @@ def _is_inet(addr: Any) -> bool:
 
 def interface_to_pb(ifp: Any) -> types_pb2.Interface:
     flags = pick(ifp, "flags", default=0)
+    eflags = pick(ifp, "eflags")
+    # the engine keeps interface flags as plain ints (fast on the packet path)
+    if type(flags) is int:
+        flags = IfFlags(flags)
+    if type(eflags) is int:
+        eflags = IfExtFlags(eflags)
     return types_pb2.Interface(
         name=str(pick(ifp, "name", default="")),
         index=int(pick(ifp, "index", default=0)),
         type=enum_text(pick(ifp, "type")),
         flags=flag_names(flags),
         flags_value=int(flags) if isinstance(flags, int) else 0,
-        eflags=flag_names(pick(ifp, "eflags")),
+        eflags=flag_names(eflags),
         mtu=int(pick(ifp, "mtu", default=0)),
         mac=mac_text(pick(ifp, "lladdr", "mac")),
         state=enum_text(pick(ifp, "state")),

@@ -156,11 +156,11 @@ class Interface:
         "counters",
         "demux_table",
         "driver",
-        "eflags",
+        "_eflags",
         "family",
         "family_module",
         "filters",
-        "flags",
+        "_flags",
         "generation",
         "hdrlen",
         "in_use",
@@ -200,8 +200,8 @@ class Interface:
         self.family = family
         self.type = type
         self.index = 0
-        self.flags = flags
-        self.eflags = eflags
+        self._flags = int(flags)
+        self._eflags = int(eflags)
         self.mtu = mtu
         self.addrlen = addrlen
         self.hdrlen = hdrlen
@@ -225,6 +225,25 @@ class Interface:
         # The family module's per-interface demux table (Ethernet: ethertype
         # -> protocol family), filled by its add_proto and emptied at attach.
         self.demux_table: dict[int, int] = {}
+
+    # Flags are stored as plain ints: ``IntFlag`` operators run in Python and
+    # cost about a microsecond each, which the per-packet path cannot afford.
+    # ``ifp.flags & IfFlags.UP`` then runs as a C-level int operation.
+    @property
+    def flags(self) -> int:
+        return self._flags
+
+    @flags.setter
+    def flags(self, value: int) -> None:
+        self._flags = int(value)
+
+    @property
+    def eflags(self) -> int:
+        return self._eflags
+
+    @eflags.setter
+    def eflags(self, value: int) -> None:
+        self._eflags = int(value)
 
     @property
     def is_up(self) -> bool:
