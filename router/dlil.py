@@ -48,6 +48,8 @@ from router.errors import (
 )
 from router.events import Event, EventKind
 from router.ifnet import (
+    AF_INET,
+    AF_INET6,
     IfExtFlags,
     IfFamily,
     IfFlags,
@@ -60,6 +62,23 @@ from router.ifnet import (
 )
 
 EventCallback = Callable[[Event], None]
+
+AF_APPLETALK = 16
+PF_VLAN = 0x766C616E  # 'vlan', XNU's protocol family of VLAN attachments
+# proto_hash_value: the bucket of each family in the seed's if_proto_hash
+_PROTO_BUCKET = {AF_INET: 0, AF_INET6: 1, AF_APPLETALK: 2, PF_VLAN: 3}
+_OTHER_BUCKET = 4
+
+
+def protocols_in_hash_order(ifp: Interface) -> list[ProtoAttachment]:
+    """The attached protocols in the seed's ``if_proto_hash`` walk order.
+
+    Events and the final detach's unplumbing visit IPv4, IPv6, AppleTalk and
+    VLAN first, whatever order they were attached in, then every other
+    family in attach order (they share the last bucket).
+    """
+    return sorted(ifp.protocols.values(),
+                  key=lambda proto: _PROTO_BUCKET.get(proto.family, _OTHER_BUCKET))
 
 
 def _no_route_cleanup(ifp: Interface, family: int) -> None:
@@ -301,8 +320,8 @@ class DataLink:
         ifp.state = state
 
     def _unplumb_all(self, ifp: Interface) -> None:
-        """``proto_unplumb`` for every attached family, then detach what is left."""
-        for family in list(ifp.protocols):
+        """``proto_unplumb`` for every attached family (hash order), then detach what is left."""
+        for family in [proto.family for proto in protocols_in_hash_order(ifp)]:
             for domain in list(self._domains):
                 domain.unplumb(ifp, family)
             if family in ifp.protocols:
@@ -495,6 +514,8 @@ class DataLink:
         result is taken only while nobody has handled the request
         (``EOPNOTSUPP`` so far) or when it is ``EJUSTRETURN``; the first real
         error, or ``EJUSTRETURN``, ends the chain. ``EJUSTRETURN`` becomes 0.
+        As on input and output (and unlike the seed's ioctl pass), a filter
+        detached earlier in the same pass is skipped.
         """
         if cmd == 0:
             return EINVAL
@@ -539,7 +560,10 @@ class DataLink:
         """``dlil_event_internal``: filters, protocols, the driver, then subscribers.
 
         The interface's own parties hear the event only while it is attached
-        (under an I/O reference); subscribers always do.
+        (under an I/O reference); subscribers always do. Protocols hear it in
+        :func:`protocols_in_hash_order`. Unlike the seed, a filter detached
+        earlier in the same pass (``skip`` set, ``detached`` already run) is
+        not called: its owner has been told it is gone.
         """
         if self.io_ref(ifp):
             try:
@@ -553,7 +577,7 @@ class DataLink:
         for filt in ifp.filters:
             if not filt.skip and filt.event is not None:
                 filt.event(ifp, filt.family, event)
-        for proto in list(ifp.protocols.values()):
+        for proto in protocols_in_hash_order(ifp):
             if proto.event is None:
                 continue
             proto.refcount += 1

@@ -56,6 +56,12 @@ def send_arp(
     first interface's result replaces ``ENOTSUP`` (nobody sent). Anything
     else goes out on ``ifp`` only. ``dl.ipv4_ll_arp_aware`` switches the
     fan-out off (the seed's sysctl).
+
+    A request without a sender address is no announcement, so it fans out:
+    that is what the seed's ``_is_announcement`` answers for a missing
+    sender. (Its call site passes target and sender swapped; the comparison
+    is symmetric, but the swap makes the seed read the missing sender
+    instead of answering no.)
     """
     if target_ip is None:
         return EINVAL

@@ -34,7 +34,7 @@ class LinkDrop(enum.IntEnum):
     PROMISC = 3  # not addressed to us
     NO_PROTO = 4  # no protocol attached for its family (also counted in noproto)
     PROTO_ERROR = 5  # the protocol's input refused it (also counted in iqdrops)
-    PRE_OUTPUT = 6  # the protocol's pre-output refused it (or an earlier packet)
+    PRE_OUTPUT = 6  # pre-output refused it, or a packet before it in the same list
     FRAMER = 7  # the family module could not frame it
     DRIVER = 8  # the driver refused it (also counted in oerrors)
 
@@ -70,16 +70,29 @@ def filters_output(ifp: Interface, pkt: Packet, family: int) -> int:
 def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
     """``ifnet_input`` + ``dlil_input_packet_list`` for one batch from one interface.
 
-    One I/O reference covers the batch; each frame re-checks that the
-    interface is still attached (a callback may have detached it), which is
-    what the seed's per-frame reference amounts to. Consecutive frames for
-    the same protocol are collected into one run and delivered together.
+    Every frame handed in is counted in ``ipackets``/``ibytes`` first, as the
+    seed's ``ifnet_input`` adds the driver's receive statistics before the
+    input thread looks at the interface's state: a frame that arrives on a
+    detaching interface was still received. One I/O reference covers the
+    batch; each frame re-checks that the interface is still attached (a
+    callback may have detached it), which is what the seed's per-frame
+    reference amounts to. Consecutive frames for the same protocol are
+    collected into one run and delivered together.
+
+    Two deliberate differences, both about counting: a frame shorter than
+    its link header (``EMSGSIZE`` from demux) is an input error dropped
+    before the filters (the seed's drivers never hand such frames up), and
+    a VLAN-tagged frame demux could not classify is counted in ``noproto``
+    like any other unclassified frame (the seed drops it one step earlier,
+    uncounted).
     """
     drops = dl.drops
+    counters = ifp.counters
+    counters.ipackets += len(frames)
+    counters.ibytes += sum(map(len, frames))
     if not dl.io_ref(ifp):
         drops[LinkDrop.NOT_ATTACHED] += len(frames)
         return
-    counters = ifp.counters
     demux = ifp.family_module.demux  # type: ignore[union-attr]
     index = ifp.index
     run_proto: ProtoAttachment | None = None
@@ -89,8 +102,6 @@ def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
             if ifp.state is not _ATTACHED:
                 drops[LinkDrop.NOT_ATTACHED] += 1
                 continue
-            counters.ipackets += 1
-            counters.ibytes += len(frame)
             pkt = Packet(frame, 0, 0, index)
             error, family = demux(ifp, pkt)
             if error:
@@ -169,8 +180,13 @@ def output_packets(
 ) -> int:
     """``dlil_output``: pre-output, framer, output filters, then the driver.
 
-    Returns the last step's result the way the seed does (``EJUSTRETURN`` as
-    0); a pre-output error other than ``EJUSTRETURN`` stops the whole list.
+    Pre-output runs packet by packet only until one gets through it (the
+    seed's ``preout_again``): a packet it holds (``EJUSTRETURN``) is skipped,
+    an error drops that packet and the rest of the list and is returned.
+    The packet that gets through fixes the link destination and frame type
+    for the rest of the list, which is framed without asking pre-output
+    again: one call carries packets for one destination. Otherwise returns
+    the last step's result the way the seed does (``EJUSTRETURN`` as 0).
     """
     if not dl.io_ref(ifp):
         dl.drops[LinkDrop.NOT_ATTACHED] += len(pkts)
@@ -201,17 +217,21 @@ def _output_loop(
     counters = ifp.counters
     batch: list[Packet] | None = [] if ifp.eflags & IfExtFlags.SENDLIST else None
     retval = 0
+    resolved = False  # a packet got through pre-output: its destination serves the rest
+    lldst = b""
+    frame_type = 0
     for position, pkt in enumerate(pkts):
         if proto is not None:
-            lldst = b""
-            frame_type = 0
-            if proto.pre_output is not None:
-                retval, lldst, frame_type = proto.pre_output(ifp, family, pkt, dest)
-                if retval:
-                    if retval == EJUSTRETURN:
-                        continue
-                    drops[LinkDrop.PRE_OUTPUT] += len(pkts) - position
-                    return retval
+            if not resolved:
+                pre_output = proto.pre_output
+                if pre_output is not None:
+                    retval, lldst, frame_type = pre_output(ifp, family, pkt, dest)
+                    if retval:
+                        if retval == EJUSTRETURN:
+                            continue
+                        drops[LinkDrop.PRE_OUTPUT] += len(pkts) - position
+                        return retval
+                resolved = True
             retval = framer(ifp, pkt, lldst, frame_type)
             if retval:
                 if retval != EJUSTRETURN:

@@ -91,6 +91,18 @@ def test_linklocal_fanout_skips_arpll_interfaces_without_ipv4_protocol() -> None
     assert [s[0] for s in sent] == ["eth0"]
 
 
+def test_linklocal_request_without_a_sender_address_is_no_announcement_and_fans_out() -> None:
+    h = Harness()
+    sent: Sent = []
+    eth0 = _with_ipv4(h, "eth0", MAC_A, sent)
+    _with_ipv4(h, "eth1", MAC_B, sent, addrs=(OTHER,))
+    assert h.dl.send_arp(eth0, ARPOP_REQUEST, None, None, None, LL_TARGET) == 0
+    assert sent == [
+        ("eth0", ARPOP_REQUEST, MAC_A, LL_SOURCE, None, LL_TARGET),
+        ("eth1", ARPOP_REQUEST, MAC_B, OTHER, None, LL_TARGET),
+    ]
+
+
 def test_linklocal_announcement_goes_only_on_the_given_interface() -> None:
     h = Harness()
     sent: Sent = []

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from router.contracts import InterfaceFilter
 from router.events import Event, EventKind
-from router.ifnet import AF_INET, Interface
+from router.ifnet import AF_INET, AF_INET6, Interface
 from tests.unit.test_dlil_support import (
     AF_TEST,
     ETHERTYPE_TEST,
@@ -100,3 +100,37 @@ def test_detached_filter_hears_no_more_events() -> None:
     h.dl.detach_filter(filt)
     h.dl.post_event(ifp, EventKind.LINK_DOWN, {})
     assert heard == [EventKind.LINK_UP]
+
+
+def test_event_filter_detached_earlier_in_the_pass_is_not_called() -> None:
+    # a deliberate difference: the seed's event pass ignores filt_skip
+    h = Harness()
+    ifp, _ = h.ethernet()
+    log: list[str] = []
+    second = InterfaceFilter("second", event=lambda i, fam, ev: log.append("second"),
+                             detached=lambda i: log.append("second:detached"))
+
+    def first_event(i: Interface, fam: int, event: Event) -> None:
+        log.append("first")
+        if second in i.filters:
+            h.dl.detach_filter(second)
+
+    h.dl.attach_filter(ifp, InterfaceFilter("first", event=first_event))
+    h.dl.attach_filter(ifp, second)
+    h.dl.post_event(ifp, EventKind.LINK_UP, {})
+    assert log == ["first", "second:detached"]
+
+
+def test_protocols_hear_events_in_the_seeds_hash_order() -> None:
+    # proto_hash_value: IPv4 and IPv6 buckets come before the shared last bucket
+    h = Harness()
+    ifp, _ = h.ethernet()
+    log: list[int] = []
+    for family, ethertype in ((AF_TEST, ETHERTYPE_TEST), (AF_INET6, 0x86DD),
+                              (AF_TEST + 1, ETHERTYPE_TEST + 1), (AF_INET, 0x0800)):
+        h.dl.attach_protocol(ifp, make_proto(
+            family=family, ethertypes=(ethertype,),
+            event=lambda i, fam, ev: log.append(fam))[0])
+    log.clear()  # forget the PROTO_ATTACHED events
+    h.dl.post_event(ifp, EventKind.LINK_UP, {})
+    assert log == [AF_INET, AF_INET6, AF_TEST, AF_TEST + 1]

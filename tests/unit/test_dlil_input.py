@@ -58,8 +58,19 @@ def test_input_on_a_detaching_interface_is_dropped_silently() -> None:
     h, ifp, inet_log, _ = _two_protocols()
     h.dl.detach(ifp)
     h.dl.input(ifp, [eth_frame(MAC_A)] * 3)
-    assert inet_log.packets == [] and ifp.counters.ipackets == 0
+    assert inet_log.packets == []
     assert h.dl.drops[LinkDrop.NOT_ATTACHED] == 3
+    c = ifp.counters
+    assert c.noproto == c.iqdrops == c.ierrors == 0
+
+
+def test_frames_on_a_detaching_interface_still_count_as_received() -> None:
+    # ifnet_input adds the driver's receive statistics before the attach check
+    h, ifp, _, _ = _two_protocols()
+    h.dl.detach(ifp)
+    frames = [eth_frame(MAC_A), eth_frame(MAC_A, payload=b"z" * 50)]
+    h.dl.input(ifp, frames)
+    assert (ifp.counters.ipackets, ifp.counters.ibytes) == (2, sum(map(len, frames)))
 
 
 def test_runt_frame_counts_an_input_error_and_is_dropped() -> None:
@@ -214,7 +225,7 @@ def test_interface_detached_mid_batch_drops_the_rest() -> None:
     h.dl.input(ifp, [ip, test, ip])
     assert delivered == [AF_INET]
     assert len(other_log.packets) == 1
-    assert ifp.counters.ipackets == 2
+    assert ifp.counters.ipackets == 3  # received, even the frame dropped unlooked-at
     assert h.dl.drops[LinkDrop.NOT_ATTACHED] == 1
     assert ifp.ioref == 0 and h.dl.run_deferred() == [ifp]
 

@@ -141,3 +141,27 @@ def test_ioctl_releases_its_references(proto_result: int) -> None:
     h, ifp, _ = _chain([(0, EOPNOTSUPP)], proto_result, 0)
     h.dl.ioctl(ifp, AF_INET, CMD, None)
     assert ifp.ioref == 0 and ifp.protocols[AF_INET].refcount == 1
+
+
+def test_ioctl_filter_detached_earlier_in_the_chain_is_not_asked() -> None:
+    # a deliberate difference: the seed's ioctl pass ignores filt_skip
+    h = Harness()
+    ifp, _ = h.ethernet()
+    log: list[str] = []
+
+    def second_ioctl(i: Interface, fam: int, cmd: IoctlCmd, arg: Any) -> int:
+        log.append("second")
+        return 0
+
+    second = InterfaceFilter("second", ioctl=second_ioctl,
+                             detached=lambda i: log.append("second:detached"))
+
+    def first_ioctl(i: Interface, fam: int, cmd: IoctlCmd, arg: Any) -> int:
+        log.append("first")
+        h.dl.detach_filter(second)
+        return EOPNOTSUPP
+
+    h.dl.attach_filter(ifp, InterfaceFilter("first", ioctl=first_ioctl))
+    h.dl.attach_filter(ifp, second)
+    assert h.dl.ioctl(ifp, AF_INET, CMD, None) == EOPNOTSUPP
+    assert log == ["first", "second:detached"]

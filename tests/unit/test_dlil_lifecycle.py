@@ -8,6 +8,7 @@ import pytest
 
 from router.contracts import InterfaceFilter, Packet
 from router.dlil import DataLink
+from router.dlil_io import LinkDrop
 from router.dlil_lifecycle import REFUSALS, TRANSITIONS, LifeEvent, next_state, refusal
 from router.dlil_stubs import DETACHED_DRIVER, DETACHED_FAMILY
 from router.errors import (
@@ -33,6 +34,8 @@ from router.ifnet import (
     LinkState,
 )
 from tests.unit.test_dlil_support import (
+    AF_TEST,
+    ETHERTYPE_TEST,
     MAC_A,
     MAC_B,
     FakeInetAddr,
@@ -391,6 +394,20 @@ def test_final_detach_runs_filters_purge_unplumb_in_order() -> None:
     assert kinds.index(EventKind.PROTO_DETACHED) < kinds.index(EventKind.IF_DETACHED)
 
 
+def test_final_detach_unplumbs_protocols_in_the_seeds_hash_order() -> None:
+    h = Harness()
+    log: list[str] = []
+    h.dl.add_domain(RecordingDomain(log))
+    ifp, _ = h.ethernet()
+    h.dl.attach_protocol(ifp, make_proto(family=AF_TEST, ethertypes=(ETHERTYPE_TEST,))[0])
+    h.dl.attach_protocol(ifp, make_proto(family=AF_INET)[0])
+    h.dl.detach(ifp)
+    h.dl.run_deferred()
+    assert [line for line in log if line.startswith("unplumb")] == [
+        f"unplumb {AF_INET}", f"unplumb {AF_TEST}"]
+    assert ifp.protocols == {}
+
+
 def test_final_detach_installs_safe_stubs() -> None:
     h = Harness()
     ifp, _ = h.ethernet()
@@ -418,7 +435,7 @@ def test_detached_interface_refuses_io() -> None:
     assert h.dl.ioctl(ifp, AF_INET, IoctlCmd.SIOCGIFMTU, None) == EOPNOTSUPP
     h.dl.input(ifp, [eth_frame(MAC_A)])
     assert log.packets == [] and driver.calls == []
-    assert ifp.counters.ipackets == 0
+    assert h.dl.drops[LinkDrop.NOT_ATTACHED] == 2  # the output packet and the frame
 
 
 def test_detach_filter_on_a_detaching_interface_is_einval_and_final_detach_frees_it() -> None:
