@@ -98,6 +98,9 @@ class DataLink:
         self._subscribers: list[EventCallback] = []
         self._domains: list[AddressDomain] = []
         self.drops: list[int] = [0] * len(dlil_io.LinkDrop)
+        # recycled interfaces whose link-layer memberships wait for the first
+        # input or output to be handed to the driver again (if_updatemcasts)
+        self.suspended_multicast: set[Interface] = set()
         self.on_proto_freed: Callable[[Interface, int], None] = _no_route_cleanup
         # sysctl net.link.ether.inet.ipv4_ll_arp_aware: fan out link-local ARP
         self.ipv4_ll_arp_aware = True
@@ -206,7 +209,10 @@ class DataLink:
         disagrees with a non-zero ``addrlen`` (zero takes the given length),
         ``ENODEV`` without a family module. An interface attached for the first
         time gets the lowest free index; a recycled one keeps its own. The link
-        address becomes the first address entry; counters start from zero.
+        address becomes the first address entry; counters start from zero. A
+        recycled interface keeps its link-layer memberships, suspended until
+        its first input or output restores them
+        (``router.dlil_io.restore_suspended_multicast``).
         """
         state = next_state(ifp.state, LifeEvent.ATTACH, ifp.name)
         if lladdr is not None:
@@ -229,6 +235,12 @@ class DataLink:
         ifp.protocols = {}
         ifp.demux_table = {}
         ifp.counters.reset()
+        if not ifp.reused:
+            ifp.multicast = {}  # only a recycled interface keeps its memberships
+        if ifp.multicast:
+            self.suspended_multicast.add(ifp)
+        else:
+            self.suspended_multicast.discard(ifp)
         ifp.family_module = family_module
         ifp.driver = driver
         ifp.state = state

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from router.contracts import Packet, PacketFlags, ProtoAttachment
 from router.errors import EJUSTRETURN, EMSGSIZE, ENXIO
-from router.ifnet import IfExtFlags, IfState, Interface
+from router.ifnet import IfExtFlags, IfState, Interface, IoctlCmd
 
 if TYPE_CHECKING:
     from router.dlil import DataLink
@@ -67,6 +67,18 @@ def filters_output(ifp: Interface, pkt: Packet, family: int) -> int:
     return 0
 
 
+def restore_suspended_multicast(dl: DataLink, ifp: Interface) -> None:
+    """``if_mcasts_update``: hand a recycled interface's memberships to its driver again.
+
+    The first input batch or output after the attach sends one
+    ``SIOCADDMULTI`` ioctl (family 0, no argument: the driver reprograms its
+    filter from ``ifp.multicast``). Whatever the chain answers, the
+    memberships count as restored: the seed only logs a failure.
+    """
+    dl.suspended_multicast.discard(ifp)
+    dl.ioctl(ifp, 0, IoctlCmd.SIOCADDMULTI, None)
+
+
 def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
     """``ifnet_input`` + ``dlil_input_packet_list`` for one batch from one interface.
 
@@ -77,14 +89,17 @@ def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
     batch; each frame re-checks that the interface is still attached (a
     callback may have detached it), which is what the seed's per-frame
     reference amounts to. Consecutive frames for the same protocol are
-    collected into one run and delivered together.
+    collected into one run and delivered together. Suspended multicast
+    memberships are restored after the batch (the seed: after its first
+    frame).
 
     Two deliberate differences, both about counting: a frame shorter than
     its link header (``EMSGSIZE`` from demux) is an input error dropped
     before the filters (the seed's drivers never hand such frames up), and
     a VLAN-tagged frame demux could not classify is counted in ``noproto``
     like any other unclassified frame (the seed drops it one step earlier,
-    uncounted).
+    uncounted). And every interface, loopback included, needs the I/O
+    reference: the seed exempts its one ``lo0``, which never detaches.
     """
     drops = dl.drops
     counters = ifp.counters
@@ -142,6 +157,8 @@ def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
         if run_proto is not None:
             finished, run_proto = run_proto, None
             _deliver(dl, ifp, finished, run)
+        if dl.suspended_multicast and ifp in dl.suspended_multicast:
+            restore_suspended_multicast(dl, ifp)
     finally:
         try:
             if run_proto is not None:  # a callback raised: drop the run, keep the books
@@ -193,6 +210,8 @@ def output_packets(
         return ENXIO
     proto: ProtoAttachment | None = None
     try:
+        if dl.suspended_multicast and ifp in dl.suspended_multicast:
+            restore_suspended_multicast(dl, ifp)
         if not raw:
             proto = ifp.protocols.get(family)
             if proto is None:

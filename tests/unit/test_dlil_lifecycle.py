@@ -504,3 +504,49 @@ def test_detach_finds_a_renamed_interface_by_identity() -> None:
     ifp.name = "wan0"
     h.dl.detach(ifp)
     assert h.dl.lookup("eth0") is None and h.dl.interfaces() == []
+
+
+# -- suspended multicast memberships (if_updatemcasts) -----------------------
+
+
+def _recycled_with_membership(h: Harness) -> tuple[Interface, RecordingDriver]:
+    ifp, _ = h.ethernet("eth0", uid=b"nic")
+    ifp.multicast[bytes.fromhex("01005e000001")] = 1
+    h.dl.detach(ifp)
+    h.dl.run_deferred()
+    h.dl.release(ifp)
+    again = h.dl.acquire(IfFamily.ETHERNET, b"nic", name="eth0", addrlen=6)
+    assert again is ifp and ifp.reused
+    driver = RecordingDriver(ioctl_result=0)
+    h.dl.attach(ifp, MAC_A, h.ether, driver)
+    return ifp, driver
+
+
+def test_recycled_interface_restores_its_memberships_after_its_first_input() -> None:
+    h = Harness()
+    ifp, driver = _recycled_with_membership(h)
+    assert driver.ioctls == []
+    h.dl.input(ifp, [eth_frame(MAC_A)])
+    h.dl.input(ifp, [eth_frame(MAC_A)])
+    assert driver.ioctls == [(IoctlCmd.SIOCADDMULTI, None)]
+    assert ifp.multicast == {bytes.fromhex("01005e000001"): 1} and ifp.ioref == 0
+
+
+def test_recycled_interface_restores_its_memberships_before_its_first_output() -> None:
+    h = Harness()
+    ifp, driver = _recycled_with_membership(h)
+    h.dl.attach_protocol(ifp, make_proto(pre_output=lambda i, f, p, d: (0, MAC_B, 0x800))[0])
+    assert h.dl.output(ifp, AF_INET, [Packet(b"a")], 1) == 0
+    h.dl.output(ifp, AF_INET, [Packet(b"b")], 1)
+    assert driver.ioctls == [(IoctlCmd.SIOCADDMULTI, None)]
+    assert len(driver.frames) == 2 and h.dl.suspended_multicast == set()
+
+
+def test_interface_attached_afresh_has_no_memberships_to_restore() -> None:
+    h = Harness()
+    ifp = h.dl.acquire(IfFamily.ETHERNET, b"new", name="eth0", addrlen=6)
+    ifp.multicast[bytes.fromhex("01005e000001")] = 1
+    driver = RecordingDriver(ioctl_result=0)
+    h.dl.attach(ifp, MAC_A, h.ether, driver)
+    h.dl.input(ifp, [eth_frame(MAC_A)])
+    assert ifp.multicast == {} and driver.ioctls == []
