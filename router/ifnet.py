@@ -151,16 +151,16 @@ class Interface:
     """
 
     __slots__ = (
+        "_eflags",
+        "_flags",
         "addresses",
         "addrlen",
         "counters",
         "demux_table",
         "driver",
-        "_eflags",
         "family",
         "family_module",
         "filters",
-        "_flags",
         "generation",
         "hdrlen",
         "in_use",
