@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 # plain ints: IntFlag operators are far too slow for the per-packet path
 _BCAST_OR_MCAST = int(PacketFlags.BCAST | PacketFlags.MCAST)
 _VLAN = int(PacketFlags.VLAN_TAGGED)
+_SENDLIST = int(IfExtFlags.SENDLIST)
 _PROMISC = int(PacketFlags.PROMISC)
 _ATTACHED = IfState.ATTACHED
 
@@ -234,7 +235,7 @@ def _output_loop(
     framer = ifp.family_module.framer  # type: ignore[union-attr]
     driver_output = ifp.driver.output  # type: ignore[union-attr]
     counters = ifp.counters
-    batch: list[Packet] | None = [] if ifp.eflags & IfExtFlags.SENDLIST else None
+    batch: list[Packet] | None = [] if ifp.eflags & _SENDLIST else None
     retval = 0
     resolved = False  # a packet got through pre-output: its destination serves the rest
     lldst = b""

@@ -52,9 +52,9 @@ if TYPE_CHECKING:
     from router.route import RouteTable
     from router.tap import Taps
 
-_NOT_FAST_ROUTE = RouteFlags.LOCAL | RouteFlags.REJECT | RouteFlags.BLACKHOLE
-_GATEWAY = RouteFlags.GATEWAY
-_UP = IfFlags.UP
+_NOT_FAST_ROUTE = int(RouteFlags.LOCAL | RouteFlags.REJECT | RouteFlags.BLACKHOLE)
+_GATEWAY = int(RouteFlags.GATEWAY)
+_UP = int(IfFlags.UP)
 _IPV4_IHL5 = b"\x08\x00\x45"  # ethertype 0x0800, version 4, IHL 5
 _ETHERTYPE_IPV4 = b"\x08\x00"
 _REWRITE_LIMIT = 65536
