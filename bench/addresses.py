@@ -3,7 +3,10 @@
 Adds N aliases over M interfaces through the engine (InetDomain over a
 RouteTable), then deletes them, and prints the cost per 1,000 operations for
 the first and the last thousand: with indexes instead of scans the ratio must
-stay at or under 1.5 however many addresses exist. In the same run it times
+stay at or under 1.5 however many addresses exist. A dense run does the same
+with every alias on one interface and one prefix, deleted oldest first (each
+delete hands the prefix route over) and newest first, where any scan of an
+interface's address list or of a prefix's members would show. In the same run it times
 the kernel adding and deleting the same addresses on dummy interfaces in a
 network namespace it creates (and always removes), and measures longest
 prefix match lookups per second on a 100k-route table beside pytricia.
@@ -33,6 +36,7 @@ from router.inet import InetDomain
 from router.route import RouteTable, ntoa
 
 MASK24 = 0xFFFFFF00
+MASK8 = 0xFF000000
 ETHER = IfFlags.UP | IfFlags.BROADCAST | IfFlags.MULTICAST
 CHUNK = 1000
 MAX_RATIO = 1.5
@@ -122,6 +126,20 @@ def bench_vrc(plan: Plan) -> tuple[Chunks, Chunks, int]:
         ifs[aliases[k][0]], aliases[k][1]))
     assert len(routes) == 0, "routes left after deleting every alias"
     return adds, deletes, peak_routes
+
+
+def bench_dense(count: int, oldest_first: bool) -> tuple[Chunks, Chunks]:
+    """Every alias on one interface in 10.0.0.0/8; deletes oldest or newest first."""
+    inet = InetDomain(RouteTable())
+    ifp = Interface("dense0", flags=ETHER)
+    ifp.index = 1
+    base = int(ipaddress.IPv4Address("10.0.0.1"))
+    adds = timed_chunks(count, lambda k: inet.add_alias(ifp, base + k, MASK8))
+    order = range(count) if oldest_first else range(count - 1, -1, -1)
+    victims = [base + k for k in order]
+    deletes = timed_chunks(count, lambda k: inet.delete_alias(ifp, victims[k]))
+    assert not inet.addresses(ifp), "aliases left after deleting every one"
+    return adds, deletes
 
 
 def _ip(*args: str) -> None:
@@ -234,6 +252,17 @@ def report(plan: Plan, rounds: int, kernel_enabled: bool, lpm_lookups: int) -> i
               f"   last/first {chunks.ratio():5.2f} ({'ok' if ok else 'OVER'} <= {MAX_RATIO})"
               f"   total {chunks.total():6.2f} s")
     print(f"  routes at peak: {peak} (prefix routes + one loopback route per address)")
+    for oldest_first in (True, False):
+        gc.collect()
+        d_adds, d_deletes = bench_dense(plan.total, oldest_first)
+        label = "oldest first" if oldest_first else "newest first"
+        print(f"dense: {plan.total} aliases on one interface and one prefix, deleted {label}")
+        for name, chunks in (("add", d_adds), ("delete", d_deletes)):
+            ok = chunks.ratio() <= MAX_RATIO
+            verdict |= not ok
+            print(f"  {name:6}  first 1k {_per_k(chunks.first())}"
+                  f"   last 1k {_per_k(chunks.last())}"
+                  f"   last/first {chunks.ratio():5.2f} ({'ok' if ok else 'OVER'} <= {MAX_RATIO})")
     if kernel_enabled:
         kernel = bench_kernel(plan)
         if isinstance(kernel, str):

@@ -7,16 +7,20 @@ loopback route per local address value, and answers the local/broadcast
 queries.
 
 Unlike the seed, which walks the global address list on every change, every
-lookup here goes through an index — by address value, by prefix, by mask
-length, by interface — so each operation costs the same with 10 or 100,000
-addresses. Nothing here iterates over all addresses of the system; the only
-scans left are over one prefix's addresses (hand-over) and one interface's
-address list (unlinking).
+lookup here goes through an index — by address value, by prefix and
+interface, by mask length — so each operation costs the same with 10 or
+100,000 addresses, on one interface or spread over many. Nothing here
+iterates over the addresses of the system or of one interface; the only
+loops left are over the interfaces that share one prefix or one address
+value (hand-over, loopback-route switch) and over the owners of one prefix
+(several only under the multipath policy, where the route table keeps one
+leg per owner anyway).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -42,6 +46,7 @@ from router.inet_addr import (
     InetIfInfo,
     NeighborHooks,
     NoNeighbors,
+    OrderedIndex,
     SamePrefixPolicy,
     broadcast_values,
     can_forward,
@@ -125,15 +130,17 @@ class InetDomain:
         self.neighbors: NeighborHooks = neighbors or NoNeighbors()
         self.policy = policy
         # address value -> addresses with it (most recent last)
-        self._by_value: dict[int, dict[InAddr, None]] = {}
-        # prefix key -> addresses serving it, in the order they were added
-        self._by_key: dict[PrefixKey, dict[InAddr, None]] = {}
+        self._by_value: dict[int, OrderedIndex[InAddr, None]] = {}
+        # prefix key -> interface -> its addresses serving the prefix, in the
+        # order they were added: the hand-over looks at each interface once
+        self._by_key: dict[PrefixKey, dict[Interface, OrderedIndex[InAddr, None]]] = {}
         # prefix key -> the addresses among them that own a prefix route
         self._owners: dict[PrefixKey, dict[InAddr, None]] = {}
         # netmask -> {subnet -> number of addresses}: in_localaddr
         self._subnets: dict[int, dict[int, int]] = {}
         # address value -> its loopback route to self
         self._local: dict[int, Route] = {}
+        self._seq = itertools.count(1)
 
     # -- in_control ------------------------------------------------------
 
@@ -223,9 +230,10 @@ class InetDomain:
         """``in_aifaddr_ioctl``: validate, replace, link, initialise, route, join.
 
         Every failure after the address is linked undoes what was done (the
-        seed's fail1/fail2/fail3). Unlike the seed, "first address" for the
-        all-hosts join is decided after a replaced address has gone, so
-        re-adding the only address keeps the membership.
+        seed's fail1/fail2/fail3). "First address" for the all-hosts join
+        does not count the address being replaced (the seed counts it, so
+        re-adding the only address lost the membership; later FreeBSD fixed
+        it the same way).
         """
         self._validate(ifp, req)
         info = self.info(ifp)
@@ -262,14 +270,19 @@ class InetDomain:
             raise RouterError(EINVAL, "addr_family", req.addr_family, subject)
         if not 0 <= req.addr <= ALL_ONES:
             raise RouterError(EINVAL, "addr", req.addr, subject)
-        if req.broadcast is not None and req.broadcast_family != AF_INET:
-            raise RouterError(EINVAL, "broadcast_family", req.broadcast_family, subject)
+        if req.broadcast is not None:
+            if req.broadcast_family != AF_INET:
+                raise RouterError(EINVAL, "broadcast_family", req.broadcast_family, subject)
+            if not 0 <= req.broadcast <= ALL_ONES:
+                raise RouterError(EINVAL, "broadcast", req.broadcast, subject)
         if req.mask is not None:
             if req.mask_family != AF_INET:
                 raise RouterError(EINVAL, "mask_family", req.mask_family, subject)
             # vrc's table is prefix-length based: a mask with holes has no route.
             if not 0 <= req.mask <= ALL_ONES or mask_to_plen(req.mask) is None:
                 raise RouterError(EINVAL, "mask", hex(req.mask), subject, "mask is not contiguous")
+        if req.dest is not None and not 0 <= req.dest <= ALL_ONES:
+            raise RouterError(EINVAL, "dest", req.dest, subject)
         if ifp.flags & IfFlags.POINTOPOINT and not req.dest:
             raise RouterError(EDESTADDRREQ, "dest", req.dest, subject)
         if req.vhid > 0:
@@ -278,8 +291,7 @@ class InetDomain:
         if req.vhid < 0:
             raise RouterError(EINVAL, "vhid", req.vhid, subject)
 
-    @staticmethod
-    def _build(ifp: Interface, req: AliasRequest) -> InAddr:
+    def _build(self, ifp: Interface, req: AliasRequest) -> InAddr:
         mask = req.mask if req.mask is not None else classful_mask(req.addr)
         plen = mask.bit_count()
         subnet = req.addr & mask
@@ -289,7 +301,8 @@ class InetDomain:
         key = (peer, 32) if host else (subnet, plen)
         p2p_self = bool(flags & _POINTOPOINT) and peer == req.addr
         wants_local = req.addr != 0 and not flags & _LOOPBACK and not p2p_self
-        return InAddr(req.addr, mask, plen, subnet, peer, ifp, key, host, wants_local, req.vhid)
+        return InAddr(req.addr, mask, plen, subnet, peer, ifp, key, host, wants_local, req.vhid,
+                      seq=next(self._seq))
 
     def _init_interface(self, ia: InAddr) -> None:
         """Let the driver initialise for (or refuse) the address (``SIOCSIFADDR``)."""
@@ -314,7 +327,8 @@ class InetDomain:
             if self.policy is SamePrefixPolicy.ALLOW:
                 self._alias_message(EventKind.RTM_ADD, ia)
                 return
-            if any(o.addr == ia.addr for o in owners):
+            if any(o.owns_route and o.route_key == ia.route_key
+                   for o in self._by_value.get(ia.addr, ())):
                 raise RouterError(EEXIST, "addr", ntoa(ia.addr), _alias_subject(ia.ifp, ia.addr),
                                   "address already routed on another interface")
         self._install_prefix_route(ia)
@@ -428,6 +442,11 @@ class InetDomain:
         return ia
 
     def _delete(self, ia: InAddr) -> None:
+        """Unlink, scrub with statics, and leave all-hosts once no IPv4 address is left.
+
+        "Last" is judged on what remains, not by the seed's ``iaIsLast`` walk,
+        which misfires when delete-first finds a later address by value.
+        """
         ifp = ia.ifp
         info = self.info(ifp)
         self._unlink(ia)
@@ -469,21 +488,34 @@ class InetDomain:
         self._drop_prefix_route(ia)
 
     def _prefix_heir(self, ia: InAddr) -> InAddr | None:
-        """First other address of the prefix, on an UP interface, without a route."""
-        for other in self._by_key.get(ia.route_key, {}):
-            if other is not ia and not other.owns_route and int(other.ifp.flags) & _UP:
-                return other
-        return None
+        """The earliest-added other address of the prefix on an UP interface without a route.
+
+        The seed's walk of the global address list, done per interface: an
+        interface that is down is passed over whole, and on an UP one only
+        the prefix's owners (one, bar multipath legs) precede its candidate.
+        """
+        heir: InAddr | None = None
+        for ifp, members in self._by_key.get(ia.route_key, {}).items():
+            if not int(ifp.flags) & _UP:
+                continue
+            for other in members:
+                if other is not ia and not other.owns_route:
+                    if heir is None or other.seq < heir.seq:
+                        heir = other
+                    break
+        return heir
 
     # -- indexes ---------------------------------------------------------
 
     def _link(self, ia: InAddr) -> None:
         ifp = ia.ifp
         info = self.info(ifp)
+        if not info.addrs:
+            ifp.addresses.append(ia)  # the primary address stands for IPv4 in the list
         info.addrs[ia.addr] = ia
-        ifp.addresses.append(ia)
-        self._by_value.setdefault(ia.addr, {})[ia] = None
-        self._by_key.setdefault(ia.route_key, {})[ia] = None
+        self._by_value.setdefault(ia.addr, OrderedIndex())[ia] = None
+        on_key = self._by_key.setdefault(ia.route_key, {})
+        on_key.setdefault(ifp, OrderedIndex())[ia] = None
         _add(self._subnets.setdefault(ia.mask, {}), ia.subnet)
         for value in broadcast_values(ia):
             _add(info.broadcast_hits, value)
@@ -492,16 +524,21 @@ class InetDomain:
     def _unlink(self, ia: InAddr) -> None:
         ifp = ia.ifp
         info = self.info(ifp)
+        was_primary = info.addrs.first() is ia
         del info.addrs[ia.addr]
-        ifp.addresses.remove(ia)
+        if was_primary:
+            self._replace_primary(ifp, ia, info.addrs.first())
         same_value = self._by_value[ia.addr]
         del same_value[ia]
         if not same_value:
             del self._by_value[ia.addr]
-        group = self._by_key[ia.route_key]
+        on_key = self._by_key[ia.route_key]
+        group = on_key[ifp]
         del group[ia]
         if not group:
-            del self._by_key[ia.route_key]
+            del on_key[ifp]
+            if not on_key:
+                del self._by_key[ia.route_key]
         subnets = self._subnets[ia.mask]
         _drop(subnets, ia.subnet)
         if not subnets:
@@ -509,6 +546,23 @@ class InetDomain:
         for value in broadcast_values(ia):
             _drop(info.broadcast_hits, value)
         ifp.generation += 1
+
+    @staticmethod
+    def _replace_primary(ifp: Interface, old: InAddr, new: InAddr | None) -> None:
+        """Put the interface's new first IPv4 address where the old one stood in its list.
+
+        ``Interface.addresses`` carries only the primary IPv4 address (what
+        the ARP fan-out takes as its source): mirroring every alias would make
+        each delete a list search over the interface's addresses.
+        """
+        entries = ifp.addresses
+        for pos, entry in enumerate(entries):  # the link address and one entry per family
+            if entry is old:
+                if new is None:
+                    del entries[pos]
+                else:
+                    entries[pos] = new
+                return
 
     @staticmethod
     def info(ifp: Interface) -> InetIfInfo:
@@ -608,8 +662,11 @@ class InetDomain:
         return next(reversed(same)) if same else None
 
     def prefix_members(self, prefix: int, plen: int) -> list[InAddr]:
-        """The addresses serving ``prefix/plen`` (host routes: ``(dest, 32)``)."""
-        return list(self._by_key.get((prefix, plen), ()))
+        """The addresses serving ``prefix/plen`` (host routes: ``(dest, 32)``), oldest first."""
+        on_key = self._by_key.get((prefix, plen), {})
+        members = [ia for group in on_key.values() for ia in group]
+        members.sort(key=lambda ia: ia.seq)
+        return members
 
     def local_route(self, addr: int) -> Route | None:
         return self._live_local_route(addr)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from router.ifnet import AF_INET, IfFlags
 from router.route import ALL_ONES, Route, ntoa, plen_to_mask
@@ -25,6 +25,48 @@ LIMITED_BROADCAST = ALL_ONES
 _BROADCAST = int(IfFlags.BROADCAST)
 _POINTOPOINT = int(IfFlags.POINTOPOINT)
 _LOOPBACK = int(IfFlags.LOOPBACK)
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+_REPACK_FLOOR = 16  # holes a small dict may keep: walking past them costs nothing
+
+
+class OrderedIndex(dict[_K, _V], Generic[_K, _V]):
+    """An insertion-ordered dict whose first and last entries stay cheap to reach.
+
+    CPython leaves a hole in a dict's entry table for every deleted key and
+    only an insertion ever re-packs the table, so after many deletions at the
+    front (addresses deleted in the order they were added) finding the first
+    live entry walks past every hole: "first address" would cost the number
+    of deletions so far. This dict counts its holes and re-packs itself in
+    place once they outnumber its entries, so first/last stay amortised O(1).
+    Delete with ``del`` or :meth:`discard` (``pop`` is not counted).
+    """
+
+    __slots__ = ("_holes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._holes = 0
+
+    def __delitem__(self, key: _K) -> None:
+        super().__delitem__(key)
+        self._holes += 1
+        if self._holes > _REPACK_FLOOR and self._holes > len(self):
+            self._repack()
+
+    def discard(self, key: _K) -> None:
+        if key in self:
+            del self[key]
+
+    def first(self) -> _V | None:
+        """The value added earliest, or None when empty."""
+        return next(iter(self.values()), None)
+
+    def _repack(self) -> None:
+        entries = list(self.items())
+        super().clear()
+        super().update(entries)
+        self._holes = 0
 
 
 class SamePrefixPolicy(enum.Enum):
@@ -101,6 +143,7 @@ class InAddr:
     flags: IfaFlags = IfaFlags.NONE
     prefix_route: Route | None = None
     family: int = AF_INET
+    seq: int = 0  # order of addition over all interfaces (the seed's in_ifaddrhead order)
 
     @property
     def broadcast(self) -> int:
@@ -132,13 +175,15 @@ class InetIfInfo:
     """Per-interface IPv4 data (``struct in_ifinfo``), at ``Interface.inet``.
 
     ``addrs`` maps address value to address in the order they were added
-    (the first one answers ``SIOCGIFADDR`` and delete-first). ``groups``
+    (the interface's IPv4 part of ``if_addrhead``): the first one answers
+    ``SIOCGIFADDR`` and delete-first, and is the one mirrored into
+    ``Interface.addresses``. ``groups``
     counts multicast memberships. ``broadcast_hits`` counts, per value, the
     addresses for which ``in_broadcast`` says yes. ``llt`` is the ARP table,
     owned by the ARP module.
     """
 
-    addrs: dict[int, InAddr] = field(default_factory=dict)
+    addrs: OrderedIndex[int, InAddr] = field(default_factory=OrderedIndex)
     groups: dict[int, int] = field(default_factory=dict)
     allhosts: bool = False
     broadcast_hits: dict[int, int] = field(default_factory=dict)

@@ -68,6 +68,21 @@ def test_mask_with_holes_is_einval() -> None:
     assert err.value.errno == EINVAL and err.value.field == "mask"
 
 
+def test_broadcast_out_of_range_is_einval() -> None:
+    eth = make_if("eth0", 1)
+    req = AliasRequest(ip("10.0.0.1"), broadcast=1 << 32)
+    with pytest.raises(RouterError) as err:
+        Rig().inet.apply_alias(eth, req)
+    assert err.value.errno == EINVAL and err.value.field == "broadcast"
+
+
+def test_destination_out_of_range_is_einval_before_edestaddrreq() -> None:
+    ng = make_if("ng0", 1, P2P)
+    with pytest.raises(RouterError) as err:
+        Rig().inet.add_alias(ng, ip("10.0.0.1"), dest=-1)
+    assert err.value.errno == EINVAL and err.value.field == "dest"
+
+
 def test_point_to_point_without_destination_is_edestaddrreq() -> None:
     rig = Rig()
     ng = make_if("ng0", 1, P2P)
@@ -150,14 +165,25 @@ def test_loopback_destination_is_the_address() -> None:
 # -- linking, events, driver ---------------------------------------------------
 
 
-def test_address_is_appended_after_the_link_address() -> None:
+def test_primary_address_is_listed_after_the_link_address() -> None:
     rig = Rig()
     eth = make_if("eth0", 1)
     a = rig.inet.add_alias(eth, ip("10.0.0.1"), ip("255.255.255.0"))
     b = rig.inet.add_alias(eth, ip("10.0.1.1"), ip("255.255.255.0"))
-    assert eth.addresses[1:] == [a, b]
+    assert eth.addresses[1:] == [a]
     assert a.family == AF_INET and a.ifp is eth
     assert rig.inet.addresses(eth) == [a, b]
+
+
+def test_deleting_the_primary_lists_the_next_address_in_its_place() -> None:
+    rig = Rig()
+    eth = make_if("eth0", 1)
+    a = rig.inet.add_alias(eth, ip("10.0.0.1"), ip("255.255.255.0"))
+    b = rig.inet.add_alias(eth, ip("10.0.1.1"), ip("255.255.255.0"))
+    rig.inet.delete_alias(eth, a.addr)
+    assert eth.addresses[1:] == [b]
+    rig.inet.delete_alias(eth, b.addr)
+    assert len(eth.addresses) == 1
 
 
 def test_add_emits_route_messages_then_newaddr() -> None:
@@ -234,6 +260,17 @@ def test_point_to_point_gets_host_route_to_destination() -> None:
     ia = rig.inet.add_alias(make_if("ng0", 4, P2P), ip("10.0.0.1"), dest=ip("10.9.9.9"))
     (route,) = rig.prefix_routes("10.9.9.9", 32)
     assert route.flags & RouteFlags.HOST and route.ifaddr is ia and route.ifindex == 4
+
+
+def test_point_to_point_prefixes_compare_by_destination_only() -> None:
+    rig = Rig()
+    first = rig.inet.add_alias(make_if("ng0", 4, P2P), ip("10.0.0.1"), ip("255.255.255.0"),
+                               dest=ip("10.9.9.9"))
+    second = rig.inet.add_alias(make_if("ng1", 5, P2P), ip("172.16.0.1"), ip("255.255.0.0"),
+                                dest=ip("10.9.9.9"))
+    assert [r.ifaddr for r in rig.prefix_routes("10.9.9.9", 32)] == [first]
+    assert not second.owns_route
+    assert rig.prefix_routes("172.16.0.0", 16) == []
 
 
 def test_loopback_gets_host_route_to_itself_and_no_local_route() -> None:

@@ -8,7 +8,7 @@ import pytest
 from router.errors import EADDRNOTAVAIL, RouterError
 from router.events import EventKind
 from router.ifnet import AF_INET6, IfFlags
-from router.inet_addr import ALL_HOSTS_GROUP
+from router.inet_addr import ALL_HOSTS_GROUP, SamePrefixPolicy
 from router.route import RouteFlags
 from tests.unit.test_inet_support import ETHER, LOOP, Rig, ip, make_if
 
@@ -151,6 +151,30 @@ def test_hand_over_skips_address_on_down_interface() -> None:
     assert not down.owns_route
 
 
+def test_hand_over_goes_to_the_earliest_added_address_across_interfaces() -> None:
+    rig = Rig()
+    eth0, eth1 = make_if("eth0", 1), make_if("eth1", 2)
+    rig.inet.add_alias(eth0, ip("10.0.0.1"), MASK24)
+    earliest = rig.inet.add_alias(eth1, ip("10.0.0.2"), MASK24)
+    later = rig.inet.add_alias(eth0, ip("10.0.0.3"), MASK24)
+    rig.inet.delete_alias(eth0, ip("10.0.0.1"))
+    assert [r.ifaddr for r in rig.prefix_routes("10.0.0.0", 24)] == [earliest]
+    rig.inet.delete_alias(eth1, ip("10.0.0.2"))
+    assert [r.ifaddr for r in rig.prefix_routes("10.0.0.0", 24)] == [later]
+
+
+def test_hand_over_passes_over_owners_on_the_same_interface() -> None:
+    rig = Rig(SamePrefixPolicy.MULTIPATH)
+    eth0, eth1 = make_if("eth0", 1), make_if("eth1", 2)
+    gone = rig.inet.add_alias(eth1, ip("10.0.0.1"), MASK24)
+    leg = rig.inet.add_alias(eth0, ip("10.0.0.2"), MASK24)
+    rig.inet.policy = SamePrefixPolicy.ALLOW
+    heir = rig.inet.add_alias(eth0, ip("10.0.0.3"), MASK24)
+    assert not heir.owns_route
+    rig.inet.delete_alias(eth1, gone.addr)
+    assert {id(r.ifaddr) for r in rig.prefix_routes("10.0.0.0", 24)} == {id(leg), id(heir)}
+
+
 def test_no_up_heir_removes_the_route_though_addresses_remain() -> None:
     rig = Rig()
     eth0, eth1 = make_if("eth0", 1), make_if("eth1", 2)
@@ -217,6 +241,30 @@ def test_last_address_leaves_all_hosts() -> None:
     rig.inet.delete_alias(eth, ip("10.0.1.1"))
     assert rig.neighbors.named("leave") == [("leave", "eth0", ALL_HOSTS_GROUP)]
     assert rig.inet.groups(eth) == {}
+
+
+def test_delete_first_that_matches_a_later_value_leaves_all_hosts_only_with_the_last() -> None:
+    rig = Rig()
+    eth = make_if("eth0", 1)
+    rig.inet.add_alias(eth, ip("10.0.0.1"), MASK24)
+    rig.inet.add_alias(eth, ip("10.0.1.1"), MASK24)
+    rig.inet.delete_alias(eth, ip("10.0.1.1"), AF_INET6)
+    assert rig.neighbors.named("leave") == []
+    assert rig.inet.groups(eth) == {ALL_HOSTS_GROUP: 1}
+
+
+def test_scrub_prefix_without_static_leaves_loopback_route_and_own_arp_entry() -> None:
+    rig = Rig()
+    eth0, eth1 = make_if("eth0", 1), make_if("eth1", 2)
+    rig.inet.add_alias(eth0, ip("10.0.0.1"), MASK24)
+    alias = rig.inet.add_alias(eth1, ip("10.0.0.2"), MASK24)
+    local = rig.inet.local_route(ip("10.0.0.2"))
+    rig.events.clear()
+    rig.inet.scrub_prefix(alias)
+    assert rig.neighbors.named("scrub") == []
+    assert rig.inet.local_route(ip("10.0.0.2")) is local and local is not None and local.installed
+    assert [e.kind for e in rig.events] == [EventKind.RTM_DELETE]
+    assert rig.events[0].data["alias"] is True
 
 
 def test_scrub_prefix_of_a_staying_address_hands_over_and_keeps_static_arp() -> None:

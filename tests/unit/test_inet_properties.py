@@ -73,7 +73,19 @@ ops = st.one_of(
 
 
 def live_addresses(ifs: list[Interface]) -> list[InAddr]:
-    return [a for ifp in ifs for a in ifp.addresses if isinstance(a, InAddr)]
+    return [a for ifp in ifs if isinstance(ifp.inet, InetIfInfo) for a in ifp.inet.addrs.values()]
+
+
+def seed_heir(ia: InAddr, live: list[InAddr], owners: set[int]) -> InAddr | None:
+    """The seed's hand-over target: first in add order, same prefix, UP, no route.
+
+    ``owners`` are the ids of the addresses that had a route before the delete.
+    """
+    for other in sorted(live, key=lambda a: a.seq):
+        if (other is not ia and other.route_key == ia.route_key and id(other) not in owners
+                and other.ifp.flags & IfFlags.UP):
+            return other
+    return None
 
 
 def apply(rig: Rig, ifs: list[Interface], op: tuple[Any, ...], mp_adds: Counter[Any]) -> None:
@@ -136,31 +148,32 @@ def check_indexes(inet: InetDomain, ifs: list[Interface], live: list[InAddr]) ->
         return {k: [id(a) for a in v] for k, v in d.items()}
 
     by_value: dict[int, list[int]] = {}
-    by_key: dict[Any, list[int]] = {}
+    by_key: dict[Any, dict[str, list[int]]] = {}
     owners: dict[Any, set[int]] = {}
     subnets: dict[int, Counter[int]] = {}
     for ia in live:
         by_value.setdefault(ia.addr, []).append(id(ia))
-        by_key.setdefault(ia.route_key, []).append(id(ia))
+        by_key.setdefault(ia.route_key, {}).setdefault(ia.ifp.name, []).append(id(ia))
         if ia.owns_route:
             owners.setdefault(ia.route_key, set()).add(id(ia))
         subnets.setdefault(ia.mask, Counter())[ia.subnet] += 1
     assert {k: sorted(v) for k, v in ids(inet._by_value).items()} == {
         k: sorted(v) for k, v in by_value.items()
     }
-    assert {k: sorted(v) for k, v in ids(inet._by_key).items()} == {
-        k: sorted(v) for k, v in by_key.items()
-    }
+    assert {k: {ifp.name: [id(a) for a in group] for ifp, group in on_key.items()}
+            for k, on_key in inet._by_key.items()} == by_key
     assert {k: set(v) for k, v in ids(inet._owners).items()} == owners
     assert inet._subnets == {m: dict(c) for m, c in subnets.items()}
     for ifp in ifs:
-        mine = [a for a in ifp.addresses if isinstance(a, InAddr)]
+        listed = [a for a in ifp.addresses if isinstance(a, InAddr)]
         info = ifp.inet
         if info is None:
-            assert not mine
+            assert not listed
             continue
         assert isinstance(info, InetIfInfo)
-        assert list(info.addrs.values()) == mine
+        mine = list(info.addrs.values())
+        assert listed == mine[:1], "Interface.addresses must carry the primary address only"
+        assert [a.seq for a in mine] == sorted(a.seq for a in mine)
         hits: Counter[int] = Counter()
         for ia in mine:
             hits.update(broadcast_values(ia))
@@ -198,7 +211,11 @@ def test_any_sequence_keeps_routes_local_routes_and_indexes_consistent(
         had_route = {id(a) for a in before if a.owns_route}
         apply(rig, ifs, op, mp_adds)
         live = live_addresses(ifs)
-        removed.extend(a for a in before if all(a is not b for b in live))
+        gone = [a for a in before if all(a is not b for b in live)]
+        removed.extend(gone)
+        if op[0] == "del" and len(gone) == 1 and id(gone[0]) in had_route:
+            expected = seed_heir(gone[0], before, had_route)
+            assert expected is None or expected.owns_route, "hand-over not in seed order"
         for heir in (a for a in before if a.owns_route and id(a) not in had_route):
             assert heir.ifp.flags & IfFlags.UP, "route handed over to a DOWN interface"
         check_routes(rig, live, mp_adds)
