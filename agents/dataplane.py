@@ -245,8 +245,13 @@ class DataPlane:
 
     def _transmit(self, output: Iterable[tuple[int, bytes]]) -> None:
         per_link: dict[int, list[bytes]] = {}
+        last_ifindex = -1
+        bucket: list[bytes] = []
         for ifindex, frame in output:
-            per_link.setdefault(ifindex, []).append(frame)
+            if ifindex != last_ifindex:  # forwarded bursts go out one interface in a row
+                bucket = per_link.setdefault(ifindex, [])
+                last_ifindex = ifindex
+            bucket.append(frame)
         for ifindex, frames in per_link.items():
             link = self.links.get(ifindex)
             if link is None:

@@ -77,9 +77,7 @@ BLOCK_HDR = struct.Struct("=3I")
 BLOCK_HDR_OFFSET = 8
 # struct tpacket3_hdr: tp_next_offset u32 @0, tp_sec @4, tp_nsec @8,
 # tp_snaplen u32 @12, tp_len @16, tp_status @20, tp_mac u16 @24, tp_net @26; 48 bytes.
-PKT_NEXT = struct.Struct("=I")
-PKT_SNAPLEN_AT = 12
-PKT_SNAPLEN_MAC = struct.Struct("=I4xIH")  # snaplen @12, status @20, mac @24
+PKT_HDR = struct.Struct("=I8xI8xH")  # tp_next_offset @0, tp_snaplen @12, tp_mac @24
 TPACKET3_HDR_LEN = 48
 # sockaddr_ll follows the aligned header: sll_pkttype is its byte 10.
 SLL_PKTTYPE_AT = TPACKET3_HDR_LEN + 10
@@ -251,35 +249,51 @@ class PacketLink:
         resumes there next time.
         """
         frames: list[bytes] = []
-        ring = self._rx_ring
         cur = self._cursor
-        block_size = self.config.block_size
-        check_outgoing = self._check_outgoing
         while len(frames) < max_frames:
-            if cur.remaining == 0:
-                base = cur.block * block_size
-                status, num_pkts, first = BLOCK_HDR.unpack_from(ring, base + BLOCK_HDR_OFFSET)
-                if not status & TP_STATUS_USER:
-                    break
-                if num_pkts == 0:
-                    self._release_block()
-                    continue
-                cur.remaining = num_pkts
-                cur.offset = base + first
-            offset = cur.offset
-            snaplen, _status, mac = PKT_SNAPLEN_MAC.unpack_from(ring, offset + PKT_SNAPLEN_AT)
-            if check_outgoing and ring[offset + SLL_PKTTYPE_AT] == PACKET_OUTGOING:
-                self.stats.rx_outgoing_skipped += 1
-            else:
-                start = offset + mac
-                frames.append(ring[start : start + snaplen])
-            (next_offset,) = PKT_NEXT.unpack_from(ring, offset)
-            cur.offset = offset + next_offset
-            cur.remaining -= 1
+            if cur.remaining == 0 and not self._open_block():
+                break
+            take = min(cur.remaining, max_frames - len(frames))
+            cur.offset = self._copy_frames(cur.offset, take, frames)
+            cur.remaining -= take
             if cur.remaining == 0:
                 self._release_block()
         self.stats.rx_frames += len(frames)
         return frames
+
+    def _open_block(self) -> bool:
+        """Point the cursor at the next block if the kernel handed it over."""
+        cur = self._cursor
+        while True:
+            base = cur.block * self.config.block_size
+            status, num_pkts, first = BLOCK_HDR.unpack_from(self._rx_ring, base + BLOCK_HDR_OFFSET)
+            if not status & TP_STATUS_USER:
+                return False
+            if num_pkts:
+                cur.remaining = num_pkts
+                cur.offset = base + first
+                return True
+            self._release_block()
+
+    def _copy_frames(self, offset: int, count: int, frames: list[bytes]) -> int:
+        """The per-frame loop: one header unpack and one slice per frame (the hot path)."""
+        ring = self._rx_ring
+        header = PKT_HDR.unpack_from
+        append = frames.append
+        if self._check_outgoing:
+            for _ in range(count):
+                next_offset, snaplen, mac = header(ring, offset)
+                if ring[offset + SLL_PKTTYPE_AT] == PACKET_OUTGOING:
+                    self.stats.rx_outgoing_skipped += 1
+                else:
+                    append(ring[offset + mac : offset + mac + snaplen])
+                offset += next_offset
+            return offset
+        for _ in range(count):
+            next_offset, snaplen, mac = header(ring, offset)
+            append(ring[offset + mac : offset + mac + snaplen])
+            offset += next_offset
+        return offset
 
     def _release_block(self) -> None:
         cur = self._cursor

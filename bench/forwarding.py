@@ -162,7 +162,7 @@ def start_agent(net: Net, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
         raise LabError("vrc-agent is not installed (pip install -e .)")
     target = f"unix:{workdir / 'agent.sock'}"
     proc = net.lab.spawn(net.r, exe, "--interface", net.rg, "--interface", net.rs,
-                         "--listen", target, "--log-level", "warning",
+                         "--listen", target, "--log-level", "warning", "--arp-probes", "0",
                          log=workdir / "agent.log")
     with grpc.insecure_channel(target) as channel:
         stub = agent_pb2_grpc.AgentStub(channel)
