@@ -86,9 +86,13 @@ vrc_cli ifaces >/dev/null
 echo "== vrc alias add ${if_router} 10.99.0.1/24"
 vrc_cli alias add "$if_router" 10.99.0.1/24
 # The agent first probes for the new address (RFC 5227: up to ~9 s) before it
-# answers for it, so give ping time to see three replies.
-echo "== ping 10.99.0.1 from ${ns_peer} (answers start once the agent's ARP probes are done)"
-ip netns exec "$ns_peer" ping -n -c 3 -i 0.5 -w 20 10.99.0.1
+# answers for it: wait (bounded) for the first answer, then ping.
+echo "== waiting for the agent's ARP probes (RFC 5227) to finish"
+for _ in $(seq 1 20); do
+    ip netns exec "$ns_peer" ping -n -q -c 1 -W 1 10.99.0.1 >/dev/null 2>&1 && break
+done
+echo "== ping 10.99.0.1 from ${ns_peer}"
+ip netns exec "$ns_peer" ping -n -c 3 -i 0.2 -w 5 10.99.0.1
 echo "== vrc ifaces"
 vrc_cli ifaces
 echo "== vrc arp"
