@@ -133,7 +133,7 @@ class RouteTable:
     else the oldest.
     """
 
-    __slots__ = ("_by_ifindex", "_cache", "_emit", "_levels", "_tables", "generation")
+    __slots__ = ("_by_ifindex", "_cache", "_count", "_emit", "_levels", "_tables", "generation")
 
     def __init__(self, emit: Emit | None = None) -> None:
         self._emit: Emit = emit or _no_emit
@@ -144,6 +144,7 @@ class RouteTable:
         # ifindex -> routes over it (an ordered set: dict keys).
         self._by_ifindex: dict[int, dict[Route, None]] = {}
         self._cache: dict[int, _CacheEntry] = {}
+        self._count = 0
         self.generation = 0
 
     # -- queries ---------------------------------------------------------
@@ -195,7 +196,7 @@ class RouteTable:
         return list(self._by_ifindex.get(ifindex, ()))
 
     def __len__(self) -> int:
-        return sum(len(rs) for bucket in self._tables.values() for rs in bucket.values())
+        return self._count
 
     # -- changes ---------------------------------------------------------
 
@@ -274,6 +275,7 @@ class RouteTable:
         if not on_if:
             del self._by_ifindex[route.ifindex]
         route.installed = False
+        self._count -= 1
         self._changed(EventKind.RTM_DELETE, route)
         return True
 
@@ -338,6 +340,7 @@ class RouteTable:
 
     def _indexed(self, route: Route) -> None:
         route.installed = True
+        self._count += 1
         self._by_ifindex.setdefault(route.ifindex, {})[route] = None
 
     def _rebuild_levels(self) -> None:

@@ -264,6 +264,7 @@ def test_deletes_leave_table_consistent(
         table.remove(route)
     alive = [r for r in added if r.installed]
     assert sorted(map(id, table.routes())) == sorted(map(id, alive))
+    assert len(table) == len(alive)
     for route in added:
         assert table.lookup(route.prefix) is _brute_force(alive, route.prefix)
     for ifindex in range(3):
