@@ -37,6 +37,7 @@ agent_pid=""
 
 cleanup() {
     set +e
+    trap '' INT TERM  # a second Ctrl-C must not cut the clean-up short
     if [ -n "$agent_pid" ] && kill -0 "$agent_pid" 2>/dev/null; then
         echo "== stopping vrc-agent"
         kill -TERM "$agent_pid"
