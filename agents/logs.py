@@ -16,6 +16,7 @@ from typing import Any, TextIO
 import structlog
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
+_OURS = "_vrc_agent_handler"
 FORMATS = ("text", "json")
 
 
@@ -52,7 +53,9 @@ def configure_logging(
     )
     root = logging.getLogger()
     for old in list(root.handlers):
-        root.removeHandler(old)
+        if getattr(old, _OURS, False):  # reconfiguring replaces only our own handler
+            root.removeHandler(old)
+    setattr(handler, _OURS, True)
     root.addHandler(handler)
     root.setLevel(level.upper())
     # grpc's own chatter stays at warnings unless debugging.
