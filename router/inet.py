@@ -7,14 +7,9 @@ loopback route per local address value, and answers the local/broadcast
 queries.
 
 Unlike the seed, which walks the global address list on every change, every
-lookup here goes through an index — by address value, by prefix and
-interface, by mask length — so each operation costs the same with 10 or
-100,000 addresses, on one interface or spread over many. Nothing here
-iterates over the addresses of the system or of one interface; the only
-loops left are over the interfaces that share one prefix or one address
-value (hand-over, loopback-route switch) and over the owners of one prefix
-(several only under the multipath policy, where the route table keeps one
-leg per owner anyway).
+lookup goes through the indexes of ``router/inet_index.py``, so each
+operation costs the same with 10 or 100,000 addresses, on one interface or
+spread over many.
 """
 
 from __future__ import annotations
@@ -46,13 +41,12 @@ from router.inet_addr import (
     InetIfInfo,
     NeighborHooks,
     NoNeighbors,
-    OrderedIndex,
     SamePrefixPolicy,
-    broadcast_values,
     can_forward,
     classful_mask,
     default_peer,
 )
+from router.inet_index import AddressIndex, PrefixKey, count_in, count_out
 from router.route import ALL_ONES, Route, RouteFlags, RouteTable, mask_to_plen, ntoa
 
 if TYPE_CHECKING:
@@ -70,7 +64,6 @@ __all__ = [
 ]
 
 Emit = Callable[[Event], None]
-PrefixKey = tuple[int, int]
 
 _GETS = frozenset({
     IoctlCmd.SIOCGIFADDR, IoctlCmd.SIOCGIFBRDADDR, IoctlCmd.SIOCGIFDSTADDR,
@@ -82,7 +75,6 @@ _OLD_SETS = frozenset({
 })
 
 
-_UP = int(IfFlags.UP)
 _LOOPBACK = int(IfFlags.LOOPBACK)
 _POINTOPOINT = int(IfFlags.POINTOPOINT)
 _NOARP = int(IfFlags.NOARP)
@@ -95,18 +87,6 @@ def _no_emit(event: Event) -> None:
 
 def _alias_subject(ifp: Interface, addr: int) -> str:
     return f"alias {ntoa(addr)} on {ifp.name}"
-
-
-def _add(counter: dict[int, int], key: int) -> None:
-    counter[key] = counter.get(key, 0) + 1
-
-
-def _drop(counter: dict[int, int], key: int) -> None:
-    left = counter[key] - 1
-    if left:
-        counter[key] = left
-    else:
-        del counter[key]
 
 
 class InetDomain:
@@ -129,15 +109,9 @@ class InetDomain:
         self.emit: Emit = emit or _no_emit
         self.neighbors: NeighborHooks = neighbors or NoNeighbors()
         self.policy = policy
-        # address value -> addresses with it (most recent last)
-        self._by_value: dict[int, OrderedIndex[InAddr, None]] = {}
-        # prefix key -> interface -> its addresses serving the prefix, in the
-        # order they were added: the hand-over looks at each interface once
-        self._by_key: dict[PrefixKey, dict[Interface, OrderedIndex[InAddr, None]]] = {}
+        self.index = AddressIndex()
         # prefix key -> the addresses among them that own a prefix route
         self._owners: dict[PrefixKey, dict[InAddr, None]] = {}
-        # netmask -> {subnet -> number of addresses}: in_localaddr
-        self._subnets: dict[int, dict[int, int]] = {}
         # address value -> its loopback route to self
         self._local: dict[int, Route] = {}
         self._seq = itertools.count(1)
@@ -193,10 +167,8 @@ class InetDomain:
         if cmd not in _GETS:
             raise RouterError(EINVAL, "cmd", cmd.name, subject)
         info = self.info(ifp)
-        if cmd is IoctlCmd.SIOCGIFADDR or not addr:
-            ia = next(iter(info.addrs.values()), None)
-        else:
-            ia = info.addrs.get(addr)
+        first = cmd is IoctlCmd.SIOCGIFADDR or not addr
+        ia = info.addrs.first() if first or addr is None else info.addrs.get(addr)
         if ia is None:
             raise RouterError(EADDRNOTAVAIL, "addr", None if addr is None else ntoa(addr), subject)
         if cmd is IoctlCmd.SIOCGIFBRDADDR:
@@ -327,8 +299,7 @@ class InetDomain:
             if self.policy is SamePrefixPolicy.ALLOW:
                 self._alias_message(EventKind.RTM_ADD, ia)
                 return
-            if any(o.owns_route and o.route_key == ia.route_key
-                   for o in self._by_value.get(ia.addr, ())):
+            if self.index.value_routed_at_key(ia):
                 raise RouterError(EEXIST, "addr", ntoa(ia.addr), _alias_subject(ia.ifp, ia.addr),
                                   "address already routed on another interface")
         self._install_prefix_route(ia)
@@ -408,11 +379,8 @@ class InetDomain:
                                ifname=heir.ifp.name)
 
     def _local_heir(self, ia: InAddr) -> InAddr | None:
-        """The most recent other address with ia's value that wants a loopback route."""
-        for other in reversed(self._by_value.get(ia.addr, {})):
-            if other is not ia and other.wants_local:
-                return other
-        return None
+        """``in_localip_more`` for the loopback-route switch (see ``AddressIndex.local_heir``)."""
+        return self.index.local_heir(ia)
 
     def _live_local_route(self, value: int) -> Route | None:
         route = self._local.get(value)
@@ -434,7 +402,7 @@ class InetDomain:
         info = self.info(ifp)
         ia = info.addrs.get(addr if addr is not None else 0)
         if ia is None and (addr is None or family != AF_INET):
-            ia = next(iter(info.addrs.values()), None)
+            ia = info.addrs.first()
         if ia is None:
             shown = None if addr is None else ntoa(addr)
             raise RouterError(EADDRNOTAVAIL, "addr", shown, f"delete {shown} on {ifp.name}")
@@ -488,81 +456,18 @@ class InetDomain:
         self._drop_prefix_route(ia)
 
     def _prefix_heir(self, ia: InAddr) -> InAddr | None:
-        """The earliest-added other address of the prefix on an UP interface without a route.
-
-        The seed's walk of the global address list, done per interface: an
-        interface that is down is passed over whole, and on an UP one only
-        the prefix's owners (one, bar multipath legs) precede its candidate.
-        """
-        heir: InAddr | None = None
-        for ifp, members in self._by_key.get(ia.route_key, {}).items():
-            if not int(ifp.flags) & _UP:
-                continue
-            for other in members:
-                if other is not ia and not other.owns_route:
-                    if heir is None or other.seq < heir.seq:
-                        heir = other
-                    break
-        return heir
+        """``in_scrubprefix``'s hand-over target (see ``AddressIndex.prefix_heir``)."""
+        return self.index.prefix_heir(ia)
 
     # -- indexes ---------------------------------------------------------
 
     def _link(self, ia: InAddr) -> None:
-        ifp = ia.ifp
-        info = self.info(ifp)
-        if not info.addrs:
-            ifp.addresses.append(ia)  # the primary address stands for IPv4 in the list
-        info.addrs[ia.addr] = ia
-        self._by_value.setdefault(ia.addr, OrderedIndex())[ia] = None
-        on_key = self._by_key.setdefault(ia.route_key, {})
-        on_key.setdefault(ifp, OrderedIndex())[ia] = None
-        _add(self._subnets.setdefault(ia.mask, {}), ia.subnet)
-        for value in broadcast_values(ia):
-            _add(info.broadcast_hits, value)
-        ifp.generation += 1
+        self.index.link(ia, self.info(ia.ifp))
+        ia.ifp.generation += 1
 
     def _unlink(self, ia: InAddr) -> None:
-        ifp = ia.ifp
-        info = self.info(ifp)
-        was_primary = info.addrs.first() is ia
-        del info.addrs[ia.addr]
-        if was_primary:
-            self._replace_primary(ifp, ia, info.addrs.first())
-        same_value = self._by_value[ia.addr]
-        del same_value[ia]
-        if not same_value:
-            del self._by_value[ia.addr]
-        on_key = self._by_key[ia.route_key]
-        group = on_key[ifp]
-        del group[ia]
-        if not group:
-            del on_key[ifp]
-            if not on_key:
-                del self._by_key[ia.route_key]
-        subnets = self._subnets[ia.mask]
-        _drop(subnets, ia.subnet)
-        if not subnets:
-            del self._subnets[ia.mask]
-        for value in broadcast_values(ia):
-            _drop(info.broadcast_hits, value)
-        ifp.generation += 1
-
-    @staticmethod
-    def _replace_primary(ifp: Interface, old: InAddr, new: InAddr | None) -> None:
-        """Put the interface's new first IPv4 address where the old one stood in its list.
-
-        ``Interface.addresses`` carries only the primary IPv4 address (what
-        the ARP fan-out takes as its source): mirroring every alias would make
-        each delete a list search over the interface's addresses.
-        """
-        entries = ifp.addresses
-        for pos, entry in enumerate(entries):  # the link address and one entry per family
-            if entry is old:
-                if new is None:
-                    del entries[pos]
-                else:
-                    entries[pos] = new
-                return
+        self.index.unlink(ia, self.info(ia.ifp))
+        ia.ifp.generation += 1
 
     @staticmethod
     def info(ifp: Interface) -> InetIfInfo:
@@ -579,7 +484,7 @@ class InetDomain:
     def join_group(self, ifp: Interface, group: int) -> None:
         """Join ``group`` on ``ifp`` (counted: the hook sees only the first join)."""
         groups = self.info(ifp).groups
-        _add(groups, group)
+        count_in(groups, group)
         if groups[group] == 1:
             self.neighbors.join_group(ifp, group)
 
@@ -587,7 +492,7 @@ class InetDomain:
         groups = self.info(ifp).groups
         if group not in groups:
             return
-        _drop(groups, group)
+        count_out(groups, group)
         if group not in groups:
             self.neighbors.leave_group(ifp, group)
 
@@ -626,11 +531,11 @@ class InetDomain:
 
     def local_subnet(self, addr: int) -> bool:
         """``in_localaddr``: is ``addr`` on the subnet of one of our addresses?"""
-        return any((addr & mask) in subnets for mask, subnets in self._subnets.items())
+        return self.index.local_subnet(addr)
 
     def local_ip(self, addr: int) -> bool:
         """``in_localip``: is ``addr`` configured on one of our interfaces?"""
-        return addr in self._by_value
+        return self.index.local_ip(addr)
 
     @staticmethod
     def can_forward(addr: int) -> bool:
@@ -656,17 +561,33 @@ class InetDomain:
         info = ifp.inet
         return list(info.addrs.values()) if isinstance(info, InetIfInfo) else []
 
+    def address(self, ifp: Interface, addr: int | None = None) -> InAddr | None:
+        """The address ``addr`` on ``ifp`` (its first address when None or 0), or None."""
+        info = ifp.inet
+        if not isinstance(info, InetIfInfo):
+            return None
+        return info.addrs.first() if not addr else info.addrs.get(addr)
+
+    def address_on(self, ifp: Interface, dst: int) -> int:
+        """``ifp``'s earliest-added address on ``dst``'s subnet, else its first; 0 if none.
+
+        The source for a message about a datagram that came in on ``ifp``
+        (``icmp_reflect``), found through the per-interface subnet index: one
+        probe per netmask in use on the interface, whatever its address count.
+        """
+        info = ifp.inet
+        if not isinstance(info, InetIfInfo):
+            return 0
+        best = self.index.address_on(info, dst)
+        return best.addr if best is not None else 0
+
     def find(self, addr: int) -> InAddr | None:
         """The most recently added address with value ``addr`` (``ifa_ifwithaddr``)."""
-        same = self._by_value.get(addr)
-        return next(reversed(same)) if same else None
+        return self.index.find(addr)
 
     def prefix_members(self, prefix: int, plen: int) -> list[InAddr]:
         """The addresses serving ``prefix/plen`` (host routes: ``(dest, 32)``), oldest first."""
-        on_key = self._by_key.get((prefix, plen), {})
-        members = [ia for group in on_key.values() for ia in group]
-        members.sort(key=lambda ia: ia.seq)
-        return members
+        return self.index.prefix_members((prefix, plen))
 
     def local_route(self, addr: int) -> Route | None:
         return self._live_local_route(addr)

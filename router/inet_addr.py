@@ -177,13 +177,16 @@ class InetIfInfo:
     ``addrs`` maps address value to address in the order they were added
     (the interface's IPv4 part of ``if_addrhead``): the first one answers
     ``SIOCGIFADDR`` and delete-first, and is the one mirrored into
-    ``Interface.addresses``. ``groups``
-    counts multicast memberships. ``broadcast_hits`` counts, per value, the
+    ``Interface.addresses``. ``subnets`` finds the interface's address on a
+    destination's subnet without walking its address list. ``groups`` counts
+    multicast memberships. ``broadcast_hits`` counts, per value, the
     addresses for which ``in_broadcast`` says yes. ``llt`` is the ARP table,
     owned by the ARP module.
     """
 
     addrs: OrderedIndex[int, InAddr] = field(default_factory=OrderedIndex)
+    # netmask -> subnet -> this interface's addresses on it, in the order added
+    subnets: dict[int, dict[int, OrderedIndex[InAddr, None]]] = field(default_factory=dict)
     groups: dict[int, int] = field(default_factory=dict)
     allhosts: bool = False
     broadcast_hits: dict[int, int] = field(default_factory=dict)

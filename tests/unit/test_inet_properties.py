@@ -157,13 +157,13 @@ def check_indexes(inet: InetDomain, ifs: list[Interface], live: list[InAddr]) ->
         if ia.owns_route:
             owners.setdefault(ia.route_key, set()).add(id(ia))
         subnets.setdefault(ia.mask, Counter())[ia.subnet] += 1
-    assert {k: sorted(v) for k, v in ids(inet._by_value).items()} == {
+    assert {k: sorted(v) for k, v in ids(inet.index.by_value).items()} == {
         k: sorted(v) for k, v in by_value.items()
     }
     assert {k: {ifp.name: [id(a) for a in group] for ifp, group in on_key.items()}
-            for k, on_key in inet._by_key.items()} == by_key
+            for k, on_key in inet.index.by_key.items()} == by_key
     assert {k: set(v) for k, v in ids(inet._owners).items()} == owners
-    assert inet._subnets == {m: dict(c) for m, c in subnets.items()}
+    assert inet.index.subnets == {m: dict(c) for m, c in subnets.items()}
     for ifp in ifs:
         listed = [a for a in ifp.addresses if isinstance(a, InAddr)]
         info = ifp.inet
@@ -173,6 +173,11 @@ def check_indexes(inet: InetDomain, ifs: list[Interface], live: list[InAddr]) ->
         assert isinstance(info, InetIfInfo)
         mine = list(info.addrs.values())
         assert listed == mine[:1], "Interface.addresses must carry the primary address only"
+        on_subnets: dict[int, dict[int, list[int]]] = {}
+        for ia in mine:
+            on_subnets.setdefault(ia.mask, {}).setdefault(ia.subnet, []).append(id(ia))
+        assert {m: {n: [id(a) for a in group] for n, group in by_subnet.items()}
+                for m, by_subnet in info.subnets.items()} == on_subnets
         assert [a.seq for a in mine] == sorted(a.seq for a in mine)
         hits: Counter[int] = Counter()
         for ia in mine:
@@ -195,6 +200,10 @@ def check_queries(inet: InetDomain, ifs: list[Interface], live: list[InAddr]) ->
                 for a in live if a.ifp is ifp
             ))
             assert inet.is_broadcast(value, ifp) == expected
+            mine = [a for a in live if a.ifp is ifp]
+            on_subnet = [a for a in mine if value & a.mask == a.subnet]
+            source = (on_subnet or mine or [None])[0]
+            assert inet.address_on(ifp, value) == (source.addr if source else 0)
 
 
 @settings(max_examples=300, deadline=None)
@@ -256,8 +265,8 @@ def test_purging_every_interface_leaves_nothing(sequence: list[tuple[Any, ...]])
         rig.inet.purge_interface(ifp)
     assert len(rig.routes) == 0
     assert live_addresses(ifs) == []
-    assert rig.inet._by_value == {} and rig.inet._by_key == {} and rig.inet._owners == {}
-    assert rig.inet._subnets == {} and rig.inet._local == {}
+    assert rig.inet.index.by_value == {} and rig.inet.index.by_key == {} and rig.inet._owners == {}
+    assert rig.inet.index.subnets == {} and rig.inet._local == {}
     for ifp in ifs:
         assert ifp.inet is None or (ifp.inet.groups == {} and ifp.inet.broadcast_hits == {})
 

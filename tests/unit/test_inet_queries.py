@@ -236,3 +236,26 @@ def test_broadcast_forgotten_with_its_address() -> None:
     assert rig.inet.is_broadcast(ip("10.0.0.255"), eth)
     rig.inet.delete_alias(eth, ip("10.0.0.2"))
     assert not rig.inet.is_broadcast(ip("10.0.0.255"), eth)
+
+
+def test_address_finds_the_value_or_the_first_address() -> None:
+    rig = Rig()
+    eth = make_if("eth0", 1)
+    assert rig.inet.address(eth) is None
+    a = rig.inet.add_alias(eth, ip("10.0.0.1"), ip("255.255.255.0"))
+    b = rig.inet.add_alias(eth, ip("10.0.1.1"), ip("255.255.255.0"))
+    assert rig.inet.address(eth) is a and rig.inet.address(eth, 0) is a
+    assert rig.inet.address(eth, ip("10.0.1.1")) is b
+    assert rig.inet.address(eth, ip("10.0.2.1")) is None
+
+
+def test_address_on_prefers_the_destination_subnet_then_the_first_address() -> None:
+    rig = Rig()
+    eth = make_if("eth0", 1)
+    assert rig.inet.address_on(eth, ip("10.0.1.9")) == 0
+    rig.inet.add_alias(eth, ip("10.0.0.1"), ip("255.255.255.0"))
+    rig.inet.add_alias(eth, ip("10.0.1.1"), ip("255.255.255.0"))
+    rig.inet.add_alias(eth, ip("10.0.1.2"), ip("255.255.0.0"))
+    assert rig.inet.address_on(eth, ip("10.0.1.9")) == ip("10.0.1.1")
+    assert rig.inet.address_on(eth, ip("10.0.7.7")) == ip("10.0.1.2")
+    assert rig.inet.address_on(eth, ip("192.0.2.1")) == ip("10.0.0.1")
