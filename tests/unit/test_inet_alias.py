@@ -110,6 +110,17 @@ def test_checks_run_in_seed_order_address_first() -> None:
     assert errno_of(Rig().inet.apply_alias, ng, req) == EDESTADDRREQ
 
 
+def test_broadcast_and_mask_einval_come_before_edestaddrreq_and_eprotonosupport() -> None:
+    ng = make_if("ng0", 1, P2P)
+    bad_broadcast = AliasRequest(ip("10.0.0.1"), broadcast=ip("10.0.0.255"),
+                                 broadcast_family=AF_INET6, vhid=1)
+    bad_mask = AliasRequest(ip("10.0.0.1"), mask=ip("255.0.0.0"), mask_family=AF_INET6, vhid=1)
+    for req in (bad_broadcast, bad_mask):
+        assert errno_of(Rig().inet.apply_alias, ng, req) == EINVAL
+    eth = make_if("eth0", 2)
+    assert errno_of(Rig().inet.add_alias, eth, ip("10.0.0.1"), vhid=1) == EPROTONOSUPPORT
+
+
 # -- netmask, broadcast, destination -----------------------------------------
 
 
