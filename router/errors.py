@@ -8,7 +8,6 @@ The gRPC edge maps ``RouterError.errno`` to a status code in one place.
 from __future__ import annotations
 
 import errno as _errno
-import os
 
 # The BSD kernels use EJUSTRETURN (-2) for "handled, stop here, not an error":
 # a filter that took a packet, a pre-output that is holding one for ARP.
@@ -45,10 +44,28 @@ _NAMES[EOPNOTSUPP] = "EOPNOTSUPP"
 
 _REASONS: dict[int, str] = {
     EJUSTRETURN: "handled",
-    EEXIST: "already exists",
-    EADDRNOTAVAIL: "address not available",
+    EPERM: "not permitted",
     ENXIO: "no such interface or not attached",
+    EBUSY: "busy",
+    EEXIST: "already exists",
+    ENODEV: "no family module for the interface",
+    EINVAL: "invalid argument",
+    ENOBUFS: "no buffer space (table full)",
+    EISCONN: "already connected",
+    ENETDOWN: "network is down",
+    ENETUNREACH: "network is unreachable",
+    EHOSTUNREACH: "host is unreachable",
+    EHOSTDOWN: "host is down",
+    EADDRNOTAVAIL: "address not available",
+    EADDRINUSE: "address already in use",
+    EAFNOSUPPORT: "address family not supported",
+    EPFNOSUPPORT: "protocol family not supported",
+    EPROTONOSUPPORT: "protocol not supported",
     EOPNOTSUPP: "operation not supported",
+    EDESTADDRREQ: "destination address required",
+    ESRCH: "no such entry",
+    EMSGSIZE: "message too long",
+    ENOENT: "no such entry",
 }
 
 
@@ -59,9 +76,7 @@ def errno_name(code: int) -> str:
 
 def errno_reason(code: int) -> str:
     """Short human reason for an errno value."""
-    if code in _REASONS:
-        return _REASONS[code]
-    return os.strerror(code).lower() if code > 0 else errno_name(code)
+    return _REASONS.get(code, errno_name(code))
 
 
 class RouterError(Exception):

@@ -17,9 +17,15 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
-# Check from outside the tree: from the repo root the packages import even when not installed.
-if ! (cd / && python3 -c "import router, agents, vrc.v1, pytest, hypothesis, scapy, grpc_tools, ruff, mypy, pytricia") >/dev/null 2>&1 \
-   || ! command -v vrc-agent >/dev/null 2>&1; then
+# Check from outside the tree (from the repo root the packages import even when
+# not installed), and that the installed package is THIS checkout: the agent
+# runs as a subprocess and must run the code under test.
+here=$(pwd -P)
+if ! (cd / && python3 -c "
+import os, sys
+import router, agents, vrc.v1, pytest, hypothesis, scapy, grpc_tools, ruff, mypy, pytricia
+sys.exit(os.path.realpath(os.path.dirname(router.__file__)) != os.path.join('$here', 'router'))
+") >/dev/null 2>&1 || ! command -v vrc-agent >/dev/null 2>&1; then
     echo "== pip install -e .[dev]"
     python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 fi
