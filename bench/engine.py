@@ -11,9 +11,11 @@ process on the same frames:
   MACs, decrement the TTL, RFC 1624 checksum update.
 
 A fourth line shows the same engine with the fast path off (every frame
-through demux, IPv4 input, route lookup, ARP and the framer).
+through demux, IPv4 input, route lookup, ARP and the framer), and a fifth
+local delivery: ICMP echo requests addressed to the router's own ``eth0``
+address, answered through the generic path (``echo`` counts the replies).
 
-Usage: ``python3 bench/engine.py [--seconds 2] [--batch 256] [--profile]``.
+Usage: ``python3 bench/engine.py [--seconds 2] [--batch 256] [--profile [engine|generic|echo]]``.
 Timing is printed, never asserted.
 """
 
@@ -25,7 +27,7 @@ import pstats
 import time
 from collections.abc import Callable
 
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 
 from router.engine import Engine, EngineConfig
@@ -65,6 +67,14 @@ def build_frames(count: int) -> list[bytes]:
         assert len(frame) == 64
         frames.append(frame)
     return frames
+
+
+def build_echo_requests(count: int) -> list[bytes]:
+    """ICMP echo requests from the eth0 neighbour to the router's own eth0 address."""
+    return [bytes(Ether(dst=IN_MAC, src=SENDER_MAC)
+                  / IP(src="10.0.0.2", dst="10.0.0.1", id=index & 0xFFFF)
+                  / ICMP(type=8, id=7, seq=index & 0xFFFF) / (b"\x00" * 18))
+            for index in range(count)]
 
 
 def engine_loop(engine: Engine, batch: list[bytes]) -> Callable[[], int]:
@@ -145,7 +155,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0, help="time per measurement")
     parser.add_argument("--batch", type=int, default=256, help="frames per receive_batch")
-    parser.add_argument("--profile", action="store_true", help="cProfile the engine loop")
+    parser.add_argument("--profile", choices=("engine", "generic", "echo"), nargs="?",
+                        const="engine", default=None, help="cProfile one engine loop")
     args = parser.parse_args(argv)
 
     engine = build_engine()
@@ -155,23 +166,33 @@ def main(argv: list[str] | None = None) -> None:
     if forwarded != len(batch):
         raise SystemExit(f"engine forwarded {forwarded} of {len(batch)} frames")
 
+    echo_engine = build_engine(fast_path=False)
+    echoes = build_echo_requests(args.batch)
+    replies = engine_loop(echo_engine, echoes)()
+    if replies != len(echoes):
+        raise SystemExit(f"engine answered {replies} of {len(echoes)} echo requests")
+
     results = {
         "engine": measure(engine_loop(engine, batch), args.seconds),
         "generic": measure(engine_loop(build_engine(fast_path=False), batch), args.seconds),
+        "echo": measure(engine_loop(echo_engine, echoes), args.seconds),
         "scapy": measure(scapy_loop(batch), args.seconds),
         "floor": measure(floor_loop(batch), args.seconds),
     }
     hits = engine.fastpath.hits if engine.fastpath is not None else 0
     print(f"64-byte UDP frames, batches of {args.batch}, {args.seconds:g} s each")
     for name, pps in results.items():
-        print(f"  {name:<7} {pps:>12,.0f} frames/s")
+        unit = "replies/s" if name == "echo" else "frames/s"
+        print(f"  {name:<7} {pps:>12,.0f} {unit}")
     print(f"  engine/scapy {results['engine'] / results['scapy']:.2f}")
     print(f"  engine/floor {results['engine'] / results['floor']:.2f}")
     print(f"  engine/generic {results['engine'] / results['generic']:.2f}"
           "  (the same engine with the fast path off)")
     print(f"  fast-path hits {hits:,}")
     if args.profile:
-        run = engine_loop(engine, batch)
+        run = {"engine": lambda: engine_loop(engine, batch),
+               "generic": lambda: engine_loop(build_engine(fast_path=False), batch),
+               "echo": lambda: engine_loop(build_engine(fast_path=False), echoes)}[args.profile]()
         profiler = cProfile.Profile()
         profiler.enable()
         measure(run, args.seconds)

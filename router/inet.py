@@ -79,6 +79,7 @@ _LOOPBACK = int(IfFlags.LOOPBACK)
 _POINTOPOINT = int(IfFlags.POINTOPOINT)
 _NOARP = int(IfFlags.NOARP)
 _MULTICAST = int(IfFlags.MULTICAST)
+_BROADCAST = int(IfFlags.BROADCAST)
 
 
 def _no_emit(event: Event) -> None:
@@ -549,9 +550,9 @@ class InetDomain:
         broadcast interface, as an address's broadcast or (except for a /31)
         its subnet number, never for an address with an all-ones mask.
         """
-        if addr in (LIMITED_BROADCAST, 0):
+        if addr == LIMITED_BROADCAST or addr == 0:
             return True
-        if not ifp.flags & IfFlags.BROADCAST:
+        if not ifp.flags & _BROADCAST:  # plain ints: no IntFlag operator per packet
             return False
         info = ifp.inet
         return isinstance(info, InetIfInfo) and addr in info.broadcast_hits
