@@ -427,10 +427,9 @@ class Engine:
         }
 
     def _find_address(self, ifp: Interface, value: int | None) -> InAddr:
-        addresses = self.inet.addresses(ifp)
-        for ia in addresses:
-            if value is None or value == 0 or ia.addr == value:
-                return ia
+        ia = self.inet.address(ifp, value)  # one dict probe, not a scan of the aliases
+        if ia is not None:
+            return ia
         raise RouterError(EADDRNOTAVAIL, "address", value, f"get address on {ifp.name}")
 
     def get_policy(self) -> str:

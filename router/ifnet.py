@@ -142,12 +142,14 @@ class LinkAddress:
 class Interface:
     """One network interface (``struct ifnet``).
 
-    ``addresses`` holds the link address first, then the family addresses in
-    the order they were added (``router/inet.py`` appends its ``InAddr``
-    entries). ``filters`` is a tuple replaced as a whole on change, so a pass
-    that is iterating it is never disturbed (copy-on-write instead of the
-    seed's busy monitor). ``driver`` and ``family_module`` are replaced by safe
-    stubs when the interface is finally detached.
+    ``addresses`` holds the link address first, then the primary address of
+    each family that has one (IPv4: the interface's first ``InAddr``, kept by
+    ``router/inet_index.py``); it is not a list of every IPv4 alias, which
+    ``InetDomain.addresses``/``address``/``address_on`` answer. ``filters``
+    is a tuple replaced as a whole on change, so a pass that is iterating it
+    is never disturbed (copy-on-write instead of the seed's busy monitor).
+    ``driver`` and ``family_module`` are replaced by safe stubs when the
+    interface is finally detached.
     """
 
     __slots__ = (
@@ -228,7 +230,8 @@ class Interface:
 
     # Flags are stored as plain ints: ``IntFlag`` operators run in Python and
     # cost about a microsecond each, which the per-packet path cannot afford.
-    # ``ifp.flags & IfFlags.UP`` then runs as a C-level int operation.
+    # Per-packet tests must use a plain-int constant too (``int(IfFlags.UP)``):
+    # ``int & IntFlag`` still dispatches to ``IntFlag.__rand__``.
     @property
     def flags(self) -> int:
         return self._flags

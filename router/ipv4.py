@@ -6,7 +6,7 @@ injection, so it runs against fakes in tests and against the real modules in
 the engine:
 
 * ``routes.lookup(addr)`` — the longest-prefix match (``router.route``);
-* ``inet`` — ``local_ip``, ``is_broadcast``, ``can_forward``, ``addresses``
+* ``inet`` — ``local_ip``, ``is_broadcast``, ``can_forward``, ``address_on``
   (``router.inet.InetDomain``);
 * ``interface_of(ifindex)`` — the data link layer's lookup;
 * ``output(ifp, datagram, next_hop)`` — hands a datagram to the data link
@@ -60,6 +60,12 @@ _GATEWAY = int(RouteFlags.GATEWAY)
 _REJECT = int(RouteFlags.REJECT)
 _BLACKHOLE = int(RouteFlags.BLACKHOLE)
 _UP = int(IfFlags.UP)
+_ETHERNET = IfFamily.ETHERNET
+_ETHERTYPE_IPV4 = eth.ETHERTYPE_IPV4
+_ETHER_BROADCAST = eth.BROADCAST
+_FRAGMENT_BITS = ip.FLAG_MF | ip.OFFSET_MASK
+_TTL_OFF = ip.TTL_OFF
+_ADDRS_OFF = ip.SRC_OFF  # TTL, protocol and checksum are the 4 bytes before the addresses
 #: Output errors that mean "that host or link is not there": ICMP host unreachable.
 _HOST_UNREACHABLE_ERRORS = frozenset({EHOSTUNREACH, EHOSTDOWN, ENETDOWN, ENETUNREACH, ENXIO})
 
@@ -140,6 +146,8 @@ class InetQueries(Protocol):
 
     def addresses(self, ifp: Interface) -> Sequence[Any]: ...
 
+    def address_on(self, ifp: Interface, dst: int) -> int: ...
+
 
 InterfaceOf = Callable[[int], "Interface | None"]
 Output = Callable[[Interface, bytes, int], int]
@@ -203,18 +211,20 @@ class Ipv4:
         ARP holds the packet, ``EHOSTUNREACH`` once it gave up.
         """
         del family
-        if ifp.family is not IfFamily.ETHERNET:
+        if ifp.family is not _ETHERNET:
             return 0, b"", AF_INET
         if isinstance(dest, bytes):
-            return 0, dest, eth.ETHERTYPE_IPV4
+            return 0, dest, _ETHERTYPE_IPV4
         if dest == LIMITED_BROADCAST or self.inet.is_broadcast(dest, ifp):
-            return 0, eth.BROADCAST, eth.ETHERTYPE_IPV4
+            return 0, _ETHER_BROADCAST, _ETHERTYPE_IPV4
         if dest >> 28 == 0xE:
-            return 0, b"\x01\x00\x5e" + (dest & 0x7FFFFF).to_bytes(3, "big"), eth.ETHERTYPE_IPV4
-        error, mac = self.resolve(ifp, dest, bytes(pkt.data), self.now)
+            return 0, b"\x01\x00\x5e" + (dest & 0x7FFFFF).to_bytes(3, "big"), _ETHERTYPE_IPV4
+        data = pkt.data
+        error, mac = self.resolve(ifp, dest, data if type(data) is bytes else bytes(data),
+                                  self.now)
         if error:
             return error, b"", 0
-        return 0, mac, eth.ETHERTYPE_IPV4
+        return 0, mac, _ETHERTYPE_IPV4
 
     # -- input ---------------------------------------------------------------
 
@@ -236,7 +246,7 @@ class Ipv4:
             self._drop(DropReason.BAD_SOURCE)  # martian: multicast, broadcast, loopback
             return
         dst = hdr.dst
-        link_group = bool(int(flags) & _LINK_GROUP)
+        link_group = bool(flags & _LINK_GROUP)
         inet = self.inet
         if inet.local_ip(dst):
             self._deliver(ifp, hdr, datagram, link_group, now)
@@ -249,7 +259,7 @@ class Ipv4:
                  to_group: bool, now: float) -> None:
         """``ip_input`` "ours": ICMP is answered, UDP gets port unreachable, others
         protocol unreachable (the router has no sockets)."""
-        if hdr.frag & (ip.FLAG_MF | ip.OFFSET_MASK):
+        if hdr.frag & _FRAGMENT_BITS:
             self._drop(DropReason.FRAGMENT_TO_US)
             return
         self.stats.delivered += 1
@@ -268,25 +278,28 @@ class Ipv4:
         if link_group:
             self._drop(DropReason.LINK_BROADCAST)
             return
-        if not self.config.forwarding:
+        config = self.config
+        if not config.forwarding:
             self._drop(DropReason.FORWARDING_OFF)
             return
-        if not self.inet.can_forward(hdr.dst):
+        dst = hdr.dst
+        if not self.inet.can_forward(dst):
             self._drop(DropReason.CANNOT_FORWARD)
             return
         if hdr.src == 0:
             self._drop(DropReason.BAD_SOURCE)
             return
-        if hdr.ttl <= 1:
+        ttl = hdr.ttl
+        if ttl <= 1:
             self._error(datagram, hdr, ifp, icmp_wire.TIME_EXCEEDED, icmp_wire.TIMX_TTL, now)
             self._drop(DropReason.TTL_EXCEEDED)
             return
-        route = self.routes.lookup(hdr.dst)
+        route = self.routes.lookup(dst)
         if route is None:
             self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH, icmp_wire.UNREACH_NET, now)
             self._drop(DropReason.NO_ROUTE)
             return
-        found = self._route_output(route, hdr.dst)
+        found = self._route_output(route, dst)
         if isinstance(found, DropReason):
             if found is not DropReason.BLACKHOLE_ROUTE:
                 self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH,
@@ -294,16 +307,24 @@ class Ipv4:
             self._drop(found)
             return
         out, next_hop = found
-        if (not self.config.forward_directed_broadcast and out is not ifp
-                and self.inet.is_broadcast(hdr.dst, out)):
+        if (out is not ifp and not config.forward_directed_broadcast
+                and self.inet.is_broadcast(dst, out)):
             self._drop(DropReason.DIRECTED_BROADCAST)
             return
-        packet = bytearray(datagram)
-        packet[ip.TTL_OFF] = hdr.ttl - 1
         new_sum = TTL_DECREMENT_CHECKSUM[hdr.checksum]
-        packet[ip.CHECKSUM_OFF] = new_sum >> 8
-        packet[ip.CHECKSUM_OFF + 1] = new_sum & 0xFF
-        error = self._transmit(out, packet, hdr, next_hop)
+        if len(datagram) <= out.mtu:
+            # the common case: one join builds the datagram with TTL - 1 and the new checksum
+            error = self.output(out, b"".join((
+                datagram[:_TTL_OFF],
+                bytes((ttl - 1, hdr.protocol, new_sum >> 8, new_sum & 0xFF)),
+                datagram[_ADDRS_OFF:],
+            )), next_hop)
+        else:
+            packet = bytearray(datagram)
+            packet[_TTL_OFF] = ttl - 1
+            packet[ip.CHECKSUM_OFF] = new_sum >> 8
+            packet[ip.CHECKSUM_OFF + 1] = new_sum & 0xFF
+            error = self._transmit(out, packet, hdr, next_hop)
         if error == 0:
             self.stats.forwarded += 1
         elif error == EMSGSIZE:
@@ -405,7 +426,7 @@ class Ipv4:
         the route to ``dst`` leaves by; 0 if we have none.
         """
         if ifp is not None:
-            chosen = self._address_on(ifp, dst)
+            chosen = self.inet.address_on(ifp, dst)
             if chosen:
                 return chosen
         route = self.routes.lookup(dst)
@@ -414,16 +435,8 @@ class Ipv4:
         if route.source:
             return route.source
         out = self.interface_of(route.ifindex)
-        return self._address_on(out, dst) if out is not None else 0
+        return self.inet.address_on(out, dst) if out is not None else 0
 
-    def _address_on(self, ifp: Interface, dst: int) -> int:
-        first = 0
-        for ia in self.inet.addresses(ifp):
-            addr: int = ia.addr
-            if (addr ^ dst) & ia.mask == 0:
-                return addr
-            first = first or addr
-        return first
 
 
 def copied_options(options: bytes | bytearray | memoryview) -> bytes:
