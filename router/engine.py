@@ -233,7 +233,7 @@ class Engine:
             if l2len >= 2 and data[l2len - 2 : l2len] == _ARP_BYTES:
                 self.arp.input(ifp, memoryview(data)[l2len:], now)
             else:
-                ipv4.input(ifp, data, l2len, int(pkt.flags), now)
+                ipv4.input(ifp, data, l2len, pkt.flags, now)
         return 0
 
     def _ip_output(self, ifp: Interface, datagram: bytes, next_hop: int) -> int:

@@ -47,7 +47,10 @@ class QueueDriver:
             now = self._clock()
             for frame in frames:
                 self._taps.tap_output(ifp, frame, now)
-        self._queue.extend([(index, bytes(frame)) for frame in frames])
+        if len(frames) == 1:  # the generic path's usual call: no list comprehension
+            self._queue.append((index, bytes(frames[0])))
+        else:
+            self._queue.extend([(index, bytes(frame)) for frame in frames])
         return 0
 
     def ioctl(self, ifp: Interface, cmd: IoctlCmd, arg: Any) -> int:

@@ -538,10 +538,9 @@ class InetDomain:
         """``in_localip``: is ``addr`` configured on one of our interfaces?"""
         return self.index.local_ip(addr)
 
-    @staticmethod
-    def can_forward(addr: int) -> bool:
-        """``in_canforward`` (see :func:`router.inet_addr.can_forward`)."""
-        return can_forward(addr)
+    #: ``in_canforward`` (:func:`router.inet_addr.can_forward` itself: no wrapper call
+    #: per forwarded packet).
+    can_forward = staticmethod(can_forward)
 
     def is_broadcast(self, addr: int, ifp: Interface) -> bool:
         """``in_broadcast``: might ``addr`` be a broadcast address on ``ifp``?

@@ -409,8 +409,12 @@ class Ipv4:
             self._drop(found)
             return EHOSTUNREACH
         out, next_hop = found
-        hdr = ip.parse(datagram, verify_checksum=False)
-        error = self._transmit(out, bytearray(datagram), hdr, next_hop)
+        if len(datagram) <= out.mtu:  # no fragmenting: no header parse, no copy
+            error = self.output(out, datagram if type(datagram) is bytes else bytes(datagram),
+                                next_hop)
+        else:
+            hdr = ip.parse(datagram, verify_checksum=False)
+            error = self._transmit(out, bytearray(datagram), hdr, next_hop)
         if error == 0:
             self.stats.sent += 1
         else:
