@@ -13,7 +13,7 @@ one message at once (possibly empty) so a client knows it is subscribed.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
@@ -22,7 +22,7 @@ from agents import convert
 from agents.convert import address_to_pb, arp_to_pb, interface_to_pb, require, route_to_pb
 from agents.errors import invalid, map_errors_of
 from agents.gate import Gate, Mailbox
-from router.errors import ENXIO, RouterError
+from router.errors import EADDRNOTAVAIL, ENXIO, RouterError
 from router.events import Event, EventKind
 from vrc.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
@@ -69,14 +69,18 @@ def policy_to_pb(policy: Any) -> types_pb2.Policy:
 class AgentService(agent_pb2_grpc.AgentServicer):
     """The vrc.v1.Agent service over one engine gate."""
 
-    def __init__(self, gate: Gate) -> None:
+    def __init__(self, gate: Gate, *, wall_offset: Callable[[], float] | None = None) -> None:
+        """``wall_offset`` turns the engine's clock into UNIX time for captured frames
+        (the agent's loop runs on ``time.monotonic``); None keeps the engine's clock."""
         self._gate = gate
+        self._wall_offset = wall_offset
 
     # --- interfaces ------------------------------------------------------------------
 
     def ListInterfaces(self, request: agent_pb2.ListInterfacesRequest,
                        context: grpc.ServicerContext) -> agent_pb2.ListInterfacesResponse:
-        return self._gate.call(lambda e: convert.interfaces_to_pb(e.interfaces()))
+        return self._gate.call(lambda e: agent_pb2.ListInterfacesResponse(
+            interfaces=[_interface_record(e, ifp) for ifp in e.interfaces()]))
 
     def GetInterface(self, request: agent_pb2.GetInterfaceRequest,
                      context: grpc.ServicerContext) -> types_pb2.Interface:
@@ -129,8 +133,15 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         address = convert.optional_ipv4("address", request.address)
 
         def delete(e: Any) -> agent_pb2.DeleteAliasResponse:
-            return agent_pb2.DeleteAliasResponse(
-                address=address_to_pb(e.delete_alias(ifname, address)))
+            try:
+                deleted = e.delete_alias(ifname, address)
+            except RouterError as error:
+                if address is None and error.errno == EADDRNOTAVAIL:
+                    # "the first address" of an interface that has none
+                    raise RouterError(EADDRNOTAVAIL, "ifname", ifname,
+                                      detail="has no IPv4 address to delete") from None
+                raise
+            return agent_pb2.DeleteAliasResponse(address=address_to_pb(deleted))
 
         return self._gate.call(delete)
 
@@ -163,7 +174,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         gateway = convert.optional_ipv4("gateway", request.gateway)
         ifname = request.ifname or None
         if gateway is None and ifname is None:
-            raise invalid("gateway", "", "a route needs a gateway or an interface")
+            raise invalid("gateway", "", "needs a gateway or an interface", f"route {prefix}")
         return self._gate.call(lambda e: agent_pb2.AddRouteResponse(
             route=route_to_pb(e.add_route(prefix, gateway=gateway, ifname=ifname))))
 
@@ -229,8 +240,9 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             raise invalid("kind", request.kind, "expected a query kind")
         address = convert.parse_ipv4("address", request.address)
         ifname = request.ifname or None
-        if kind == "broadcast":
-            require("ifname", request.ifname)
+        if kind == "broadcast" and not ifname:
+            raise invalid("ifname", "", "needs the interface to ask about",
+                          f"broadcast query {address}")
         return self._gate.call(lambda e: agent_pb2.QueryResponse(
             result=bool(e.query(kind, address, ifname))))
 
@@ -241,7 +253,8 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         kinds = set(request.kinds)
         unknown = sorted(kinds - _EVENT_KINDS)
         if unknown:
-            raise invalid("kinds", ",".join(unknown), "unknown event kind")
+            raise invalid("kinds", ",".join(unknown),
+                          "unknown event kind; expected " + ", ".join(sorted(_EVENT_KINDS)))
         log = self._gate.events
         after = request.after_seq if request.HasField("after_seq") else log.last_seq
         # A resume point beyond the newest event was seen by an earlier agent run
@@ -278,9 +291,10 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                         return
                     continue
                 remaining = remaining - len(frames) if remaining > 0 else remaining
+                offset = self._wall_offset() if self._wall_offset is not None else 0.0
                 yield types_pb2.CaptureBatch(
                     linktype=tap.linktype, dropped=tap.mailbox.dropped,
-                    frames=[_frame_pb(ifname, f) for f in frames])
+                    frames=[_frame_pb(ifname, f, offset) for f in frames])
         finally:
             self._gate.close_tap(tap)
 
@@ -312,19 +326,30 @@ class AgentService(agent_pb2_grpc.AgentServicer):
 def _interface_pb(engine: Any, name: str) -> types_pb2.Interface:
     ifp = engine.interface(name)
     if ifp is None:
-        raise RouterError(ENXIO, "name", name)
-    return interface_to_pb(ifp)
+        raise RouterError(ENXIO, "name", name, detail="no such interface")
+    return _interface_record(engine, ifp)
+
+
+def _interface_record(engine: Any, ifp: Any) -> types_pb2.Interface:
+    """An interface with every IPv4 address it has, in the order they were added.
+
+    The engine's ``Interface.addresses`` holds only the primary IPv4 address;
+    the full list is the inet domain's.
+    """
+    inet = getattr(engine, "inet", None)
+    addresses = inet.addresses(ifp) if hasattr(inet, "addresses") else None
+    return interface_to_pb(ifp, addresses)
 
 
 def _wanted(event: Event, kinds: set[str], ifname: str) -> bool:
     return (not kinds or event.kind.value in kinds) and (not ifname or event.ifname == ifname)
 
 
-def _frame_pb(ifname: str, frame: Any) -> types_pb2.CapturedFrame:
+def _frame_pb(ifname: str, frame: Any, offset: float = 0.0) -> types_pb2.CapturedFrame:
     direction = convert.enum_text(convert.pick(frame, "direction", default="in")).lower()
     data = bytes(convert.pick(frame, "data", "frame", default=b""))
     return types_pb2.CapturedFrame(
-        timestamp=float(convert.pick(frame, "timestamp", "now", default=0.0)),
+        timestamp=float(convert.pick(frame, "timestamp", "now", default=0.0)) + offset,
         ifname=ifname,
         direction=types_pb2.DIRECTION_OUT if direction.startswith("out")
         else types_pb2.DIRECTION_IN,

@@ -11,6 +11,7 @@ never a traceback; usage errors exit 2 (argparse).
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import struct
 import sys
@@ -18,9 +19,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TextIO
 
 import grpc
+from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
+from router.events import EventKind
 from router.pcap import PcapWriter
 from vrc.v1 import agent_pb2 as pb
 from vrc.v1 import agent_pb2_grpc
@@ -33,6 +36,10 @@ QUERIES = {"local-subnet": pb.QUERY_KIND_LOCAL_SUBNET,
            "local-address": pb.QUERY_KIND_LOCAL_ADDRESS,
            "can-forward": pb.QUERY_KIND_CAN_FORWARD,
            "broadcast": pb.QUERY_KIND_BROADCAST}
+EVENT_KINDS = tuple(sorted(kind.value for kind in EventKind))
+UINT32_MAX = (1 << 32) - 1
+UINT64_MAX = (1 << 64) - 1
+EPOCH_2001 = 978307200.0  # a capture timestamp after this is UNIX time, else the engine's clock
 
 
 class CliError(Exception):
@@ -42,10 +49,37 @@ class CliError(Exception):
 # --- output ------------------------------------------------------------------------------
 
 
+_INT64_TYPES = frozenset({FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64,
+                          FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_FIXED64,
+                          FieldDescriptor.TYPE_SFIXED64})
+
+
 def as_dict(message: Message) -> dict[str, Any]:
+    """A message as JSON-ready data, with 64-bit integers as numbers.
+
+    The protobuf JSON mapping writes 64-bit integers as strings (for
+    JavaScript); people pipe ``vrc -o json`` into jq and compare counters and
+    sequence numbers, so they come out as numbers here.
+    """
     converted: dict[str, Any] = MessageToDict(
         message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+    _numbers_for_int64(message, converted)
     return converted
+
+
+def _numbers_for_int64(message: Message, data: dict[str, Any]) -> None:
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in data:
+            continue
+        value = data[field.name]
+        repeated = field.is_repeated
+        if field.type in _INT64_TYPES:
+            data[field.name] = [int(v) for v in value] if repeated else int(value)
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            children = getattr(message, field.name)
+            for child, child_data in (zip(children, value, strict=True) if repeated
+                                      else ((children, value),)):
+                _numbers_for_int64(child, child_data)
 
 
 def table(rows: Iterable[Sequence[object]], headers: Sequence[str]) -> str:
@@ -100,6 +134,13 @@ def event_text(event: tpb.Event) -> str:
     where = f" {event.ifname}" if event.ifname else ""
     data = " ".join(f"{k}={v}" for k, v in sorted(event.data.items()))
     return f"#{event.seq} {event.kind}{where} {data}".rstrip()
+
+
+def timestamp_text(timestamp: float) -> str:
+    """Local time of day like tcpdump for UNIX time; seconds as given for the engine's clock."""
+    if timestamp < EPOCH_2001:
+        return f"{timestamp:.6f}"
+    return datetime.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S.%f")
 
 
 # --- frame summaries --------------------------------------------------------------
@@ -270,7 +311,8 @@ class Commands:
     def arp_flush(self, args: argparse.Namespace) -> None:
         reply = self.stub.FlushArp(pb.FlushArpRequest(ifname=args.iface or ""),
                                    timeout=self.timeout)
-        self.out.message(reply, f"{reply.flushed} entries flushed")
+        noun = "entry" if reply.flushed == 1 else "entries"
+        self.out.message(reply, f"{reply.flushed} {noun} flushed")
 
     def policy(self, args: argparse.Namespace) -> None:
         if args.mode is None:
@@ -306,7 +348,8 @@ class Commands:
             linktype = batch.linktype
             for frame in batch.frames:
                 direction = "out" if frame.direction == tpb.DIRECTION_OUT else "in"
-                self.out.line(frame, f"{frame.timestamp:.6f} {frame.ifname} {direction} "
+                self.out.line(frame, f"{timestamp_text(frame.timestamp)} {frame.ifname} "
+                              f"{direction} "
                               f"{frame.length or len(frame.data)} "
                               f"{frame_summary(frame.data, linktype)}")
 
@@ -358,6 +401,33 @@ def _limited(items: Iterator[tpb.Event], count: int | None, call: Any) -> Iterat
 # --- argument parsing -------------------------------------------------------------------------
 
 
+def whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: an integer in ``low..high``, else a usage error that says so."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if not low <= value <= high:
+            bound = f"{low} or more" if high >= UINT32_MAX else f"{low}..{high}"
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {bound}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
+    return value
+
+
 def _output_flag(parser: argparse.ArgumentParser, default: Any) -> None:
     parser.add_argument("-o", "--output", choices=("table", "json"), default=default,
                         help="output format (default: table)")
@@ -373,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-ca", help="CA certificate to verify the agent (turns on TLS)")
     parser.add_argument("--tls-cert", help="client certificate, for mutual TLS")
     parser.add_argument("--tls-key", help="client private key, for mutual TLS")
-    parser.add_argument("--timeout", type=float, default=10.0,
+    parser.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
                         help="seconds to wait for a reply (default 10)")
     _output_flag(parser, "table")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -393,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     updown = iface_set.add_mutually_exclusive_group()
     updown.add_argument("--up", dest="up", action="store_true", default=None)
     updown.add_argument("--down", dest="up", action="store_false")
-    iface_set.add_argument("--mtu", type=int)
+    iface_set.add_argument("--mtu", type=whole_number(1, UINT32_MAX), metavar="BYTES")
     mode = iface_set.add_mutually_exclusive_group()
     mode.add_argument("--point-to-point", dest="mode", action="store_const",
                       const=pb.INTERFACE_MODE_POINT_TO_POINT)
@@ -448,25 +518,32 @@ def build_parser() -> argparse.ArgumentParser:
     query = command(commands, "query", "query", "ask an address question")
     query.add_argument("kind", choices=tuple(QUERIES))
     query.add_argument("address")
-    query.add_argument("iface", nargs="?")
+    query.add_argument("iface", nargs="?", help="the interface (needed by broadcast)")
+    query.set_defaults(command_parser=query)
 
     events = command(commands, "events", "events", "stream events until Ctrl-C")
-    events.add_argument("-c", "--count", type=int, help="stop after N events")
-    events.add_argument("--after", type=int, metavar="SEQ",
+    events.add_argument("-c", "--count", type=whole_number(1, UINT64_MAX), metavar="N",
+                        help="stop after N events")
+    events.add_argument("--after", type=whole_number(0, UINT64_MAX), metavar="SEQ",
                         help="resume after this sequence number")
-    events.add_argument("--kind", action="append", help="only this kind (repeatable)")
+    events.add_argument("--kind", action="append", choices=EVENT_KINDS, metavar="KIND",
+                        help="only this kind (repeatable): " + ", ".join(EVENT_KINDS))
     events.add_argument("-i", "--iface", help="only this interface")
 
     capture = command(commands, "capture", "capture", "capture frames on an interface")
     capture.add_argument("iface")
-    capture.add_argument("-c", "--count", type=int, help="stop after N frames")
+    capture.add_argument("-c", "--count", type=whole_number(1, UINT32_MAX), metavar="N",
+                         help="stop after N frames")
     capture.add_argument("-w", "--write", metavar="FILE.pcap", help="write a pcap file")
-    capture.add_argument("-s", "--snaplen", type=int, help="cut frames to this length")
+    capture.add_argument("-s", "--snaplen", type=whole_number(0, UINT32_MAX), metavar="BYTES",
+                         help="cut frames to this length (0: whole frames)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.func == "query" and args.kind == "broadcast" and not args.iface:
+        args.command_parser.error("broadcast needs IFACE (the interface to ask about)")
     out = Output(args.output, sys.stdout)
     try:
         with open_channel(args) as channel:
@@ -475,8 +552,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.RpcError as error:
         if error.code() is grpc.StatusCode.CANCELLED:
             return 0  # we cancelled it (-c N reached)
-        print(f"vrc: {error.code().name}: {error.details()}",
-              file=sys.stderr)
+        print(f"vrc: {error.code().name}: {rpc_error_text(error, args)}", file=sys.stderr)
         return 1
     except CliError as error:
         print(f"vrc: {error}", file=sys.stderr)
@@ -486,6 +562,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:
         return 0
     return 0
+
+
+def rpc_error_text(error: Any, args: argparse.Namespace) -> str:
+    """The status message; for a call that never reached the agent, say so and why.
+
+    Engine refusals carry ``vrc-errno`` in their trailers; an UNAVAILABLE or
+    DEADLINE_EXCEEDED without it is the connection, not the router.
+    """
+    details = str(error.details() or "")
+    trailers = dict(error.trailing_metadata() or ())
+    if "vrc-errno" in trailers:
+        return details
+    code = error.code()
+    if code is grpc.StatusCode.UNAVAILABLE:
+        cause = details.rstrip("]").rsplit(": ", 1)[-1].strip() or "unavailable"
+        return (f"cannot reach the agent at {args.agent}: {cause} "
+                "(is vrc-agent running there? --agent names another)")
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer from the agent at {args.agent} within {args.timeout:g} s (--timeout)"
+    return details
 
 
 if __name__ == "__main__":

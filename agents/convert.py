@@ -186,7 +186,11 @@ def _is_inet(addr: Any) -> bool:
     return family in (None, 2) and pick(addr, "lladdr", default=None) is None
 
 
-def interface_to_pb(ifp: Any) -> types_pb2.Interface:
+def interface_to_pb(ifp: Any, addresses: Iterable[Any] | None = None) -> types_pb2.Interface:
+    """An interface as a message; ``addresses`` (all its IPv4 addresses) when the caller
+    has them, else what ``ifp.addresses`` holds."""
+    if addresses is None:
+        addresses = pick(ifp, "addresses", default=[])
     flags = pick(ifp, "flags", default=0)
     eflags = pick(ifp, "eflags")
     # the engine keeps interface flags as plain ints (fast on the packet path)
@@ -206,8 +210,7 @@ def interface_to_pb(ifp: Any) -> types_pb2.Interface:
         state=enum_text(pick(ifp, "state")),
         link_state=enum_text(pick(ifp, "link_state")),
         counters=counters_to_pb(pick(ifp, "counters")),
-        addresses=[address_to_pb(a) for a in pick(ifp, "addresses", default=[])
-                   if _is_inet(a)],
+        addresses=[address_to_pb(a) for a in addresses if _is_inet(a)],
     )
 
 

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from types import FrameType
@@ -54,25 +56,40 @@ class AgentOptions:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vrc-agent",
-        description="Run the vrc router engine on this host's NICs (AF_PACKET) with a gRPC API.",
-    )
+        description="Run the vrc router engine on this host's NICs (AF_PACKET) with a gRPC API. "
+                    "Needs root (CAP_NET_RAW and CAP_NET_ADMIN). SIGTERM or Ctrl-C stops it "
+                    "and undoes what it changed on the NICs.",
+        epilog="example: vrc-agent -i eth1 -i eth2 --listen unix:/run/vrc/agent.sock, "
+               "then: vrc --agent unix:/run/vrc/agent.sock ifaces",
+    )  # fmt: skip
     parser.add_argument(
         "--interface", "-i", action="append", default=[], metavar="IFNAME",
-        help="a host NIC for the data plane (repeatable); never the management NIC",
+        help="a host NIC for the data plane (at least one; repeatable); never the management NIC",
     )  # fmt: skip
-    parser.add_argument("--listen", default=DEFAULT_LISTEN, help="unix:PATH or HOST:PORT")
-    parser.add_argument("--host-id", default=None, help="this agent's name (default: hostname)")
+    parser.add_argument(
+        "--listen", default=DEFAULT_LISTEN, metavar="unix:PATH|HOST:PORT",
+        help=f"where the API listens (default {DEFAULT_LISTEN}); an address other hosts "
+             "can reach needs TLS or --insecure",
+    )  # fmt: skip
+    parser.add_argument("--host-id", default=None, metavar="NAME",
+                        help="this agent's name in logs (default: the hostname)")
     parser.add_argument(
         "--controller", default=None, metavar="HOST:PORT",
         help="controller address (accepted; the Sync client comes in a later release)",
     )  # fmt: skip
-    parser.add_argument("--tls-cert", default=None)
-    parser.add_argument("--tls-key", default=None)
-    parser.add_argument("--tls-client-ca", default=None)
+    parser.add_argument("--tls-cert", default=None, metavar="FILE",
+                        help="server certificate (PEM); serves the API over TLS")
+    parser.add_argument("--tls-key", default=None, metavar="FILE",
+                        help="the certificate's private key (PEM)")
+    parser.add_argument("--tls-client-ca", default=None, metavar="FILE",
+                        help="CA (PEM) that must sign client certificates (mutual TLS)")
     parser.add_argument("--insecure", action="store_true", help="serve a non-local API without TLS")
-    parser.add_argument("--metrics", default=None, metavar="HOST:PORT", help="Prometheus endpoint")
-    parser.add_argument("--log-format", choices=FORMATS, default="text")
-    parser.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower)
+    parser.add_argument("--metrics", default=None, metavar="HOST:PORT",
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
+    parser.add_argument("--log-format", choices=FORMATS, default="text",
+                        help="log lines for people or JSON lines (default text)")
+    parser.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower,
+                        help="default info")
     parser.add_argument(
         "--no-isolation", action="store_true",
         help="leave the kernel's IP stack on the data-plane NICs (it will answer too)",
@@ -108,6 +125,49 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
     if args.host_id:
         options.host_id = args.host_id
     return options
+
+
+class StartError(Exception):
+    """The agent cannot start for a reason the operator can fix; the text says which."""
+
+
+def check_options(options: AgentOptions) -> None:
+    """Check every option that needs no NIC (ValueError naming the flag).
+
+    Runs before any NIC is opened or isolated, so a typo in ``--listen`` or
+    an unreadable TLS file never touches the data-plane NICs.
+    """
+    from agents.metrics import parse_hostport
+    from agents.server import check_access, parse_listen, server_credentials, tls_files
+
+    address = parse_listen(options.listen)
+    tls = tls_files(options.tls_cert, options.tls_key, options.tls_client_ca)
+    check_access(address, tls, options.insecure)
+    if tls is not None:
+        server_credentials(tls)  # the files are readable
+    if options.metrics:
+        parse_hostport(options.metrics)
+
+
+NEEDS_PRIVILEGE = "vrc-agent needs root (CAP_NET_RAW and CAP_NET_ADMIN)"
+
+
+def nic_problem(ifname: str, error: OSError) -> str:
+    """What went wrong opening ``ifname``, in words that say what to do."""
+    if error.errno in (errno.EPERM, errno.EACCES):
+        return f"--interface {ifname}: permission denied: {NEEDS_PRIVILEGE}"
+    if error.errno == errno.ENODEV or "no interface with this name" in str(error):
+        return (f"--interface {ifname}: no such network interface "
+                "(`ip link` lists this namespace's)")
+    return f"--interface {ifname}: {error.strerror or error}"
+
+
+def check_nic_mac(ifname: str, mac: bytes) -> None:
+    """The engine runs Ethernet: a NIC without a unicast MAC (loopback, tun) cannot be one."""
+    if len(mac) != 6 or mac == bytes(6) or mac[0] & 1:
+        shown = mac.hex(":") or "none"
+        raise StartError(f"--interface {ifname}: not an Ethernet NIC with a unicast MAC "
+                         f"(MAC {shown})")
 
 
 def default_engine_factory(options: AgentOptions) -> Any:
@@ -155,12 +215,13 @@ class Agent:
         from agents.server import build_server
 
         opts = self.options
+        check_options(opts)
         ring = RingConfig(tx_mode=opts.tx_mode)
         for ifname in opts.interfaces:
-            self._opened.append(PacketLink.open(ifname, ring))
+            self._opened.append(self._open_link(ifname, ring))
         if opts.isolation:
             for link in self._opened:
-                state = self.isolation.add(link.ifname)
+                state = self._isolate(link.ifname)
                 self.log.info("isolated", ifname=link.ifname, method=state.method.value
                               if state.method else None)
         else:
@@ -177,6 +238,7 @@ class Agent:
         self.server, self.address = build_server(
             self.gate, opts.listen, tls_cert=opts.tls_cert, tls_key=opts.tls_key,
             tls_client_ca=opts.tls_client_ca, insecure=opts.insecure, log=self.log,
+            wall_offset=wall_offset,
         )  # fmt: skip
         self.server.start()
         if opts.metrics:
@@ -185,6 +247,28 @@ class Agent:
             self.log.info("controller given; the Sync client is not part of this release, "
                           "running standalone", controller=opts.controller)
         self.log.info("agent started", listen=self.address, interfaces=opts.interfaces)
+
+    @staticmethod
+    def _open_link(ifname: str, ring: RingConfig) -> PacketLink:
+        try:
+            link = PacketLink.open(ifname, ring)
+        except OSError as error:
+            raise StartError(nic_problem(ifname, error)) from None
+        try:
+            check_nic_mac(ifname, link.mac)
+        except StartError:
+            link.close()
+            raise
+        return link
+
+    def _isolate(self, ifname: str) -> Any:
+        try:
+            return self.isolation.add(ifname)
+        except OSError as error:
+            if error.errno in (errno.EPERM, errno.EACCES):
+                raise StartError(f"isolating {ifname}: permission denied: {NEEDS_PRIVILEGE}"
+                                 ) from None
+            raise
 
     def _start_metrics(self, listen: str) -> None:
         from agents.metrics import EngineCollector, serve_metrics
@@ -221,6 +305,11 @@ class Agent:
             self.log.error("isolation not fully removed", error=error)
 
 
+def wall_offset() -> float:
+    """Seconds from the data-plane clock (``time.monotonic``) to UNIX time, for captures."""
+    return time.time() - time.monotonic()
+
+
 def install_stop_signals(stop: threading.Event) -> None:
     def handler(signum: int, _frame: FrameType | None) -> None:
         stop.set()
@@ -251,6 +340,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         log.error("bad option", error=str(exc))
         return EXIT_USAGE
+    except StartError as exc:
+        log.error("agent failed to start", error=str(exc))
+        return EXIT_START_FAILED
     except Exception as exc:
         log.error("agent failed to start", error=str(exc), kind=type(exc).__name__)
         return EXIT_START_FAILED

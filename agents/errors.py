@@ -17,11 +17,13 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterator
+from errno import ENOSPC
 from typing import Any, NoReturn, TypeVar
 
 import grpc
 
 from router.errors import (
+    EADDRINUSE,
     EADDRNOTAVAIL,
     EBUSY,
     EDESTADDRREQ,
@@ -30,8 +32,11 @@ from router.errors import (
     EISCONN,
     ENETDOWN,
     ENETUNREACH,
+    ENOBUFS,
+    ENOENT,
     ENXIO,
     EOPNOTSUPP,
+    EPERM,
     EPFNOSUPPORT,
     EPROTONOSUPPORT,
     ESRCH,
@@ -54,6 +59,14 @@ STATUS_BY_ERRNO: dict[int, grpc.StatusCode] = {
     # Beyond DESIGN.md's list: a static route whose gateway no connected
     # network reaches is the caller's state to fix, not an unknown failure.
     ENETUNREACH: grpc.StatusCode.FAILED_PRECONDITION,
+    # Refusals the engine raises that DESIGN.md 5 does not list: deleting the
+    # ARP entry of our own address (EPERM: delete the address instead), a full
+    # table or unit space, a missing entry.
+    EPERM: grpc.StatusCode.FAILED_PRECONDITION,
+    EADDRINUSE: grpc.StatusCode.ALREADY_EXISTS,
+    ENOENT: grpc.StatusCode.NOT_FOUND,
+    ENOBUFS: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    ENOSPC: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
 
 ERRNO_KEY = "vrc-errno"
@@ -68,14 +81,60 @@ def status_for(errno: int) -> grpc.StatusCode:
     return STATUS_BY_ERRNO.get(errno, grpc.StatusCode.UNKNOWN)
 
 
+# The engine names some inputs by its own words; the API's request fields
+# are what a client can fix, so trailers and messages use those.
+API_FIELD_NAMES = {
+    "lladdr": "mac",
+    "addr": "address",
+    "dest": "destination",
+    "point_to_point": "mode",
+}
+
+
+def api_field(field: str) -> str:
+    """The request field an engine field name stands for (``lladdr`` → ``mac``)."""
+    return API_FIELD_NAMES.get(field, field)
+
+
+def _given(value: object) -> bool:
+    return value is not None and value != ""
+
+
+def message_of(error: RouterError) -> str:
+    """The error as one line for a person: what was done, why it failed, which input.
+
+    The engine's text ends in ``[field F=V]`` when its subject already says
+    what was being done. That tail is dropped where the subject shows the
+    value already, says "not given" where the value is empty (instead of
+    ``=None``), and otherwise names the API field and the value.
+    """
+    text = str(error)
+    field = api_field(error.field)
+    if not error.subject:
+        head = f"{error.field} {error.value}"
+        if not (error.field and text.startswith(f"{head}:")):
+            return text
+        named = f"{field} {error.value}" if _given(error.value) else field
+        return named + text[len(head):]
+    tail = f" [field {error.field}={error.value}]"
+    if not (error.field and text.endswith(tail)):
+        return text
+    head = text[: -len(tail)]
+    if not _given(error.value):
+        return f"{head} [{field} not given]"
+    if isinstance(error.value, bool) or str(error.value) in error.subject:
+        return head  # the subject says it already (a bool says nothing more)
+    return f"{head} [{field} {error.value}]"
+
+
 def abort(context: grpc.ServicerContext, error: RouterError) -> NoReturn:
     """End the call with the status of ``error``, its text and its errno/field/value."""
     context.set_trailing_metadata((
         (ERRNO_KEY, error.name),
-        (FIELD_KEY, error.field),
-        (VALUE_KEY, "" if error.value is None else str(error.value)),
+        (FIELD_KEY, api_field(error.field)),
+        (VALUE_KEY, str(error.value) if _given(error.value) else ""),
     ))
-    context.abort(status_for(error.errno), str(error))
+    context.abort(status_for(error.errno), message_of(error))
     raise AssertionError("grpc's abort returned")  # it raises; this keeps the type honest
 
 
@@ -118,6 +177,10 @@ def map_errors_of(cls: type) -> type:
     return cls
 
 
-def invalid(field: str, value: object, why: str) -> RouterError:
-    """A request that fails validation at the edge: INVALID_ARGUMENT naming ``field``."""
-    return RouterError(EINVAL, field, value, detail=why)
+def invalid(field: str, value: object, why: str, subject: str = "") -> RouterError:
+    """A request that fails validation at the edge: INVALID_ARGUMENT naming ``field``.
+
+    An empty ``value`` reads ``field: why`` (``ifname: is required``) rather
+    than ``field : why``; ``subject`` says what the request was for.
+    """
+    return RouterError(EINVAL, field, value, subject=subject, detail=why)

@@ -333,7 +333,11 @@ MAPPING = [
     (E.EOPNOTSUPP, grpc.StatusCode.UNIMPLEMENTED),
     (E.ENETDOWN, grpc.StatusCode.UNAVAILABLE),
     (E.ENETUNREACH, grpc.StatusCode.FAILED_PRECONDITION),
-    (E.ENOBUFS, grpc.StatusCode.UNKNOWN),
+    (E.ENOBUFS, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (E.EPERM, grpc.StatusCode.FAILED_PRECONDITION),
+    (E.EADDRINUSE, grpc.StatusCode.ALREADY_EXISTS),
+    (E.ENOENT, grpc.StatusCode.NOT_FOUND),
+    (E.EMSGSIZE, grpc.StatusCode.UNKNOWN),
 ]
 
 
@@ -341,12 +345,12 @@ MAPPING = [
                          ids=[E.errno_name(errno) for errno, _ in MAPPING])
 def test_engine_errno_maps_to_status_with_field_and_value(
         agent: RunningAgent, errno: int, status: grpc.StatusCode) -> None:
-    agent.engine.failing = RouterError(errno, "prefix", "10.0.0.0/8",
+    agent.engine.failing = RouterError(errno, "gateway", "10.9.9.9",
                                        subject="route 10.0.0.0/8")
     error = rpc_error(agent.stub.ListRoutes, pb.ListRoutesRequest())
     assert error.code() is status
     assert "route 10.0.0.0/8" in error.details()
-    assert "prefix=10.0.0.0/8" in error.details()
+    assert error.details().endswith("[gateway 10.9.9.9]")
     assert trailing(error)["vrc-errno"] == E.errno_name(errno)
 
 

@@ -190,7 +190,7 @@ def test_events_json_is_one_object_per_line(vrc: Run) -> None:
     code, out, _ = vrc("-o", "json", "events", "--after", "0", "-c", "1")
     assert code == 0
     event = json.loads(out)
-    assert (event["kind"], event["seq"], event["data"]["addr"]) == ("RTM_NEWADDR", "1",
+    assert (event["kind"], event["seq"], event["data"]["addr"]) == ("RTM_NEWADDR", 1,
                                                                     "10.0.0.1")
 
 
