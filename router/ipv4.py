@@ -65,6 +65,8 @@ _ETHERTYPE_IPV4 = eth.ETHERTYPE_IPV4
 _ETHER_BROADCAST = eth.BROADCAST
 _FRAGMENT_BITS = ip.FLAG_MF | ip.OFFSET_MASK
 _TTL_OFF = ip.TTL_OFF
+_HEADER = ip.HEADER
+_VER_IHL_PLAIN = (ip.VERSION << 4) | (ip.MIN_HEADER_LEN >> 2)  # 0x45: IPv4, no options
 _ADDRS_OFF = ip.SRC_OFF  # TTL, protocol and checksum are the 4 bytes before the addresses
 #: Output errors that mean "that host or link is not there": ICMP host unreachable.
 _HOST_UNREACHABLE_ERRORS = frozenset({EHOSTUNREACH, EHOSTDOWN, ENETDOWN, ENETUNREACH, ENXIO})
@@ -235,7 +237,7 @@ class Ipv4:
         stats.received += 1
         datagram = memoryview(frame)[l2len:]
         try:
-            hdr = ip.parse(datagram)
+            hdr = parse_header(datagram)
         except Malformed as exc:
             self._drop(DropReason(exc.reason))
             return
@@ -441,6 +443,24 @@ class Ipv4:
         out = self.interface_of(route.ifindex)
         return self.inet.address_on(out, dst) if out is not None else 0
 
+
+
+def parse_header(datagram: bytes | bytearray | memoryview) -> Ipv4Header:
+    """``router.wire.ipv4.parse`` with the common case inlined (same result, same errors).
+
+    A whole 20-byte header without options whose checksum verifies is read
+    here with one unpack; anything else goes to ``ip.parse``, which returns
+    the header or raises ``Malformed`` naming the first failed check. The
+    checksum test is ``internet_checksum(...) == 0`` folded: the header (not
+    all zeros, its first byte is 0x45) sums to 0xFFFF exactly when its value
+    is a multiple of 0xFFFF (see ``router.wire.checksum``).
+    """
+    if len(datagram) >= ip.MIN_HEADER_LEN:
+        fields = _HEADER.unpack_from(datagram, 0)
+        if (fields[0] == _VER_IHL_PLAIN and ip.MIN_HEADER_LEN <= fields[2] <= len(datagram)
+                and int.from_bytes(datagram[: ip.MIN_HEADER_LEN], "big") % 0xFFFF == 0):
+            return Ipv4Header(ip.MIN_HEADER_LEN, *fields[1:])
+    return ip.parse(datagram)
 
 
 def copied_options(options: bytes | bytearray | memoryview) -> bytes:
