@@ -281,6 +281,75 @@ def _output_loop(
     return retval
 
 
+def output_one(dl: DataLink, ifp: Interface, family: int, pkt: Packet, dest: Any) -> int:
+    """:func:`output_packets` for one packet of an attached protocol (never raw).
+
+    The generic IPv4 path sends one datagram at a time: this is the same
+    ``dlil_output`` sequence (I/O and protocol references, pre-output, framer,
+    output filters, driver) with the same counters, drops and results, without
+    the list walk.
+    """
+    if not dl.io_ref(ifp):
+        dl.drops[LinkDrop.NOT_ATTACHED] += 1
+        return ENXIO
+    proto: ProtoAttachment | None = None
+    try:
+        if dl.suspended_multicast and ifp in dl.suspended_multicast:
+            restore_suspended_multicast(dl, ifp)
+        proto = ifp.protocols.get(family)
+        if proto is None:
+            dl.drops[LinkDrop.NO_PROTO] += 1
+            return ENXIO
+        proto.refcount += 1
+        retval = _output_single(dl, ifp, family, pkt, dest, proto)
+        return 0 if retval == EJUSTRETURN else retval
+    finally:
+        if proto is not None:
+            dl.proto_unref(ifp, proto)
+        dl.io_unref(ifp)
+
+
+def _output_single(dl: DataLink, ifp: Interface, family: int, pkt: Packet, dest: Any,
+                   proto: ProtoAttachment) -> int:
+    """:func:`_output_loop` for a one-packet list, step for step."""
+    framer = ifp.family_module.framer  # type: ignore[union-attr]
+    driver_output = ifp.driver.output  # type: ignore[union-attr]
+    lldst = b""
+    frame_type = 0
+    pre_output = proto.pre_output
+    if pre_output is not None:
+        retval, lldst, frame_type = pre_output(ifp, family, pkt, dest)
+        if retval:
+            if retval != EJUSTRETURN:
+                dl.drops[LinkDrop.PRE_OUTPUT] += 1
+            return retval
+    retval = framer(ifp, pkt, lldst, frame_type)
+    if retval:
+        if retval != EJUSTRETURN:
+            dl.drops[LinkDrop.FRAMER] += 1
+        return retval
+    if not pkt.flags & _VLAN and ifp.filters:
+        retval = filters_output(ifp, pkt, family)
+        if retval:
+            if retval != EJUSTRETURN:
+                dl.drops[LinkDrop.FILTER] += 1
+            return retval
+    if ifp.eflags & _SENDLIST:
+        return _transmit_list(dl, ifp, [pkt])
+    data = pkt.data
+    retval = driver_output(ifp, [data])  # type: ignore[list-item]
+    counters = ifp.counters
+    if retval and retval != EJUSTRETURN:
+        counters.oerrors += 1
+        dl.drops[LinkDrop.DRIVER] += 1
+    else:
+        counters.opackets += 1
+        counters.obytes += len(data)
+        if pkt.flags & _BCAST_OR_MCAST:
+            counters.omcasts += 1
+    return retval
+
+
 def _transmit_list(dl: DataLink, ifp: Interface, pkts: list[Packet]) -> int:
     """One driver call for a whole list (SENDLIST interfaces); count the outcome."""
     result = ifp.driver.output(ifp, [pkt.data for pkt in pkts])  # type: ignore[union-attr,misc]

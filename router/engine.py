@@ -32,7 +32,7 @@ from router.arp import Arp, CallableSink
 from router.arp_config import ArpConfig
 from router.contracts import DemuxDesc, Packet, ProtoAttachment
 from router.dlil import DataLink
-from router.dlil_io import LinkDrop
+from router.dlil_io import LinkDrop, output_one
 from router.engine_edge import (
     AddressLike,
     EventLog,
@@ -237,7 +237,8 @@ class Engine:
         return 0
 
     def _ip_output(self, ifp: Interface, datagram: bytes, next_hop: int) -> int:
-        return self.dl.output(ifp, AF_INET, [Packet(datagram, family=AF_INET)], next_hop)
+        # one datagram: dlil_io.output_one, the one-packet form of DataLink.output
+        return output_one(self.dl, ifp, AF_INET, Packet(datagram, 0, 0, 0, AF_INET), next_hop)
 
     def _arp_send(self, ifp: Interface, frame: bytes) -> None:
         self.dl.output(ifp, AF_INET, [Packet(frame, family=AF_INET)], None, raw=True)
