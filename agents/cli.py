@@ -449,76 +449,91 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(parent: Any, name: str, func: str, help: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = parent.add_parser(name, help=help, parents=[common])
+        sub: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help,
+                                                        parents=[common])
         sub.set_defaults(func=func)
         return sub
 
     ifaces = command(commands, "ifaces", "ifaces", "list interfaces (or show one)")
-    ifaces.add_argument("name", nargs="?")
+    ifaces.add_argument("name", nargs="?", metavar="NAME", help="only this interface")
 
     iface = commands.add_parser("iface", help="change an interface")
     iface_cmds = iface.add_subparsers(dest="action", required=True, metavar="ACTION")
     iface_set = command(iface_cmds, "set", "iface_set", "set up/down, MTU, mode")
-    iface_set.add_argument("name")
+    iface_set.add_argument("name", metavar="NAME", help="the interface")
     updown = iface_set.add_mutually_exclusive_group()
-    updown.add_argument("--up", dest="up", action="store_true", default=None)
-    updown.add_argument("--down", dest="up", action="store_false")
-    iface_set.add_argument("--mtu", type=whole_number(1, UINT32_MAX), metavar="BYTES")
+    updown.add_argument("--up", dest="up", action="store_true", default=None,
+                        help="bring it up")
+    updown.add_argument("--down", dest="up", action="store_false", help="take it down")
+    iface_set.add_argument("--mtu", type=whole_number(1, UINT32_MAX), metavar="BYTES",
+                           help="the MTU (the engine checks its bounds)")
     mode = iface_set.add_mutually_exclusive_group()
     mode.add_argument("--point-to-point", dest="mode", action="store_const",
-                      const=pb.INTERFACE_MODE_POINT_TO_POINT)
+                      const=pb.INTERFACE_MODE_POINT_TO_POINT,
+                      help="point-to-point mode (the interface must be down)")
     mode.add_argument("--broadcast", dest="mode", action="store_const",
-                      const=pb.INTERFACE_MODE_BROADCAST)
+                      const=pb.INTERFACE_MODE_BROADCAST,
+                      help="broadcast mode (the interface must be down)")
     iface_set.set_defaults(mode=pb.INTERFACE_MODE_UNSPECIFIED)
 
     ng = commands.add_parser("ng", help="virtual point-to-point interfaces ngN")
     ng_cmds = ng.add_subparsers(dest="action", required=True, metavar="ACTION")
     command(ng_cmds, "create", "ng_create", "create the next ngN")
-    command(ng_cmds, "destroy", "ng_destroy", "destroy an ngN").add_argument("name")
+    command(ng_cmds, "destroy", "ng_destroy", "destroy an ngN").add_argument(
+        "name", metavar="NAME", help="ngN")
 
     alias = commands.add_parser("alias", help="IPv4 address aliases")
     alias_cmds = alias.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = command(alias_cmds, "add", "alias_add", "add an address (SIOCAIFADDR)")
-    add.add_argument("iface")
-    add.add_argument("address", metavar="ADDR/LEN")
-    add.add_argument("--broadcast", metavar="A")
+    add.add_argument("iface", metavar="IFACE", help="the interface")
+    add.add_argument("address", metavar="ADDR/LEN", help="address and prefix length")
+    add.add_argument("--broadcast", metavar="A",
+                     help="broadcast address (default: the subnet's all-ones)")
     add.add_argument("--dest", metavar="A", help="peer of a point-to-point interface")
     delete = command(alias_cmds, "del", "alias_del",
                      "delete an address (the first one when none is given)")
-    delete.add_argument("iface")
-    delete.add_argument("address", nargs="?", metavar="ADDR")
+    delete.add_argument("iface", metavar="IFACE", help="the interface")
+    delete.add_argument("address", nargs="?", metavar="ADDR", help="the address (no /LEN)")
 
     command(commands, "routes", "routes", "list routes")
     route = commands.add_parser("route", help="static routes")
     route_cmds = route.add_subparsers(dest="action", required=True, metavar="ACTION")
     route_add = command(route_cmds, "add", "route_add", "add a static route")
-    route_add.add_argument("prefix", metavar="PREFIX/LEN")
-    route_add.add_argument("--gw", dest="gateway", metavar="A")
-    route_add.add_argument("--dev", dest="iface", metavar="IFACE")
-    command(route_cmds, "del", "route_del", "delete a route").add_argument("prefix")
+    route_add.add_argument("prefix", metavar="PREFIX/LEN", help="destination, host bits clear")
+    route_add.add_argument("--gw", dest="gateway", metavar="A",
+                           help="next hop, on a connected network")
+    route_add.add_argument("--dev", dest="iface", metavar="IFACE",
+                           help="out this interface (--gw, --dev or both)")
+    command(route_cmds, "del", "route_del", "delete a route").add_argument(
+        "prefix", metavar="PREFIX/LEN", help="the route's destination")
 
     arp = command(commands, "arp", "arp", "list ARP entries (or change them)")
     arp.add_argument("-i", "--iface", help="only this interface")
     arp_cmds = arp.add_subparsers(dest="action", required=False, metavar="ACTION")
     arp_set = command(arp_cmds, "set", "arp_set", "add a static entry")
-    arp_set.add_argument("iface")
-    arp_set.add_argument("ip")
-    arp_set.add_argument("mac")
+    arp_set.add_argument("iface", metavar="IFACE", help="the interface")
+    arp_set.add_argument("ip", metavar="IP", help="IPv4 address on one of its subnets")
+    arp_set.add_argument("mac", metavar="MAC", help="six hex bytes, aa:bb:cc:dd:ee:ff")
     arp_set.add_argument("--publish", action="store_true", help="answer requests for it too")
     arp_del = command(arp_cmds, "del", "arp_del", "delete an entry")
-    arp_del.add_argument("iface")
-    arp_del.add_argument("ip")
-    command(arp_cmds, "flush", "arp_flush", "flush entries").add_argument("iface", nargs="?")
+    arp_del.add_argument("iface", metavar="IFACE", help="the interface")
+    arp_del.add_argument("ip", metavar="IP", help="the entry's IPv4 address")
+    command(arp_cmds, "flush", "arp_flush", "flush entries").add_argument(
+        "iface", nargs="?", metavar="IFACE", help="only this interface")
 
     policy = commands.add_parser("policy", help="the same-prefix policy")
     policy_cmds = policy.add_subparsers(dest="action", required=True, metavar="POLICY")
     same = command(policy_cmds, "same-prefix", "policy", "show or set the same-prefix policy")
-    same.add_argument("mode", nargs="?", choices=tuple(POLICIES))
+    same.add_argument("mode", nargs="?", choices=tuple(POLICIES),
+                      help="what adding an address whose prefix is already routed does "
+                           "(omit to show the current one)")
 
     query = command(commands, "query", "query", "ask an address question")
-    query.add_argument("kind", choices=tuple(QUERIES))
-    query.add_argument("address")
-    query.add_argument("iface", nargs="?", help="the interface (needed by broadcast)")
+    query.add_argument("kind", choices=tuple(QUERIES), metavar="KIND",
+                       help=", ".join(QUERIES))
+    query.add_argument("address", metavar="ADDR", help="the IPv4 address to ask about")
+    query.add_argument("iface", nargs="?", metavar="IFACE",
+                       help="the interface (needed by broadcast)")
     query.set_defaults(command_parser=query)
 
     events = command(commands, "events", "events", "stream events until Ctrl-C")
@@ -531,7 +546,7 @@ def build_parser() -> argparse.ArgumentParser:
     events.add_argument("-i", "--iface", help="only this interface")
 
     capture = command(commands, "capture", "capture", "capture frames on an interface")
-    capture.add_argument("iface")
+    capture.add_argument("iface", metavar="IFACE", help="the interface (ngN too)")
     capture.add_argument("-c", "--count", type=whole_number(1, UINT32_MAX), metavar="N",
                          help="stop after N frames")
     capture.add_argument("-w", "--write", metavar="FILE.pcap", help="write a pcap file")

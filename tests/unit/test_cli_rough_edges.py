@@ -3,13 +3,14 @@ exit 1 for refusals, exit 2 for usage, nothing changed; and ``vrc-agent``'s star
 
 from __future__ import annotations
 
+import argparse
 import errno
 import json
 from collections.abc import Callable, Iterator
 
 import pytest
 
-from agents.cli import main, timestamp_text
+from agents.cli import build_parser, main, timestamp_text
 from agents.daemon import StartError, check_nic_mac, nic_problem
 from agents.errors import message_of
 from router.engine import Engine
@@ -132,3 +133,19 @@ def test_nic_without_permission_says_root_is_needed() -> None:
 def test_nic_without_unicast_mac_cannot_start(mac: bytes) -> None:
     with pytest.raises(StartError, match="lo: not an Ethernet NIC"):
         check_nic_mac("lo", mac)
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _parsers(child)
+
+
+def test_every_cli_argument_and_command_has_help_text() -> None:
+    bare = [f"{parser.prog}: {action.dest}"
+            for parser in _parsers(build_parser())
+            for action in parser._actions
+            if not isinstance(action, argparse._SubParsersAction) and not action.help]
+    assert bare == []
