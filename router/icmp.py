@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from router.ifnet import Interface
-from router.wire import Malformed
 from router.wire import icmp as wire
 from router.wire import ipv4 as ip
+from router.wire.checksum import internet_checksum
 from router.wire.ipv4 import Ipv4Header
 
 LIMITED_BROADCAST = 0xFFFFFFFF
@@ -220,13 +220,15 @@ class Icmp:
         ``to_group``: it was sent to a broadcast or multicast address (IP or link).
         """
         stats = self.stats
-        try:
-            message = wire.parse(datagram[hdr.header_len : hdr.total_length])
-        except Malformed:
+        message = datagram[hdr.header_len : hdr.total_length]
+        # wire.parse's checks (length, then checksum) without building the message
+        if len(message) < wire.HEADER_LEN or internet_checksum(message) != 0:
             stats.in_errors += 1
             return
-        stats.in_by_type[message.type] = stats.in_by_type.get(message.type, 0) + 1
-        if message.type != wire.ECHO_REQUEST:
+        icmp_type = message[wire.TYPE_OFF]
+        by_type = stats.in_by_type
+        by_type[icmp_type] = by_type.get(icmp_type, 0) + 1
+        if icmp_type != wire.ECHO_REQUEST:
             return
         config = self.config
         if config.echo_ignore_all or (to_group and config.echo_ignore_broadcasts):
@@ -236,7 +238,7 @@ class Icmp:
         if not source or is_bad_source(hdr.src):
             stats.echo_ignored += 1
             return
-        reply = wire.reply_to_echo(datagram[hdr.header_len : hdr.total_length])
+        reply = wire.reply_to_echo(message)
         self._emit(wire.ECHO_REPLY, source, hdr.src, reply, now, tos=hdr.tos)
 
     # -- errors ------------------------------------------------------------
