@@ -69,11 +69,15 @@ def policy_to_pb(policy: Any) -> types_pb2.Policy:
 class AgentService(agent_pb2_grpc.AgentServicer):
     """The vrc.v1.Agent service over one engine gate."""
 
-    def __init__(self, gate: Gate, *, wall_offset: Callable[[], float] | None = None) -> None:
+    def __init__(self, gate: Gate, *, wall_offset: Callable[[], float] | None = None,
+                 nic_mtu: Callable[[str], int | None] | None = None) -> None:
         """``wall_offset`` turns the engine's clock into UNIX time for captured frames
-        (the agent's loop runs on ``time.monotonic``); None keeps the engine's clock."""
+        (the agent's loop runs on ``time.monotonic``); None keeps the engine's clock.
+        ``nic_mtu`` gives the MTU of the host NIC behind an engine interface (None
+        for interfaces without one, such as ``ngN``)."""
         self._gate = gate
         self._wall_offset = wall_offset
+        self._nic_mtu = nic_mtu
 
     # --- interfaces ------------------------------------------------------------------
 
@@ -104,12 +108,23 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         up = request.up if request.HasField("up") else None
         mtu = request.mtu if request.HasField("mtu") else None
         p2p = _MODES.get(request.mode)
+        if mtu is not None:
+            self._check_nic_mtu(name, mtu)
 
         def change(e: Any) -> types_pb2.Interface:
             e.set_interface(name, up=up, mtu=mtu, point_to_point=p2p)
             return _interface_pb(e, name)
 
         return self._gate.call(change)
+
+    def _check_nic_mtu(self, name: str, mtu: int) -> None:
+        """An engine MTU above its host NIC's would only turn big frames into
+        transmit drops (the NIC cannot send them): refuse it, saying what to do."""
+        limit = self._nic_mtu(name) if self._nic_mtu is not None else None
+        if limit is not None and mtu > limit:
+            raise invalid("mtu", mtu, f"above the MTU {limit} of the host NIC; raise that "
+                          f"(ip link set {name} mtu {mtu}) and restart vrc-agent",
+                          f"mtu of {name}")
 
     # --- addresses -------------------------------------------------------------------
 

@@ -238,7 +238,7 @@ class Agent:
         self.server, self.address = build_server(
             self.gate, opts.listen, tls_cert=opts.tls_cert, tls_key=opts.tls_key,
             tls_client_ca=opts.tls_client_ca, insecure=opts.insecure, log=self.log,
-            wall_offset=wall_offset,
+            wall_offset=wall_offset, nic_mtu=self.nic_mtu,
         )  # fmt: skip
         self.server.start()
         if opts.metrics:
@@ -247,6 +247,12 @@ class Agent:
             self.log.info("controller given; the Sync client is not part of this release, "
                           "running standalone", controller=opts.controller)
         self.log.info("agent started", listen=self.address, interfaces=opts.interfaces)
+
+    def nic_mtu(self, ifname: str) -> int | None:
+        """The MTU the host NIC had when its link opened (the transmit ring's slots are
+        sized for it); None for an interface without a NIC."""
+        link = next((lk for lk in self.links.values() if lk.ifname == ifname), None)
+        return link.mtu if link is not None else None
 
     @staticmethod
     def _open_link(ifname: str, ring: RingConfig) -> PacketLink:

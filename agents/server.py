@@ -183,11 +183,11 @@ def _add_port(server: grpc.Server, target: str,
     return port
 
 
-def _service(target: AgentService | Gate,
-             wall_offset: Callable[[], float] | None) -> AgentService:
+def _service(target: AgentService | Gate, wall_offset: Callable[[], float] | None,
+             nic_mtu: Callable[[str], int | None] | None) -> AgentService:
     if isinstance(target, AgentService):
         return target
-    return AgentService(target, wall_offset=wall_offset)
+    return AgentService(target, wall_offset=wall_offset, nic_mtu=nic_mtu)
 
 
 def add_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
@@ -211,13 +211,15 @@ def build_server(
     log: Any = None,
     max_workers: int = MAX_WORKERS,
     wall_offset: Callable[[], float] | None = None,
+    nic_mtu: Callable[[str], int | None] | None = None,
 ) -> tuple[grpc.Server, str]:
     """A bound (not yet started) server for the Agent API and its bound address.
 
     ``listen`` is ``unix:PATH`` or ``HOST:PORT``; port 0 binds an ephemeral
     port, and the returned address carries the real one. ``log`` is any
     logger with ``warning`` (stdlib or structlog). ``wall_offset`` (seconds to
-    add to the engine's clock for UNIX time) stamps captured frames with real time.
+    add to the engine's clock for UNIX time) stamps captured frames with real time;
+    ``nic_mtu`` (the MTU of the host NIC behind an interface) caps ``SetInterface``.
     """
     log = log if log is not None else _log
     address = parse_listen(listen)
@@ -226,7 +228,7 @@ def build_server(
     credentials = server_credentials(tls) if tls is not None else None
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="vrc-grpc"))
-    agent_pb2_grpc.add_AgentServicer_to_server(_service(target, wall_offset), server)
+    agent_pb2_grpc.add_AgentServicer_to_server(_service(target, wall_offset, nic_mtu), server)
     add_health_and_reflection(server)
     if address.is_unix:
         _bind_unix(server, address, credentials)

@@ -175,3 +175,29 @@ def test_errno_of_a_permission_problem_reads_as_needing_root() -> None:
     from agents.daemon import nic_problem
 
     assert "needs root" in nic_problem("eth1", PermissionError(errno.EACCES, "denied"))
+
+
+# --- an engine MTU the host NIC cannot carry ---------------------------------------------
+
+
+def test_mtu_above_the_host_nic_mtu_is_refused_saying_what_to_raise(short_dir: str) -> None:
+    engine = Engine()
+    engine.add_ethernet("eth0", bytes.fromhex("020000000001"))
+    engine.add_ethernet("eth1", bytes.fromhex("020000000002"))
+    nic_mtus = {"eth0": 1500}
+    server, address, _ = serve(engine, short_dir, nic_mtu=nic_mtus.get)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stub = agent_pb2_grpc.AgentStub(channel)
+            error = call_error(stub.SetInterface, pb.SetInterfaceRequest(name="eth0", mtu=9000))
+            lowered = stub.SetInterface(pb.SetInterfaceRequest(name="eth0", mtu=1400),
+                                        timeout=TIMEOUT)
+            no_nic = stub.SetInterface(pb.SetInterfaceRequest(name="eth1", mtu=9000),
+                                       timeout=TIMEOUT)
+    finally:
+        server.stop(None).wait()
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "mtu of eth0: above the MTU 1500 of the host NIC" in error.details()
+    assert "ip link set eth0 mtu 9000) and restart vrc-agent" in error.details()
+    assert engine.interface("eth0").mtu == 1400 == lowered.mtu  # type: ignore[union-attr]
+    assert no_nic.mtu == 9000  # no NIC behind it: only the engine's bounds apply
