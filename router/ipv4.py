@@ -349,7 +349,7 @@ class Ipv4:
         if flags & _REJECT:
             return DropReason.REJECT_ROUTE
         out = self.interface_of(route.ifindex)
-        if out is None or not int(out.flags) & _UP:
+        if out is None or not out.flags & _UP:  # Interface.flags is a plain int
             return DropReason.INTERFACE_DOWN
         return out, (route.gateway if flags & _GATEWAY else dst)
 
