@@ -104,10 +104,11 @@ def pick(obj: Any, *names: str, default: Any = None) -> Any:
     return default
 
 
-def address_text(value: Any) -> str:
-    """Dotted quad from an int, an ipaddress object or text; empty for None/0."""
+def address_text(value: Any, zero: str = "") -> str:
+    """Dotted quad from an int, an ipaddress object or text; ``zero`` for None/0
+    (empty: "not set", for a broadcast or gateway; "0.0.0.0" for an address itself)."""
     if value is None or value == 0 or value == "":
-        return ""
+        return zero
     if isinstance(value, int):
         return str(ipaddress.IPv4Address(value))
     return str(value)
@@ -165,7 +166,7 @@ def address_to_pb(addr: Any) -> types_pb2.Address:
         broadcast = broadcast if flags & IfFlags.BROADCAST else None
         destination = destination if flags & IfFlags.POINTOPOINT else None
     return types_pb2.Address(
-        address=address_text(pick(addr, "addr", "address")),
+        address=address_text(pick(addr, "addr", "address"), zero="0.0.0.0"),
         prefix_len=int(plen),
         netmask=address_text(mask) or "0.0.0.0",
         broadcast=address_text(broadcast),

@@ -73,6 +73,13 @@ def test_ifaces_lists_every_ipv4_address_not_only_the_primary(vrc: Run) -> None:
                                                               "10.9.0.1"]
 
 
+def test_the_unspecified_address_shows_as_0_0_0_0_not_blank(vrc: Run) -> None:
+    # in.c lets SIOCAIFADDR set INADDR_ANY (DHCP clients do); it must stay visible
+    assert ok(vrc, "alias", "add", "eth0", "0.0.0.0/0") == \
+        "eth0 0.0.0.0/0 broadcast 255.255.255.255\n"
+    assert ok(vrc, "ifaces", "eth0").splitlines()[1].split()[-1] == "0.0.0.0/0"
+
+
 def test_json_64_bit_integers_are_numbers_not_strings(vrc: Run) -> None:
     ok(vrc, "alias", "add", "eth0", "10.0.0.1/24")
     interface = json.loads(ok(vrc, "-o", "json", "ifaces", "eth0"))[0]
