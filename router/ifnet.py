@@ -104,6 +104,9 @@ class IoctlCmd(enum.IntEnum):
     SIOCSIFLLADDR = 18
 
 
+_UP = int(IfFlags.UP)  # plain int: IntFlag operators are slow on the packet path
+
+
 @dataclass(slots=True)
 class IfCounters:
     """Per-interface counters, the ``if_data`` statistics."""
@@ -250,7 +253,7 @@ class Interface:
 
     @property
     def is_up(self) -> bool:
-        return bool(self.flags & IfFlags.UP)
+        return bool(self._flags & _UP)
 
     @property
     def attached(self) -> bool:
