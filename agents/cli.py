@@ -229,6 +229,12 @@ class Commands:
         self.stub = stub
         self.out = out
         self.timeout = timeout
+        self.streaming = False  # a stream got its first message: the agent was there
+
+    def _received(self, call: Iterable[Any]) -> Iterator[Any]:
+        for message in call:
+            self.streaming = True
+            yield message
 
     def ifaces(self, args: argparse.Namespace) -> None:
         if args.name:
@@ -334,17 +340,17 @@ class Commands:
         if args.after is not None:
             request.after_seq = args.after
         call = self.stub.WatchEvents(request)
-        for event in _limited(_events_of(call, self.out), args.count, call):
+        for event in _limited(_events_of(self._received(call), self.out), args.count, call):
             self.out.line(event, event_text(event))
 
     def capture(self, args: argparse.Namespace) -> None:
         call = self.stub.Capture(pb.CaptureRequest(ifname=args.iface, count=args.count or 0,
                                                    snaplen=args.snaplen or 0))
         if args.write:
-            self._capture_to_file(call, args.write)
+            self._capture_to_file(self._received(call), args.write)
             return
         linktype = 1
-        for batch in call:
+        for batch in self._received(call):
             linktype = batch.linktype
             for frame in batch.frames:
                 direction = "out" if frame.direction == tpb.DIRECTION_OUT else "in"
@@ -353,7 +359,7 @@ class Commands:
                               f"{frame.length or len(frame.data)} "
                               f"{frame_summary(frame.data, linktype)}")
 
-    def _capture_to_file(self, call: Iterator[tpb.CaptureBatch], path: str) -> None:
+    def _capture_to_file(self, call: Iterable[tpb.CaptureBatch], path: str) -> None:
         count = 0
         dropped = 0
         try:
@@ -375,7 +381,7 @@ class Commands:
             print(f"vrc: {count} frames written to {path}{note}", file=sys.stderr)
 
 
-def _events_of(call: Iterator[tpb.EventBatch], out: Output) -> Iterator[tpb.Event]:
+def _events_of(call: Iterable[tpb.EventBatch], out: Output) -> Iterator[tpb.Event]:
     for batch in call:
         if batch.lost:
             print("vrc: some events were lost before this point; list the state again",
@@ -560,6 +566,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.func == "query" and args.kind == "broadcast" and not args.iface:
         args.command_parser.error("broadcast needs IFACE (the interface to ask about)")
     out = Output(args.output, sys.stdout)
+    commands: Commands | None = None
     try:
         with open_channel(args) as channel:
             commands = Commands(agent_pb2_grpc.AgentStub(channel), out, args.timeout)
@@ -567,7 +574,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except grpc.RpcError as error:
         if error.code() is grpc.StatusCode.CANCELLED:
             return 0  # we cancelled it (-c N reached)
-        print(f"vrc: {error.code().name}: {rpc_error_text(error, args)}", file=sys.stderr)
+        streaming = commands is not None and commands.streaming
+        print(f"vrc: {error.code().name}: {rpc_error_text(error, args, streaming)}",
+              file=sys.stderr)
         return 1
     except CliError as error:
         print(f"vrc: {error}", file=sys.stderr)
@@ -579,11 +588,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def rpc_error_text(error: Any, args: argparse.Namespace) -> str:
+def rpc_error_text(error: Any, args: argparse.Namespace, streaming: bool = False) -> str:
     """The status message; for a call that never reached the agent, say so and why.
 
     Engine refusals carry ``vrc-errno`` in their trailers; an UNAVAILABLE or
-    DEADLINE_EXCEEDED without it is the connection, not the router.
+    DEADLINE_EXCEEDED without it is the connection, not the router. A stream
+    that was running (``streaming``) and goes UNAVAILABLE lost an agent that
+    stopped, which is not the same advice as one never reached.
     """
     details = str(error.details() or "")
     trailers = dict(error.trailing_metadata() or ())
@@ -592,6 +603,8 @@ def rpc_error_text(error: Any, args: argparse.Namespace) -> str:
     code = error.code()
     if code is grpc.StatusCode.UNAVAILABLE:
         cause = details.rstrip("]").rsplit(": ", 1)[-1].strip() or "unavailable"
+        if streaming:
+            return f"the agent at {args.agent} went away ({cause}); did vrc-agent stop?"
         return (f"cannot reach the agent at {args.agent}: {cause} "
                 "(is vrc-agent running there? --agent names another)")
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -203,3 +203,28 @@ def test_unreachable_agent_names_the_address_and_what_to_check(
     assert code == 1
     assert err.startswith(f"vrc: UNAVAILABLE: cannot reach the agent at {target}: ")
     assert "vrc-agent running" in err and err.count("\n") == 1
+
+
+def test_a_stream_whose_agent_stops_says_the_agent_went_away(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import threading
+    import time
+
+    from tests.unit.test_api_support import sample_engine
+
+    pcap = tmp_path / "eth0.pcap"
+    codes: list[int] = []
+    with running_agent(sample_engine()) as agent:
+        worker = threading.Thread(target=lambda: codes.append(
+            main(["--agent", agent.address, "capture", "eth0", "-w", str(pcap)])))
+        worker.start()
+        deadline = time.monotonic() + 10
+        while not (pcap.exists() and pcap.stat().st_size >= 24):  # header: streaming
+            assert time.monotonic() < deadline, "the capture never started"
+            time.sleep(0.01)
+        agent.server.stop(None).wait()
+        worker.join(10)
+    assert not worker.is_alive() and codes == [1]
+    err = capsys.readouterr().err
+    assert f"the agent at {agent.address} went away" in err
+    assert "cannot reach" not in err
