@@ -443,12 +443,16 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: "-o json" after the subcommand wins, its absence does not reset it.
     _output_flag(common, argparse.SUPPRESS)
-    parser = argparse.ArgumentParser(prog="vrc", description="Talk to one vrc agent.")
-    parser.add_argument("--agent", default=DEFAULT_AGENT,
-                        help=f"agent address, unix:PATH or HOST:PORT (default {DEFAULT_AGENT})")
-    parser.add_argument("--tls-ca", help="CA certificate to verify the agent (turns on TLS)")
-    parser.add_argument("--tls-cert", help="client certificate, for mutual TLS")
-    parser.add_argument("--tls-key", help="client private key, for mutual TLS")
+    parser = argparse.ArgumentParser(
+        prog="vrc", description="Talk to one vrc agent. 'vrc COMMAND -h' explains a command.",
+        epilog="examples: vrc ifaces; vrc alias add eth1 10.0.0.1/24; vrc -o json routes; "
+               "vrc capture eth1 -c 100 -w eth1.pcap. Errors exit 1, usage errors 2.")
+    parser.add_argument("--agent", default=DEFAULT_AGENT, metavar="unix:PATH|HOST:PORT",
+                        help=f"the agent's API address (default {DEFAULT_AGENT})")
+    parser.add_argument("--tls-ca", metavar="FILE",
+                        help="CA certificate to verify the agent (turns on TLS)")
+    parser.add_argument("--tls-cert", metavar="FILE", help="client certificate, for mutual TLS")
+    parser.add_argument("--tls-key", metavar="FILE", help="client private key, for mutual TLS")
     parser.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
                         help="seconds to wait for a reply (default 10)")
     _output_flag(parser, "table")
@@ -492,7 +496,9 @@ def build_parser() -> argparse.ArgumentParser:
     alias_cmds = alias.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = command(alias_cmds, "add", "alias_add", "add an address (SIOCAIFADDR)")
     add.add_argument("iface", metavar="IFACE", help="the interface")
-    add.add_argument("address", metavar="ADDR/LEN", help="address and prefix length")
+    add.add_argument("address", metavar="ADDR/LEN",
+                     help="address and prefix length (without /LEN: the classful mask, "
+                          "as ifconfig)")
     add.add_argument("--broadcast", metavar="A",
                      help="broadcast address (default: the subnet's all-ones)")
     add.add_argument("--dest", metavar="A", help="peer of a point-to-point interface")
