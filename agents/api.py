@@ -300,9 +300,9 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             remaining = request.count or -1  # -1: no limit
             while remaining != 0 and context.is_active():
                 limit = FRAMES_PER_BATCH if remaining < 0 else min(remaining, FRAMES_PER_BATCH)
-                frames = tap.mailbox.take(POLL_SECONDS, limit)
+                frames = tap.mailbox.take(POLL_SECONDS, limit) or self._last_frames(tap, limit)
                 if not frames:
-                    if tap.mailbox.closed:
+                    if tap.mailbox.closed or _tap_closed(tap):
                         return
                     continue
                 remaining = remaining - len(frames) if remaining > 0 else remaining
@@ -312,6 +312,14 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                     frames=[_frame_pb(ifname, f, offset) for f in frames])
         finally:
             self._gate.close_tap(tap)
+
+    def _last_frames(self, tap: Any, limit: int) -> list[Any]:
+        """Frames a tap queued before its interface went away (the engine closes the
+        tap then); one pass through the gate collects them into the mailbox."""
+        if not _tap_closed(tap):
+            return []
+        self._gate.call(lambda e: None)
+        return tap.mailbox.take(0, limit)
 
     def Hook(self, request_iterator: Iterator[agent_pb2.HookRequest],
              context: grpc.ServicerContext) -> Iterator[agent_pb2.HookResponse]:
@@ -354,6 +362,11 @@ def _interface_record(engine: Any, ifp: Any) -> types_pb2.Interface:
     inet = getattr(engine, "inet", None)
     addresses = inet.addresses(ifp) if hasattr(inet, "addresses") else None
     return interface_to_pb(ifp, addresses)
+
+
+def _tap_closed(tap: Any) -> bool:
+    """The engine closed the tap (``router.tap.Tap.closed``): its interface is gone."""
+    return bool(getattr(tap.handle, "closed", False))
 
 
 def _wanted(event: Event, kinds: set[str], ifname: str) -> bool:

@@ -347,19 +347,29 @@ class Commands:
         call = self.stub.Capture(pb.CaptureRequest(ifname=args.iface, count=args.count or 0,
                                                    snaplen=args.snaplen or 0))
         if args.write:
-            self._capture_to_file(self._received(call), args.write)
-            return
+            seen = self._capture_to_file(self._received(call), args.write)
+        else:
+            seen = self._capture_to_stdout(self._received(call))
+        if args.count is None or seen < args.count:
+            # the agent closes a tap only when its interface goes away
+            raise CliError(f"capture on {args.iface} ended after {_frames(seen)}: "
+                           "the interface is gone")
+
+    def _capture_to_stdout(self, call: Iterable[tpb.CaptureBatch]) -> int:
         linktype = 1
-        for batch in self._received(call):
+        seen = 0
+        for batch in call:
             linktype = batch.linktype
+            seen += len(batch.frames)
             for frame in batch.frames:
                 direction = "out" if frame.direction == tpb.DIRECTION_OUT else "in"
                 self.out.line(frame, f"{timestamp_text(frame.timestamp)} {frame.ifname} "
                               f"{direction} "
                               f"{frame.length or len(frame.data)} "
                               f"{frame_summary(frame.data, linktype)}")
+        return seen
 
-    def _capture_to_file(self, call: Iterable[tpb.CaptureBatch], path: str) -> None:
+    def _capture_to_file(self, call: Iterable[tpb.CaptureBatch], path: str) -> int:
         count = 0
         dropped = 0
         try:
@@ -378,7 +388,12 @@ class Commands:
         finally:
             stream.close()
             note = f", {dropped} dropped by the agent" if dropped else ""
-            print(f"vrc: {count} frames written to {path}{note}", file=sys.stderr)
+            print(f"vrc: {_frames(count)} written to {path}{note}", file=sys.stderr)
+        return count
+
+
+def _frames(count: int) -> str:
+    return f"{count} frame" if count == 1 else f"{count} frames"
 
 
 def _events_of(call: Iterable[tpb.EventBatch], out: Output) -> Iterator[tpb.Event]:

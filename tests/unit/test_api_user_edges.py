@@ -201,3 +201,19 @@ def test_mtu_above_the_host_nic_mtu_is_refused_saying_what_to_raise(short_dir: s
     assert "ip link set eth0 mtu 9000) and restart vrc-agent" in error.details()
     assert engine.interface("eth0").mtu == 1400 == lowered.mtu  # type: ignore[union-attr]
     assert no_nic.mtu == 9000  # no NIC behind it: only the engine's bounds apply
+
+
+def test_capture_stream_ends_when_its_interface_goes_away(short_dir: str) -> None:
+    engine = Engine()
+    name = engine.create_ng()
+    server, address, gate = serve(engine, short_dir)
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stream = agent_pb2_grpc.AgentStub(channel).Capture(
+                pb.CaptureRequest(ifname=name), timeout=TIMEOUT)
+            assert next(stream).linktype == 0  # subscribed
+            gate.call(lambda e: e.destroy_ng(name))
+            rest = list(stream)  # ends (no DEADLINE_EXCEEDED after TIMEOUT)
+    finally:
+        server.stop(None).wait()
+    assert [f for batch in rest for f in batch.frames] == []

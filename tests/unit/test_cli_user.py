@@ -228,3 +228,26 @@ def test_a_stream_whose_agent_stops_says_the_agent_went_away(
     err = capsys.readouterr().err
     assert f"the agent at {agent.address} went away" in err
     assert "cannot reach" not in err
+
+
+def test_a_capture_whose_interface_goes_away_says_so_and_exits_1(
+        agent: RunningAgent, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    import threading
+    import time
+
+    name = agent.gate.call(lambda e: e.create_ng())
+    pcap = tmp_path / "ng.pcap"
+    codes: list[int] = []
+    worker = threading.Thread(target=lambda: codes.append(
+        main(["--agent", agent.address, "capture", name, "-c", "5", "-w", str(pcap)])))
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not (pcap.exists() and pcap.stat().st_size >= 24):  # header: streaming
+        assert time.monotonic() < deadline, "the capture never started"
+        time.sleep(0.01)
+    agent.gate.call(lambda e: e.destroy_ng(name))
+    worker.join(10)
+    assert not worker.is_alive() and codes == [1]
+    err = capsys.readouterr().err
+    assert "vrc: 0 frames written to" in err
+    assert f"vrc: capture on {name} ended after 0 frames: the interface is gone\n" in err
