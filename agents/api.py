@@ -332,6 +332,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         context.add_callback(mailbox.close)
         feeder = _HookFeeder(self._gate, handle, mailbox)
         try:
+            ifp = self._gate.call(lambda e: e.interface(ifname))
             yield agent_pb2.HookResponse(attached=True)
             feeder.send(list(first.packets))
             feeder.start(request_iterator)
@@ -341,6 +342,10 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                     yield agent_pb2.HookResponse(packets=packets)
                 elif mailbox.closed or not context.is_active():
                     break
+                elif self._gate.call(lambda e: e.interface(ifname)) is not ifp:
+                    # destroyed (ng_iface shutdown disconnects its hooks): say so
+                    raise RouterError(ENXIO, "attach.ifname", ifname,
+                                      detail="the interface went away")
             feeder.raise_error()
         finally:
             self._gate.close_hook(handle)

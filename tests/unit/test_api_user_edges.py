@@ -217,3 +217,29 @@ def test_capture_stream_ends_when_its_interface_goes_away(short_dir: str) -> Non
     finally:
         server.stop(None).wait()
     assert [f for batch in rest for f in batch.frames] == []
+
+
+def test_hook_stream_ends_not_found_when_its_ngn_is_destroyed(short_dir: str) -> None:
+    import queue
+
+    engine = Engine()
+    name = engine.create_ng()
+    server, address, gate = serve(engine, short_dir)
+    hold: queue.Queue[None] = queue.Queue()
+
+    def requests() -> Iterator[pb.HookRequest]:
+        yield pb.HookRequest(attach=pb.HookAttach(ifname=name, hook="inet"))
+        hold.get(timeout=TIMEOUT)  # keep our side open
+
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stream = agent_pb2_grpc.AgentStub(channel).Hook(requests(), timeout=TIMEOUT)
+            assert next(stream).attached
+            gate.call(lambda e: e.destroy_ng(name))
+            with pytest.raises(grpc.RpcError) as info:
+                list(stream)
+    finally:
+        hold.put(None)
+        server.stop(None).wait()
+    assert info.value.code() is grpc.StatusCode.NOT_FOUND  # not DEADLINE_EXCEEDED
+    assert f"attach.ifname {name}: the interface went away (ENXIO)" == info.value.details()
