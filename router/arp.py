@@ -431,8 +431,11 @@ class Arp:
         tables = list(self._tables.values()) if ifp is None else [self._require_table(ifp)]
         return sum(self._flush_table(t, prefix, mask, include_static) for t in tables)
 
-    def _flush_table(self, table: LlTable, prefix: int, mask: int, include_static: bool) -> int:
-        doomed = table.prefix_free(prefix, mask, include_static)
+    def _flush_table(
+        self, table: LlTable, prefix: int, mask: int, include_static: bool,
+        keep_ifaddr: bool = False,
+    ) -> int:
+        doomed = table.prefix_free(prefix, mask, include_static, keep_ifaddr)
         for entry in doomed:
             self.stats.held_dropped += table.free_entry(entry)
             self._out.changed(entry, EventKind.ARP_DELETED)
@@ -499,9 +502,17 @@ class Arp:
             self._out.changed(entry, EventKind.ARP_DELETED)
 
     def flush_prefix(self, prefix: int, mask: int, include_static: bool) -> None:
-        """``lltable_prefix_free`` on every interface."""
+        """``lltable_prefix_free`` on every interface, sparing our own addresses.
+
+        The seed may free interface-address entries here because FreeBSD
+        answers ARP from its address list; vrc answers from those entries,
+        so an address that is still ours keeps its entry (it goes with the
+        address itself, through :meth:`scrub_address`). Otherwise deleting
+        an address on one interface would silence another interface that
+        holds an address on the same prefix (multipath).
+        """
         for table in list(self._tables.values()):
-            self._flush_table(table, prefix, mask, include_static)
+            self._flush_table(table, prefix, mask, include_static, keep_ifaddr=True)
 
     def join_group(self, ifp: Interface, group: int) -> None:
         """Multicast needs no ARP; the membership is only counted."""

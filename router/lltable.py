@@ -314,16 +314,20 @@ class LlTable:
         self.dying.clear()
         return dropped
 
-    def prefix_free(self, prefix: int, mask: int, include_static: bool) -> list[LlEntry]:
+    def prefix_free(
+        self, prefix: int, mask: int, include_static: bool, keep_ifaddr: bool = False
+    ) -> list[LlEntry]:
         """``in_lltable_prefix_free``: drop the entries on ``prefix/mask``.
 
         Static entries (interface addresses included) go only with
-        ``include_static``. Returns the unlinked entries; the caller frees
-        them (:meth:`free_entry`) and counts their held packets.
+        ``include_static``; ``keep_ifaddr`` spares interface-address entries
+        even then. Returns the unlinked entries; the caller frees them
+        (:meth:`free_entry`) and counts their held packets.
         """
         doomed = [
             entry for entry in self.entries.values()
             if (entry.addr ^ prefix) & mask == 0 and (include_static or not entry.static)
+            and not (keep_ifaddr and entry.flags & LleFlags.IFADDR)
         ]
         for entry in doomed:
             self.unlink(entry)

@@ -192,6 +192,15 @@ def test_flush_prefix_hook_reaches_every_interface(world: World) -> None:
     assert world.entry_state(ip("10.0.1.8")) == "PERMANENT"
     world.arp.flush_prefix(ip("10.0.1.0"), 0xFFFFFF00, True)
     assert world.entry_state(ip("10.0.1.8")) is None
+    # our own address keeps its entry: it goes with the address (scrub_address)
+    assert world.entry_state(ip("10.0.1.1"), eth1) == "PERMANENT"
+
+
+def test_flush_prefix_spares_interface_address_entries(world: World) -> None:
+    eth1 = _second_interface(world)
+    world.arp.flush_prefix(ip("10.0.1.0"), 0xFFFFFF00, True)
+    assert world.entry_state(ip("10.0.1.1"), eth1) == "PERMANENT"
+    world.arp.scrub_address(eth1, ip("10.0.1.1"))
     assert world.entry_state(ip("10.0.1.1"), eth1) is None
 
 

@@ -282,3 +282,17 @@ def test_send_datagram_without_a_route_is_enetunreach() -> None:
     datagram = ip_wire.emit(src=0x0A000001, dst=0xAC100001, protocol=17, payload=bytes(8))
     assert engine.send_datagram(datagram) == ENETUNREACH
     assert engine.drop_counts()["ipv4.no_route"] == 1
+
+
+def test_deleting_a_same_prefix_address_keeps_the_other_interfaces_own_arp_entry() -> None:
+    """Multipath: 10.0.0.7 goes from b; a still owns 10.0.0.1 and must keep answering ARP."""
+    engine = Engine()
+    engine.add_ethernet("a", mac=b"\x02\0\0\0\0\x01")
+    engine.add_ethernet("b", mac=b"\x02\0\0\0\0\x02")
+    engine.add_alias("a", "10.0.0.1/24")
+    engine.set_policy("multipath")
+    engine.add_alias("b", "10.0.0.7/24")
+    engine.delete_alias("b", "10.0.0.7")
+    own = [entry for entry in engine.arp_entries("a") if entry.ifaddr]
+    assert [str(ipaddress.IPv4Address(entry.addr)) for entry in own] == ["10.0.0.1"]
+    assert not [entry for entry in engine.arp_entries("b") if entry.ifaddr]
