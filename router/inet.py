@@ -450,11 +450,8 @@ class InetDomain:
         if heir is not None:
             self._drop_prefix_route(ia)
             # Should the heir's route fail, the seed logs and goes on unrouted.
-            # Under multipath its insert fails (EEXIST) when the heir's interface
-            # already carries a leg: a second, identical leg is never added.
-            if not self._has_leg_on(heir.ifp, ia.route_key):
-                with contextlib.suppress(RouterError):
-                    self._install_prefix_route(heir)
+            with contextlib.suppress(RouterError):
+                self._install_prefix_route(heir)
             return
         self.neighbors.flush_prefix(ia.subnet, ia.mask, include_static)
         self._drop_prefix_route(ia)
@@ -462,10 +459,6 @@ class InetDomain:
     def _prefix_heir(self, ia: InAddr) -> InAddr | None:
         """``in_scrubprefix``'s hand-over target (see ``AddressIndex.prefix_heir``)."""
         return self.index.prefix_heir(ia)
-
-    def _has_leg_on(self, ifp: Interface, key: tuple[int, int]) -> bool:
-        """Does an address of ``ifp`` own a route for ``key`` (a multipath leg)?"""
-        return any(owner.ifp is ifp for owner in self._owners.get(key, {}))
 
     # -- indexes ---------------------------------------------------------
 

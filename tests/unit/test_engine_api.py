@@ -296,17 +296,3 @@ def test_deleting_a_same_prefix_address_keeps_the_other_interfaces_own_arp_entry
     own = [entry for entry in engine.arp_entries("a") if entry.ifaddr]
     assert [str(ipaddress.IPv4Address(entry.addr)) for entry in own] == ["10.0.0.1"]
     assert not [entry for entry in engine.arp_entries("b") if entry.ifaddr]
-
-
-def test_hand_over_never_gives_an_interface_a_second_leg_of_the_prefix_route() -> None:
-    engine = Engine()
-    engine.add_ethernet("a", mac=b"\x02\0\0\0\0\x01")
-    engine.add_ethernet("b", mac=b"\x02\0\0\0\0\x02")
-    engine.add_alias("a", "10.0.0.1/24")
-    engine.add_alias("a", "10.0.0.5/24")
-    engine.set_policy("multipath")
-    engine.add_alias("b", "10.0.0.7/24")
-    engine.delete_alias("b", "10.0.0.7")
-    legs = [route for route in engine.routes()
-            if route.prefix == int(ipaddress.IPv4Address("10.0.0.0")) and route.plen == 24]
-    assert [route.ifname for route in legs] == ["a"]
