@@ -29,6 +29,7 @@ fragmented, or answered with "fragmentation needed" when it has DF set.
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -68,6 +69,9 @@ _TTL_OFF = ip.TTL_OFF
 _HEADER = ip.HEADER
 _VER_IHL_PLAIN = (ip.VERSION << 4) | (ip.MIN_HEADER_LEN >> 2)  # 0x45: IPv4, no options
 _ADDRS_OFF = ip.SRC_OFF  # TTL, protocol and checksum are the 4 bytes before the addresses
+_MIN_HEADER_LEN = ip.MIN_HEADER_LEN
+_TTL_PROTO_SUM = struct.Struct("!BBH")  # the header's bytes 8..11: TTL, protocol, checksum
+_UNUSABLE_ROUTE = _BLACKHOLE | _REJECT
 #: Output errors that mean "that host or link is not there": ICMP host unreachable.
 _HOST_UNREACHABLE_ERRORS = frozenset({EHOSTUNREACH, EHOSTDOWN, ENETDOWN, ENETUNREACH, ENXIO})
 
@@ -232,12 +236,48 @@ class Ipv4:
 
     def input(self, ifp: Interface, frame: bytes | bytearray | memoryview, l2len: int,
               flags: int, now: float) -> None:
-        """One received datagram (``frame[l2len:]``): check, then deliver or forward."""
-        stats = self.stats
-        stats.received += 1
-        datagram = memoryview(frame)[l2len:]
+        """One received datagram (``frame[l2len:]``): check, then deliver or forward.
+
+        The common datagram, a 20-byte header without options that passes
+        ``parse_header``'s checks, is read in place: no memoryview and no
+        ``Ipv4Header`` unless it is delivered or something stops its
+        forwarding (:meth:`_forward_plain`). Anything else takes
+        :meth:`_input_parsed` after the full parse; both make the same
+        decisions in the same order.
+        """
+        self.stats.received += 1
+        room = len(frame) - l2len
+        if room >= _MIN_HEADER_LEN:
+            (ver_ihl, tos, total, ident, frag, ttl, protocol, checksum, src,
+             dst) = _HEADER.unpack_from(frame, l2len)
+            if (ver_ihl == _VER_IHL_PLAIN and _MIN_HEADER_LEN <= total <= room
+                    and int.from_bytes(frame[l2len : l2len + _MIN_HEADER_LEN], "big") % 0xFFFF
+                    == 0):
+                if src >= 0xE0000000 or src >> 24 == 127:
+                    self._drop(DropReason.BAD_SOURCE)  # martian: multicast, broadcast, loopback
+                    return
+                link_group = bool(flags & _LINK_GROUP)
+                inet = self.inet
+                local = inet.local_ip(dst)
+                to_us = local or inet.is_broadcast(dst, ifp) or dst >> 28 == 0xE
+                if not to_us and not link_group and self._forward_plain(
+                        ifp, frame, l2len, total, ttl, protocol, checksum, src, dst, now):
+                    return
+                hdr = Ipv4Header(_MIN_HEADER_LEN, tos, total, ident, frag, ttl, protocol,
+                                 checksum, src, dst)
+                datagram = memoryview(frame)[l2len : l2len + total]
+                if to_us:
+                    self._deliver(ifp, hdr, datagram, link_group or not local, now)
+                else:
+                    self._forward(ifp, hdr, datagram, link_group, now)
+                return
+        self._input_parsed(ifp, memoryview(frame)[l2len:], flags, now)
+
+    def _input_parsed(self, ifp: Interface, datagram: memoryview, flags: int,
+                      now: float) -> None:
+        """:meth:`input` for any datagram: the full header parse, then the same decisions."""
         try:
-            hdr = parse_header(datagram)
+            hdr = ip.parse(datagram)
         except Malformed as exc:
             self._drop(DropReason(exc.reason))
             return
@@ -318,7 +358,7 @@ class Ipv4:
             # the common case: one join builds the datagram with TTL - 1 and the new checksum
             error = self.output(out, b"".join((
                 datagram[:_TTL_OFF],
-                bytes((ttl - 1, hdr.protocol, new_sum >> 8, new_sum & 0xFF)),
+                _TTL_PROTO_SUM.pack(ttl - 1, hdr.protocol, new_sum),
                 datagram[_ADDRS_OFF:],
             )), next_hop)
         else:
@@ -329,7 +369,53 @@ class Ipv4:
             error = self._transmit(out, packet, hdr, next_hop)
         if error == 0:
             self.stats.forwarded += 1
-        elif error == EMSGSIZE:
+        else:
+            self._forward_failed(ifp, hdr, datagram, out, error, now)
+
+    def _forward_plain(self, ifp: Interface, frame: bytes | bytearray | memoryview, start: int,
+                       total: int, ttl: int, protocol: int, checksum: int, src: int, dst: int,
+                       now: float) -> bool:
+        """:meth:`_forward` for a datagram nothing stops: True once it went to output.
+
+        Takes the fields ``input`` read from a plain 20-byte header at
+        ``frame[start:]``. False, with nothing done, as soon as one of
+        ``_forward``'s checks would refuse the datagram or it needs
+        fragmenting: the caller then runs ``_forward``, which repeats the
+        checks (none has a side effect) in order and counts or answers the
+        outcome. The datagram to output is built in one join, TTL - 1 with
+        the RFC 1624 checksum.
+        """
+        config = self.config
+        if not config.forwarding or src == 0 or ttl <= 1 or not self.inet.can_forward(dst):
+            return False
+        route = self.routes.lookup(dst)
+        if route is None:
+            return False
+        bits = route.bits
+        if bits & _UNUSABLE_ROUTE:
+            return False
+        out = self.interface_of(route.ifindex)
+        if out is None or not out.flags & _UP or total > out.mtu:
+            return False
+        if (out is not ifp and not config.forward_directed_broadcast
+                and self.inet.is_broadcast(dst, out)):
+            return False
+        error = self.output(out, b"".join((
+            frame[start : start + _TTL_OFF],
+            _TTL_PROTO_SUM.pack(ttl - 1, protocol, TTL_DECREMENT_CHECKSUM[checksum]),
+            frame[start + _ADDRS_OFF : start + total],
+        )), route.gateway if bits & _GATEWAY else dst)
+        if error == 0:
+            self.stats.forwarded += 1
+        else:
+            datagram = memoryview(frame)[start : start + total]
+            self._forward_failed(ifp, parse_header(datagram), datagram, out, error, now)
+        return True
+
+    def _forward_failed(self, ifp: Interface, hdr: Ipv4Header, datagram: memoryview,
+                        out: Interface, error: int, now: float) -> None:
+        """Count (and answer, where ``ip_forward`` does) an output error of a forwarded datagram."""
+        if error == EMSGSIZE:
             self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH,
                         icmp_wire.UNREACH_FRAG_NEEDED, now, mtu=out.mtu)
             self._drop(DropReason.TOO_BIG)
@@ -343,7 +429,7 @@ class Ipv4:
 
     def _route_output(self, route: Route, dst: int) -> tuple[Interface, int] | DropReason:
         """The output interface and next hop of ``route``, or why there is none."""
-        flags = int(route.flags)
+        flags = route.bits
         if flags & _BLACKHOLE:
             return DropReason.BLACKHOLE_ROUTE
         if flags & _REJECT:

@@ -82,9 +82,13 @@ class Route:
     family: int = AF_INET
     installed: bool = False
     is_local: bool = field(init=False)  # LOCAL flag, kept as a bool for the hot paths
+    # ``flags`` as a plain int for per-packet tests against int constants
+    # (``RouteFlags`` operators run in Python); RouteTable keeps it in step.
+    bits: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self.is_local = bool(int(self.flags) & _LOCAL)
+        self.bits = int(self.flags)
+        self.is_local = bool(self.bits & _LOCAL)
 
     @property
     def mask(self) -> int:
@@ -331,6 +335,7 @@ class RouteTable:
                 raise self._exists(route)
         if peers:
             route.flags |= RouteFlags.MULTIPATH
+            route.bits = int(route.flags)
         routes.append(route)
 
     @staticmethod
