@@ -24,6 +24,7 @@ _VLAN = int(PacketFlags.VLAN_TAGGED)
 _SENDLIST = int(IfExtFlags.SENDLIST)
 _PROMISC = int(PacketFlags.PROMISC)
 _ATTACHED = IfState.ATTACHED
+_DETACHING = IfState.DETACHING
 
 
 class LinkDrop(enum.IntEnum):
@@ -286,12 +287,15 @@ def output_one(dl: DataLink, ifp: Interface, family: int, pkt: Packet, dest: Any
 
     The generic IPv4 path sends one datagram at a time: this is the same
     ``dlil_output`` sequence (I/O and protocol references, pre-output, framer,
-    output filters, driver) with the same counters, drops and results, without
-    the list walk.
+    output filters, driver) with the same counters, drops and results, in one
+    frame without the list walk. The references are taken and dropped inline
+    (:func:`_io_unref`, :func:`_proto_unref`), each with the ``DataLink``
+    method's exact outcome.
     """
-    if not dl.io_ref(ifp):
+    if ifp.state is not _ATTACHED:  # DataLink.io_ref refuses
         dl.drops[LinkDrop.NOT_ATTACHED] += 1
         return ENXIO
+    ifp.ioref += 1
     proto: ProtoAttachment | None = None
     try:
         if dl.suspended_multicast and ifp in dl.suspended_multicast:
@@ -301,43 +305,44 @@ def output_one(dl: DataLink, ifp: Interface, family: int, pkt: Packet, dest: Any
             dl.drops[LinkDrop.NO_PROTO] += 1
             return ENXIO
         proto.refcount += 1
-        retval = _output_single(dl, ifp, family, pkt, dest, proto)
+        lldst = b""
+        frame_type = 0
+        pre_output = proto.pre_output
+        if pre_output is not None:
+            retval, lldst, frame_type = pre_output(ifp, family, pkt, dest)
+            if retval:
+                if retval != EJUSTRETURN:
+                    dl.drops[LinkDrop.PRE_OUTPUT] += 1
+                    return retval
+                return 0
+        retval = ifp.family_module.framer(ifp, pkt, lldst, frame_type)  # type: ignore[union-attr]
+        if retval:
+            if retval != EJUSTRETURN:
+                dl.drops[LinkDrop.FRAMER] += 1
+                return retval
+            return 0
+        if ifp.filters and not pkt.flags & _VLAN:
+            retval = filters_output(ifp, pkt, family)
+            if retval:
+                if retval != EJUSTRETURN:
+                    dl.drops[LinkDrop.FILTER] += 1
+                    return retval
+                return 0
+        if ifp.eflags & _SENDLIST:
+            retval = _transmit_list(dl, ifp, [pkt])
+        else:
+            retval = _transmit_one(dl, ifp, pkt)
         return 0 if retval == EJUSTRETURN else retval
     finally:
         if proto is not None:
-            dl.proto_unref(ifp, proto)
-        dl.io_unref(ifp)
+            _proto_unref(dl, ifp, proto)
+        _io_unref(dl, ifp)
 
 
-def _output_single(dl: DataLink, ifp: Interface, family: int, pkt: Packet, dest: Any,
-                   proto: ProtoAttachment) -> int:
-    """:func:`_output_loop` for a one-packet list, step for step."""
-    framer = ifp.family_module.framer  # type: ignore[union-attr]
-    driver_output = ifp.driver.output  # type: ignore[union-attr]
-    lldst = b""
-    frame_type = 0
-    pre_output = proto.pre_output
-    if pre_output is not None:
-        retval, lldst, frame_type = pre_output(ifp, family, pkt, dest)
-        if retval:
-            if retval != EJUSTRETURN:
-                dl.drops[LinkDrop.PRE_OUTPUT] += 1
-            return retval
-    retval = framer(ifp, pkt, lldst, frame_type)
-    if retval:
-        if retval != EJUSTRETURN:
-            dl.drops[LinkDrop.FRAMER] += 1
-        return retval
-    if not pkt.flags & _VLAN and ifp.filters:
-        retval = filters_output(ifp, pkt, family)
-        if retval:
-            if retval != EJUSTRETURN:
-                dl.drops[LinkDrop.FILTER] += 1
-            return retval
-    if ifp.eflags & _SENDLIST:
-        return _transmit_list(dl, ifp, [pkt])
+def _transmit_one(dl: DataLink, ifp: Interface, pkt: Packet) -> int:
+    """One packet to the driver (not SENDLIST); count the outcome as :func:`_output_loop` does."""
     data = pkt.data
-    retval = driver_output(ifp, [data])  # type: ignore[list-item]
+    retval: int = ifp.driver.output(ifp, [data])  # type: ignore[union-attr,list-item]
     counters = ifp.counters
     if retval and retval != EJUSTRETURN:
         counters.oerrors += 1
@@ -348,6 +353,23 @@ def _output_single(dl: DataLink, ifp: Interface, family: int, pkt: Packet, dest:
         if pkt.flags & _BCAST_OR_MCAST:
             counters.omcasts += 1
     return retval
+
+
+def _io_unref(dl: DataLink, ifp: Interface) -> None:
+    """``DataLink.io_unref`` where it succeeds; the method itself (which raises) otherwise."""
+    state = ifp.state
+    if ifp.ioref > 0 and (state is _ATTACHED or state is _DETACHING):
+        ifp.ioref -= 1
+    else:
+        dl.io_unref(ifp)
+
+
+def _proto_unref(dl: DataLink, ifp: Interface, proto: ProtoAttachment) -> None:
+    """``DataLink.proto_unref``: the method only for the last reference (which frees)."""
+    if proto.refcount > 1:
+        proto.refcount -= 1
+    else:
+        dl.proto_unref(ifp, proto)
 
 
 def _transmit_list(dl: DataLink, ifp: Interface, pkts: list[Packet]) -> int:
