@@ -22,13 +22,14 @@ Time is the ``now`` the caller passes; nothing here reads a clock.
 from __future__ import annotations
 
 import enum
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from router.ifnet import Interface
 from router.wire import icmp as wire
 from router.wire import ipv4 as ip
-from router.wire.checksum import internet_checksum
+from router.wire.checksum import ones_complement_sum
 from router.wire.ipv4 import Ipv4Header
 
 LIMITED_BROADCAST = 0xFFFFFFFF
@@ -188,6 +189,49 @@ def suppression_reason(
     return None
 
 
+_PLAIN_IP_HEADER = ip.HEADER  # version/IHL, TOS, total, id, frag, TTL, protocol, sum, src, dst
+_ICMP_HEAD = struct.Struct("!BBH")  # type, code, checksum
+_ICMP_REST_OFF = 4  # identifier, sequence and data follow type, code and checksum
+_PLAIN_VER_IHL = (ip.VERSION << 4) | (ip.MIN_HEADER_LEN >> 2)  # 0x45: IPv4, no options
+
+
+def _checksum_of(whole: int) -> int:
+    """``internet_checksum`` of a buffer given as its big-endian integer (even length).
+
+    As in ``router.wire.checksum``: the integer modulo 0xFFFF is the
+    ones'-complement sum, which is 0xFFFF (not 0) for a non-zero buffer.
+    """
+    if whole == 0:
+        return 0xFFFF
+    return (0xFFFF - whole % 0xFFFF) % 0xFFFF
+
+
+def echo_reply_datagram(request: bytes | bytearray | memoryview, src: int, dst: int, ttl: int,
+                        tos: int) -> bytes:
+    """The datagram answering the echo ``request`` (a checked ICMP message), in one join.
+
+    Byte for byte ``ip.emit(src=src, dst=dst, protocol=ICMP, ttl=ttl, tos=tos,
+    payload=wire.reply_to_echo(request))``: a 20-byte header with identifier
+    and fragment field 0, then type 0, code 0 and the request's identifier,
+    sequence and data. The reply's leading zero bytes add nothing to the
+    checksum, so its checksum is that of the bytes after it; the header's is
+    the sum of its 16-bit words.
+    """
+    rest = request[_ICMP_REST_OFF:]
+    whole = int.from_bytes(rest, "big")
+    if len(rest) & 1:
+        whole <<= 8  # the zero pad byte of an odd-length message
+    total = ip.MIN_HEADER_LEN + len(request)
+    words = ((_PLAIN_VER_IHL << 8 | tos) + total + (ttl << 8 | ip.PROTO_ICMP)
+             + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
+    return b"".join((
+        _PLAIN_IP_HEADER.pack(_PLAIN_VER_IHL, tos, total, 0, 0, ttl, ip.PROTO_ICMP,
+                              _checksum_of(words), src, dst),
+        _ICMP_HEAD.pack(wire.ECHO_REPLY, 0, _checksum_of(whole)),
+        rest,
+    ))
+
+
 SendDatagram = Callable[[bytes, float], int]
 SourceFor = Callable[["Interface | None", int], int]
 
@@ -222,8 +266,8 @@ class Icmp:
         stats = self.stats
         message = datagram[hdr.header_len : hdr.total_length]
         # wire.parse's checks (length, then checksum) without building the message
-        if len(message) < wire.HEADER_LEN or internet_checksum(message) != 0:
-            stats.in_errors += 1
+        if len(message) < wire.HEADER_LEN or ones_complement_sum(message) != 0xFFFF:
+            stats.in_errors += 1  # internet_checksum(message) != 0: a bad checksum
             return
         icmp_type = message[wire.TYPE_OFF]
         by_type = stats.in_by_type
@@ -238,8 +282,9 @@ class Icmp:
         if not source or is_bad_source(hdr.src):
             stats.echo_ignored += 1
             return
-        reply = wire.reply_to_echo(message)
-        self._emit(wire.ECHO_REPLY, source, hdr.src, reply, now, tos=hdr.tos)
+        out = stats.out_by_type
+        out[wire.ECHO_REPLY] = out.get(wire.ECHO_REPLY, 0) + 1
+        self._send(echo_reply_datagram(message, source, hdr.src, config.ttl, hdr.tos), now)
 
     # -- errors ------------------------------------------------------------
 
