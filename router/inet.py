@@ -554,10 +554,10 @@ class InetDomain:
         """
         if addr == LIMITED_BROADCAST or addr == 0:
             return True
-        if not ifp.flags & _BROADCAST:  # plain ints: no IntFlag operator per packet
-            return False
         info = ifp.inet
-        return isinstance(info, InetIfInfo) and addr in info.broadcast_hits
+        if not isinstance(info, InetIfInfo) or addr not in info.broadcast_hits:
+            return False  # the usual answer, known without reading the flags property
+        return bool(ifp.flags & _BROADCAST)  # plain ints: no IntFlag operator per packet
 
     def addresses(self, ifp: Interface) -> list[InAddr]:
         """The IPv4 addresses of ``ifp`` in the order they were added."""
