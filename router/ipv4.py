@@ -492,11 +492,12 @@ class Ipv4:
         if route.is_local or self.inet.local_ip(dst):
             self._drop(DropReason.LOOPBACK_DESTINATION)
             return ENETUNREACH
-        found = self._route_output(route, dst)
-        if isinstance(found, DropReason):
-            self._drop(found)
+        bits = route.bits
+        out = None if bits & _UNUSABLE_ROUTE else self.interface_of(route.ifindex)
+        if out is None or not out.flags & _UP:
+            self._drop(self._why_unusable(route))
             return EHOSTUNREACH
-        out, next_hop = found
+        next_hop = route.gateway if bits & _GATEWAY else dst
         if len(datagram) <= out.mtu:  # no fragmenting: no header parse, no copy
             error = self.output(out, datagram if type(datagram) is bytes else bytes(datagram),
                                 next_hop)
@@ -508,6 +509,11 @@ class Ipv4:
         else:
             self._drop(DropReason.OUTPUT_ERROR)
         return error
+
+    def _why_unusable(self, route: Route) -> DropReason:
+        """Why ``route`` has no usable output interface (:meth:`_route_output`'s reason)."""
+        found = self._route_output(route, 0)
+        return found if isinstance(found, DropReason) else DropReason.INTERFACE_DOWN
 
     def source_for(self, ifp: Interface | None, dst: int) -> int:
         """Source address of a message we send to ``dst`` about a datagram from ``ifp``.
