@@ -70,7 +70,7 @@ from router.wire import Malformed
 from router.wire import ipv4 as ip_wire
 
 ETHER_FLAGS = IfFlags.BROADCAST | IfFlags.MULTICAST | IfFlags.SIMPLEX
-_ARP_BYTES = ETHERTYPE_ARP.to_bytes(2, "big")
+_ARP_HIGH, _ARP_LOW = ETHERTYPE_ARP.to_bytes(2, "big")
 _QUERY_KINDS = ("local-subnet", "local-address", "can-forward", "broadcast")
 
 
@@ -230,7 +230,8 @@ class Engine:
         now = self.now
         for pkt in pkts:
             data, l2len = pkt.data, pkt.l2len
-            if l2len >= 2 and data[l2len - 2 : l2len] == _ARP_BYTES:
+            # the ethertype's low byte first: 0x00 for IPv4 settles it without a slice
+            if l2len >= 2 and data[l2len - 1] == _ARP_LOW and data[l2len - 2] == _ARP_HIGH:
                 self.arp.input(ifp, memoryview(data)[l2len:], now)
             else:
                 ipv4.input(ifp, data, l2len, pkt.flags, now)

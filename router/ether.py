@@ -36,6 +36,7 @@ DEMUX_ETHERTYPE = "ethertype"
 
 _IPV4_MCAST_PREFIX = b"\x01\x00\x5e"
 _ETHERTYPE = struct.Struct("!H")
+_IPV4_TYPE = _ETHERTYPE.pack(ETHERTYPE_IP)  # the usual frame type, packed once
 _BCAST = int(PacketFlags.BCAST)
 _MCAST = int(PacketFlags.MCAST)
 _PROMISC = int(PacketFlags.PROMISC)
@@ -98,7 +99,8 @@ class EthernetFamily:
         """Prepend destination, our address and the ethertype; mark broadcast/multicast."""
         if len(lldst) != ETHER_ADDR_LEN or not 0 <= frame_type <= 0xFFFF:
             return EINVAL
-        pkt.data = b"".join((lldst, ifp.lladdr, _ETHERTYPE.pack(frame_type), pkt.data))
+        type_bytes = _IPV4_TYPE if frame_type == ETHERTYPE_IP else _ETHERTYPE.pack(frame_type)
+        pkt.data = b"".join((lldst, ifp.lladdr, type_bytes, pkt.data))
         pkt.l2len = ETHER_HDR_LEN
         if lldst[0] & 1:
             pkt.flags |= _BCAST if lldst == BROADCAST_MAC else _MCAST
