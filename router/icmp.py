@@ -193,6 +193,13 @@ _PLAIN_IP_HEADER = ip.HEADER  # version/IHL, TOS, total, id, frag, TTL, protocol
 _ICMP_HEAD = struct.Struct("!BBH")  # type, code, checksum
 _ICMP_REST_OFF = 4  # identifier, sequence and data follow type, code and checksum
 _PLAIN_VER_IHL = (ip.VERSION << 4) | (ip.MIN_HEADER_LEN >> 2)  # 0x45: IPv4, no options
+# module constants, not module attributes: the echo path reads each once per request
+_IP_HEADER_LEN = ip.MIN_HEADER_LEN
+_PROTO_ICMP = ip.PROTO_ICMP
+_ECHO_REPLY = wire.ECHO_REPLY
+_ECHO_REQUEST = wire.ECHO_REQUEST
+_MESSAGE_MIN = wire.HEADER_LEN
+_TYPE_OFF = wire.TYPE_OFF
 
 
 def _checksum_of(whole: int) -> int:
@@ -221,13 +228,14 @@ def echo_reply_datagram(request: bytes | bytearray | memoryview, src: int, dst: 
     whole = int.from_bytes(rest, "big")
     if len(rest) & 1:
         whole <<= 8  # the zero pad byte of an odd-length message
-    total = ip.MIN_HEADER_LEN + len(request)
-    words = ((_PLAIN_VER_IHL << 8 | tos) + total + (ttl << 8 | ip.PROTO_ICMP)
+    total = _IP_HEADER_LEN + len(request)
+    words = ((_PLAIN_VER_IHL << 8 | tos) + total + (ttl << 8 | _PROTO_ICMP)
              + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
     return b"".join((
-        _PLAIN_IP_HEADER.pack(_PLAIN_VER_IHL, tos, total, 0, 0, ttl, ip.PROTO_ICMP,
-                              _checksum_of(words), src, dst),
-        _ICMP_HEAD.pack(wire.ECHO_REPLY, 0, _checksum_of(whole)),
+        # the header is never all zeros: its checksum needs no zero-buffer case
+        _PLAIN_IP_HEADER.pack(_PLAIN_VER_IHL, tos, total, 0, 0, ttl, _PROTO_ICMP,
+                              (0xFFFF - words % 0xFFFF) % 0xFFFF, src, dst),
+        _ICMP_HEAD.pack(_ECHO_REPLY, 0, _checksum_of(whole)),
         rest,
     ))
 
@@ -266,13 +274,13 @@ class Icmp:
         stats = self.stats
         message = datagram[hdr.header_len : hdr.total_length]
         # wire.parse's checks (length, then checksum) without building the message
-        if len(message) < wire.HEADER_LEN or ones_complement_sum(message) != 0xFFFF:
+        if len(message) < _MESSAGE_MIN or ones_complement_sum(message) != 0xFFFF:
             stats.in_errors += 1  # internet_checksum(message) != 0: a bad checksum
             return
-        icmp_type = message[wire.TYPE_OFF]
+        icmp_type = message[_TYPE_OFF]
         by_type = stats.in_by_type
         by_type[icmp_type] = by_type.get(icmp_type, 0) + 1
-        if icmp_type != wire.ECHO_REQUEST:
+        if icmp_type != _ECHO_REQUEST:
             return
         config = self.config
         if config.echo_ignore_all or (to_group and config.echo_ignore_broadcasts):
@@ -283,7 +291,7 @@ class Icmp:
             stats.echo_ignored += 1
             return
         out = stats.out_by_type
-        out[wire.ECHO_REPLY] = out.get(wire.ECHO_REPLY, 0) + 1
+        out[_ECHO_REPLY] = out.get(_ECHO_REPLY, 0) + 1
         self._send(echo_reply_datagram(message, source, hdr.src, config.ttl, hdr.tos), now)
 
     # -- errors ------------------------------------------------------------
