@@ -55,6 +55,7 @@ if TYPE_CHECKING:
 _NOT_FAST_ROUTE = int(RouteFlags.LOCAL | RouteFlags.REJECT | RouteFlags.BLACKHOLE)
 _GATEWAY = int(RouteFlags.GATEWAY)
 _UP = int(IfFlags.UP)
+_ETHERNET = IfFamily.ETHERNET  # an enum member read from the class costs 0.2 us on 3.11
 _IPV4_IHL5 = b"\x08\x00\x45"  # ethertype 0x0800, version 4, IHL 5
 _ETHERTYPE_IPV4 = b"\x08\x00"
 _REWRITE_LIMIT = 65536
@@ -101,7 +102,7 @@ class FastPath:
 
     def usable_on(self, ifp: Interface) -> bool:
         """May frames of ``ifp`` (or frames leaving by it) take the fast path?"""
-        return (ifp.family is IfFamily.ETHERNET and not ifp.filters
+        return (ifp.family is _ETHERNET and not ifp.filters
                 and not self._taps.is_tapped(ifp) and AF_INET in ifp.protocols
                 and self._ipv4.config.forwarding)
 
@@ -119,7 +120,7 @@ class FastPath:
         if inet.local_ip(dst) or inet.is_broadcast(dst, ifp) or not inet.can_forward(dst):
             return None
         route = self._routes.lookup(dst)
-        if route is None or route.flags & _NOT_FAST_ROUTE:
+        if route is None or route.bits & _NOT_FAST_ROUTE:  # Route.bits: flags as a plain int
             return None
         out = self._dl.lookup(route.ifindex)
         if out is None or not out.flags & _UP or not self.usable_on(out):
@@ -127,7 +128,7 @@ class FastPath:
         if inet.is_broadcast(dst, out):
             return None
         table = self._arp.table(out)
-        next_hop = route.gateway if route.flags & _GATEWAY else dst
+        next_hop = route.gateway if route.bits & _GATEWAY else dst
         mac = table.ready_lladdr(next_hop) if table is not None else None
         if mac is None:
             return None
