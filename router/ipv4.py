@@ -252,9 +252,9 @@ class Ipv4:
         if room >= _MIN_HEADER_LEN:
             (ver_ihl, tos, total, ident, frag, ttl, protocol, checksum, src,
              dst) = _HEADER.unpack_from(frame, l2len)
+            header = frame[l2len : l2len + _MIN_HEADER_LEN]
             if (ver_ihl == _VER_IHL_PLAIN and _MIN_HEADER_LEN <= total <= room
-                    and int.from_bytes(frame[l2len : l2len + _MIN_HEADER_LEN], "big") % 0xFFFF
-                    == 0):
+                    and not int.from_bytes(header, "big") % 0xFFFF):  # checksum verifies
                 if src >= 0xE0000000 or src >> 24 == 127:
                     self._drop(DropReason.BAD_SOURCE)  # martian: multicast, broadcast, loopback
                     return
