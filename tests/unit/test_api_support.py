@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -402,3 +402,24 @@ def sample_engine() -> FakeEngine:
     engine.drain_events()
     engine.seq = 0
     return engine
+
+
+CliRun = Callable[..., tuple[int, str, str]]
+
+
+def cli_runner(address: str, capsys: Any) -> CliRun:
+    """Run one ``vrc`` command against ``address``: (exit code, stdout, stderr).
+
+    A usage error (argparse's SystemExit) comes back as its exit code.
+    """
+    from agents.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(["--agent", address, *argv])
+        except SystemExit as leave:
+            code = int(leave.code or 0)
+        captured = capsys.readouterr()
+        return code, captured.out, captured.err
+
+    return run

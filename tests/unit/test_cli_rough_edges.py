@@ -15,7 +15,7 @@ from agents.daemon import StartError, check_nic_mac, nic_problem
 from agents.errors import message_of
 from router.engine import Engine
 from router.errors import EINVAL, RouterError
-from tests.unit.test_api_support import running_agent, sample_engine
+from tests.unit.test_api_support import cli_runner, running_agent, sample_engine
 
 Run = Callable[..., tuple[int, str, str]]
 
@@ -26,15 +26,7 @@ def vrc(capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
     engine.add_ethernet("eth0", bytes.fromhex("020000000001"))
     engine.add_ethernet("eth1", bytes.fromhex("020000000002"))
     with running_agent(engine) as running:
-        def run(*argv: str) -> tuple[int, str, str]:
-            try:
-                code = main(["--agent", running.address, *argv])
-            except SystemExit as leave:
-                code = int(leave.code or 0)
-            captured = capsys.readouterr()
-            return code, captured.out, captured.err
-
-        yield run
+        yield cli_runner(running.address, capsys)
 
 
 def one_line(err: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from agents.cli import main, timestamp_text
 from router.arp_config import ArpConfig
 from router.engine import Engine, EngineConfig
-from tests.unit.test_api_support import RunningAgent, running_agent
+from tests.unit.test_api_support import RunningAgent, cli_runner, running_agent
 
 MAC0, MAC1 = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")
 
@@ -35,16 +35,7 @@ def agent() -> Iterator[RunningAgent]:
 @pytest.fixture
 def vrc(agent: RunningAgent, capsys: pytest.CaptureFixture[str]) -> Run:
     """Run one command; a usage error (SystemExit) comes back as its exit code."""
-
-    def run(*argv: str) -> tuple[int, str, str]:
-        try:
-            code = main(["--agent", agent.address, *argv])
-        except SystemExit as stop:
-            code = int(stop.code or 0)
-        captured = capsys.readouterr()
-        return code, captured.out, captured.err
-
-    return run
+    return cli_runner(agent.address, capsys)
 
 
 def ok(vrc: Run, *argv: str) -> str:
