@@ -37,7 +37,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.netns import Lab, LabError, Netns, require_root_and_tools, wait_until  # noqa: E402
+from tests.netns import (  # noqa: E402
+    Lab,
+    LabError,
+    Netns,
+    require_root_and_tools,
+    script_argv,
+    wait_until,
+)
 
 GEN_ADDR, R_GEN_ADDR = "10.10.0.2", "10.10.0.1"
 SINK_ADDR, R_SINK_ADDR = "10.20.0.2", "10.20.0.1"
@@ -157,13 +164,10 @@ def start_agent(net: Net, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
     from vrc.v1 import agent_pb2, agent_pb2_grpc
 
-    exe = shutil.which("vrc-agent")
-    if exe is None:
-        raise LabError("vrc-agent is not installed (pip install -e .)")
     target = f"unix:{workdir / 'agent.sock'}"
-    proc = net.lab.spawn(net.r, exe, "--interface", net.rg, "--interface", net.rs,
-                         "--listen", target, "--log-level", "warning", "--arp-probes", "0",
-                         log=workdir / "agent.log")
+    argv = [*script_argv("vrc-agent"), "--interface", net.rg, "--interface", net.rs,
+            "--listen", target, "--log-level", "warning", "--arp-probes", "0"]
+    proc = net.lab.spawn(net.r, *argv, log=workdir / "agent.log")
     with grpc.insecure_channel(target) as channel:
         stub = agent_pb2_grpc.AgentStub(channel)
 

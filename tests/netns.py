@@ -18,6 +18,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,8 +28,22 @@ IFNAMSIZ = 15
 REQUIRED_TOOLS = ("ip", "ping", "arping", "tc")
 
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Console scripts as modules, so a test always runs the code of the checkout it
+# belongs to (not whichever checkout the editable install points at).
+CONSOLE_SCRIPTS = {"vrc": "agents.cli", "vrc-agent": "agents.daemon"}
+
+
 class LabError(RuntimeError):
     """A namespace command failed or a bounded wait ran out."""
+
+
+def script_argv(name: str) -> list[str]:
+    """The argv that runs console script ``name`` from this checkout."""
+    return [sys.executable, "-c",
+            f"import sys; sys.path.insert(0, {str(REPO_ROOT)!r}); "
+            f"from {CONSOLE_SCRIPTS[name]} import main; sys.exit(main())"]
 
 
 def require_root_and_tools(tools: Sequence[str] = REQUIRED_TOOLS) -> None:

@@ -28,7 +28,14 @@ from typing import Any
 import grpc
 import pytest
 
-from tests.netns import Lab, LabError, Netns, require_root_and_tools, wait_until
+from tests.netns import (
+    Lab,
+    LabError,
+    Netns,
+    require_root_and_tools,
+    script_argv,
+    wait_until,
+)
 from vrc.v1 import agent_pb2, agent_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,11 +132,8 @@ class AgentProc:
         self.socket = self.dir / "agent.sock"
         self.log = self.dir / "agent.log"
         self.target = f"unix:{self.socket}"
-        exe = shutil.which("vrc-agent")
-        if exe is None:
-            raise LabError("vrc-agent is not installed (pip install -e .)")
-        argv = [exe, "--listen", self.target, "--host-id", "r", "--log-format", "json",
-                "--log-level", "debug", *extra]
+        argv = [*script_argv("vrc-agent"), "--listen", self.target, "--host-id", "r",
+                "--log-format", "json", "--log-level", "debug", *extra]
         if "--arp-probes" not in extra:
             # RFC 5227 probing holds a new address back ~5-9 s; the test that
             # proves it gives its own value, the others start at once.
@@ -180,11 +184,8 @@ class AgentProc:
 
     def cli(self, *args: str, check: bool = True, timeout: float = 30.0
             ) -> subprocess.CompletedProcess[str]:
-        exe = shutil.which("vrc")
-        if exe is None:
-            raise LabError("vrc is not installed (pip install -e .)")
-        proc = subprocess.run([exe, "--agent", self.target, *args], capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        proc = subprocess.run([*script_argv("vrc"), "--agent", self.target, *args],
+                              capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
             raise LabError(f"vrc {' '.join(args)} -> {proc.returncode}: {proc.stderr}")
         return proc
