@@ -1,0 +1,438 @@
+from vrc.v1 import types_pb2 as _types_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ClaimRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    CLAIM_ROLE_UNSPECIFIED: _ClassVar[ClaimRole]
+    CLAIM_ROLE_OWNER: _ClassVar[ClaimRole]
+    CLAIM_ROLE_STANDBY: _ClassVar[ClaimRole]
+    CLAIM_ROLE_DOWN: _ClassVar[ClaimRole]
+
+class ItemState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ITEM_STATE_UNSPECIFIED: _ClassVar[ItemState]
+    ITEM_STATE_APPLIED: _ClassVar[ItemState]
+    ITEM_STATE_FAILED: _ClassVar[ItemState]
+    ITEM_STATE_PENDING: _ClassVar[ItemState]
+    ITEM_STATE_DRIFT: _ClassVar[ItemState]
+CLAIM_ROLE_UNSPECIFIED: ClaimRole
+CLAIM_ROLE_OWNER: ClaimRole
+CLAIM_ROLE_STANDBY: ClaimRole
+CLAIM_ROLE_DOWN: ClaimRole
+ITEM_STATE_UNSPECIFIED: ItemState
+ITEM_STATE_APPLIED: ItemState
+ITEM_STATE_FAILED: ItemState
+ITEM_STATE_PENDING: ItemState
+ITEM_STATE_DRIFT: ItemState
+
+class Nic(_message.Message):
+    __slots__ = ("name", "mac", "mtu")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    mac: str
+    mtu: int
+    def __init__(self, name: _Optional[str] = ..., mac: _Optional[str] = ..., mtu: _Optional[int] = ...) -> None: ...
+
+class Host(_message.Message):
+    __slots__ = ("id", "nics", "agent_endpoint", "software_version", "up", "controller", "revision", "registered_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NICS_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLER_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    nics: _containers.RepeatedCompositeFieldContainer[Nic]
+    agent_endpoint: str
+    software_version: str
+    up: bool
+    controller: str
+    revision: int
+    registered_at: float
+    def __init__(self, id: _Optional[str] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., agent_endpoint: _Optional[str] = ..., software_version: _Optional[str] = ..., up: _Optional[bool] = ..., controller: _Optional[str] = ..., revision: _Optional[int] = ..., registered_at: _Optional[float] = ...) -> None: ...
+
+class Alias(_message.Message):
+    __slots__ = ("host", "ifname", "address", "broadcast", "destination", "revision")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    BROADCAST_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    ifname: str
+    address: str
+    broadcast: str
+    destination: str
+    revision: int
+    def __init__(self, host: _Optional[str] = ..., ifname: _Optional[str] = ..., address: _Optional[str] = ..., broadcast: _Optional[str] = ..., destination: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class PrefixClaim(_message.Message):
+    __slots__ = ("prefix", "host", "ifname", "role", "revision")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    host: str
+    ifname: str
+    role: ClaimRole
+    revision: int
+    def __init__(self, prefix: _Optional[str] = ..., host: _Optional[str] = ..., ifname: _Optional[str] = ..., role: _Optional[_Union[ClaimRole, str]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class WriteResponse(_message.Message):
+    __slots__ = ("revision",)
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    def __init__(self, revision: _Optional[int] = ...) -> None: ...
+
+class ListHostsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListHostsResponse(_message.Message):
+    __slots__ = ("hosts", "revision")
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    hosts: _containers.RepeatedCompositeFieldContainer[Host]
+    revision: int
+    def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class GetHostRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class AddHostRequest(_message.Message):
+    __slots__ = ("id", "expected_revision")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    expected_revision: int
+    def __init__(self, id: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class RemoveHostRequest(_message.Message):
+    __slots__ = ("id", "cascade", "expected_revision")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CASCADE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    cascade: bool
+    expected_revision: int
+    def __init__(self, id: _Optional[str] = ..., cascade: _Optional[bool] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class PutAliasRequest(_message.Message):
+    __slots__ = ("alias", "expected_revision")
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    alias: Alias
+    expected_revision: int
+    def __init__(self, alias: _Optional[_Union[Alias, _Mapping]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class DeleteClusterAliasRequest(_message.Message):
+    __slots__ = ("host", "ifname", "address", "expected_revision")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    ifname: str
+    address: str
+    expected_revision: int
+    def __init__(self, host: _Optional[str] = ..., ifname: _Optional[str] = ..., address: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class ListAliasesRequest(_message.Message):
+    __slots__ = ("host",)
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    def __init__(self, host: _Optional[str] = ...) -> None: ...
+
+class ListAliasesResponse(_message.Message):
+    __slots__ = ("aliases", "revision")
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    aliases: _containers.RepeatedCompositeFieldContainer[Alias]
+    revision: int
+    def __init__(self, aliases: _Optional[_Iterable[_Union[Alias, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class PutPrefixRequest(_message.Message):
+    __slots__ = ("prefix", "host", "ifname", "expected_revision")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    host: str
+    ifname: str
+    expected_revision: int
+    def __init__(self, prefix: _Optional[str] = ..., host: _Optional[str] = ..., ifname: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class DeletePrefixRequest(_message.Message):
+    __slots__ = ("prefix", "host", "ifname", "expected_revision")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    host: str
+    ifname: str
+    expected_revision: int
+    def __init__(self, prefix: _Optional[str] = ..., host: _Optional[str] = ..., ifname: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class ListPrefixesRequest(_message.Message):
+    __slots__ = ("prefix",)
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    def __init__(self, prefix: _Optional[str] = ...) -> None: ...
+
+class ListPrefixesResponse(_message.Message):
+    __slots__ = ("claims", "revision")
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    claims: _containers.RepeatedCompositeFieldContainer[PrefixClaim]
+    revision: int
+    def __init__(self, claims: _Optional[_Iterable[_Union[PrefixClaim, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class ClusterPolicy(_message.Message):
+    __slots__ = ("same_prefix", "host_overrides", "revision")
+    class HostOverridesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: _types_pb2.Policy
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[_Union[_types_pb2.Policy, str]] = ...) -> None: ...
+    SAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    HOST_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    same_prefix: _types_pb2.Policy
+    host_overrides: _containers.ScalarMap[str, _types_pb2.Policy]
+    revision: int
+    def __init__(self, same_prefix: _Optional[_Union[_types_pb2.Policy, str]] = ..., host_overrides: _Optional[_Mapping[str, _types_pb2.Policy]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class GetClusterPolicyRequest(_message.Message):
+    __slots__ = ("host",)
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    def __init__(self, host: _Optional[str] = ...) -> None: ...
+
+class SetClusterPolicyRequest(_message.Message):
+    __slots__ = ("same_prefix", "host", "clear", "expected_revision")
+    SAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    same_prefix: _types_pb2.Policy
+    host: str
+    clear: bool
+    expected_revision: int
+    def __init__(self, same_prefix: _Optional[_Union[_types_pb2.Policy, str]] = ..., host: _Optional[str] = ..., clear: _Optional[bool] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class WatchConfigRequest(_message.Message):
+    __slots__ = ("after_revision",)
+    AFTER_REVISION_FIELD_NUMBER: _ClassVar[int]
+    after_revision: int
+    def __init__(self, after_revision: _Optional[int] = ...) -> None: ...
+
+class ConfigChange(_message.Message):
+    __slots__ = ("action", "revision", "host", "alias", "claim", "policy")
+    class Action(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        ACTION_UNSPECIFIED: _ClassVar[ConfigChange.Action]
+        ACTION_PUT: _ClassVar[ConfigChange.Action]
+        ACTION_DELETE: _ClassVar[ConfigChange.Action]
+    ACTION_UNSPECIFIED: ConfigChange.Action
+    ACTION_PUT: ConfigChange.Action
+    ACTION_DELETE: ConfigChange.Action
+    ACTION_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    action: ConfigChange.Action
+    revision: int
+    host: Host
+    alias: Alias
+    claim: PrefixClaim
+    policy: ClusterPolicy
+    def __init__(self, action: _Optional[_Union[ConfigChange.Action, str]] = ..., revision: _Optional[int] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alias: _Optional[_Union[Alias, _Mapping]] = ..., claim: _Optional[_Union[PrefixClaim, _Mapping]] = ..., policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ...) -> None: ...
+
+class ConfigBatch(_message.Message):
+    __slots__ = ("changes", "revision", "snapshot")
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    changes: _containers.RepeatedCompositeFieldContainer[ConfigChange]
+    revision: int
+    snapshot: bool
+    def __init__(self, changes: _Optional[_Iterable[_Union[ConfigChange, _Mapping]]] = ..., revision: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
+
+class ItemStatus(_message.Message):
+    __slots__ = ("key", "state", "error", "code", "version")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    state: ItemState
+    error: str
+    code: str
+    version: int
+    def __init__(self, key: _Optional[str] = ..., state: _Optional[_Union[ItemState, str]] = ..., error: _Optional[str] = ..., code: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
+
+class GetHostStatusRequest(_message.Message):
+    __slots__ = ("host",)
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    def __init__(self, host: _Optional[str] = ...) -> None: ...
+
+class HostStatus(_message.Message):
+    __slots__ = ("host", "up", "applied_version", "desired_version", "items", "local_items", "controller", "agent_endpoint", "applied_at")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLER_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_AT_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    up: bool
+    applied_version: int
+    desired_version: int
+    items: _containers.RepeatedCompositeFieldContainer[ItemStatus]
+    local_items: _containers.RepeatedCompositeFieldContainer[SyncItem]
+    controller: str
+    agent_endpoint: str
+    applied_at: float
+    def __init__(self, host: _Optional[str] = ..., up: _Optional[bool] = ..., applied_version: _Optional[int] = ..., desired_version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[ItemStatus, _Mapping]]] = ..., local_items: _Optional[_Iterable[_Union[SyncItem, _Mapping]]] = ..., controller: _Optional[str] = ..., agent_endpoint: _Optional[str] = ..., applied_at: _Optional[float] = ...) -> None: ...
+
+class GetFleetStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class FleetStatus(_message.Message):
+    __slots__ = ("watermark", "watermark_at", "revision", "hosts_up", "hosts_down", "lagging")
+    WATERMARK_FIELD_NUMBER: _ClassVar[int]
+    WATERMARK_AT_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_UP_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_DOWN_FIELD_NUMBER: _ClassVar[int]
+    LAGGING_FIELD_NUMBER: _ClassVar[int]
+    watermark: int
+    watermark_at: float
+    revision: int
+    hosts_up: int
+    hosts_down: int
+    lagging: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, watermark: _Optional[int] = ..., watermark_at: _Optional[float] = ..., revision: _Optional[int] = ..., hosts_up: _Optional[int] = ..., hosts_down: _Optional[int] = ..., lagging: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class SyncItem(_message.Message):
+    __slots__ = ("key", "alias", "route", "policy", "fingerprint")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    ALIAS_FIELD_NUMBER: _ClassVar[int]
+    ROUTE_FIELD_NUMBER: _ClassVar[int]
+    POLICY_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    alias: Alias
+    route: SyncRoute
+    policy: _types_pb2.Policy
+    fingerprint: str
+    def __init__(self, key: _Optional[str] = ..., alias: _Optional[_Union[Alias, _Mapping]] = ..., route: _Optional[_Union[SyncRoute, _Mapping]] = ..., policy: _Optional[_Union[_types_pb2.Policy, str]] = ..., fingerprint: _Optional[str] = ...) -> None: ...
+
+class NextHop(_message.Message):
+    __slots__ = ("gateway", "ifname", "via_host")
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    VIA_HOST_FIELD_NUMBER: _ClassVar[int]
+    gateway: str
+    ifname: str
+    via_host: str
+    def __init__(self, gateway: _Optional[str] = ..., ifname: _Optional[str] = ..., via_host: _Optional[str] = ...) -> None: ...
+
+class SyncRoute(_message.Message):
+    __slots__ = ("prefix", "next_hops", "hops", "owner")
+    PREFIX_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HOPS_FIELD_NUMBER: _ClassVar[int]
+    HOPS_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    prefix: str
+    next_hops: _containers.RepeatedCompositeFieldContainer[NextHop]
+    hops: int
+    owner: str
+    def __init__(self, prefix: _Optional[str] = ..., next_hops: _Optional[_Iterable[_Union[NextHop, _Mapping]]] = ..., hops: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
+
+class SyncHello(_message.Message):
+    __slots__ = ("host_id", "agent_endpoint", "nics", "software_version", "applied_version", "local_items")
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    AGENT_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    NICS_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    APPLIED_VERSION_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    host_id: str
+    agent_endpoint: str
+    nics: _containers.RepeatedCompositeFieldContainer[Nic]
+    software_version: str
+    applied_version: int
+    local_items: _containers.RepeatedCompositeFieldContainer[SyncItem]
+    def __init__(self, host_id: _Optional[str] = ..., agent_endpoint: _Optional[str] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., software_version: _Optional[str] = ..., applied_version: _Optional[int] = ..., local_items: _Optional[_Iterable[_Union[SyncItem, _Mapping]]] = ...) -> None: ...
+
+class SyncItemError(_message.Message):
+    __slots__ = ("key", "code", "message")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    code: str
+    message: str
+    def __init__(self, key: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
+class SyncAck(_message.Message):
+    __slots__ = ("version", "errors", "drift")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    DRIFT_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    errors: _containers.RepeatedCompositeFieldContainer[SyncItemError]
+    drift: _containers.RepeatedCompositeFieldContainer[SyncItemError]
+    def __init__(self, version: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[SyncItemError, _Mapping]]] = ..., drift: _Optional[_Iterable[_Union[SyncItemError, _Mapping]]] = ...) -> None: ...
+
+class SyncRequest(_message.Message):
+    __slots__ = ("hello", "ack")
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    ACK_FIELD_NUMBER: _ClassVar[int]
+    hello: SyncHello
+    ack: SyncAck
+    def __init__(self, hello: _Optional[_Union[SyncHello, _Mapping]] = ..., ack: _Optional[_Union[SyncAck, _Mapping]] = ...) -> None: ...
+
+class SyncResponse(_message.Message):
+    __slots__ = ("version", "snapshot", "upserts", "removals", "more")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    UPSERTS_FIELD_NUMBER: _ClassVar[int]
+    REMOVALS_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    snapshot: bool
+    upserts: _containers.RepeatedCompositeFieldContainer[SyncItem]
+    removals: _containers.RepeatedScalarFieldContainer[str]
+    more: bool
+    def __init__(self, version: _Optional[int] = ..., snapshot: _Optional[bool] = ..., upserts: _Optional[_Iterable[_Union[SyncItem, _Mapping]]] = ..., removals: _Optional[_Iterable[str]] = ..., more: _Optional[bool] = ...) -> None: ...
