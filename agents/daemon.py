@@ -1,10 +1,13 @@
 """``vrc-agent``: the per-host agent process.
 
-Start order: open an AF_PACKET link per ``--interface`` (rings ready before
-anything can arrive), isolate those NICs from the kernel's IP stack, create
-one engine Ethernet interface per NIC with the NIC's MAC and MTU, start the
-data-plane loop, then the gRPC API (and the metrics endpoint). Stop order is
-the reverse: API first (no new calls), loop joined, links closed (their
+Start order: refuse the node's primary interface (``agents/primary.py``: the
+one holding the default route or the node's address) unless
+``--allow-primary-interface``, open an AF_PACKET link per ``--interface``
+(rings ready before anything can arrive), isolate those NICs from the
+kernel's IP stack, create one engine Ethernet interface per NIC with the
+NIC's MAC and MTU, start the data-plane loop, then the gRPC API (and the
+metrics and health endpoints). Stop order is the reverse: health
+NOT_SERVING, API stopped (no new calls), loop joined, links closed (their
 promiscuous memberships go with the sockets), isolation removed. SIGTERM and
 SIGINT stop the agent that way and it exits 0.
 """
@@ -21,11 +24,12 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from agents.dataplane import DataPlane
-from agents.isolation import IsolationSet
+from agents.isolation import PROC_SYS, IsolationSet
 from agents.link import PacketLink, RingConfig, TxMode
 from agents.logs import FORMATS, LEVELS, configure_logging, get_logger
 
@@ -51,6 +55,10 @@ class AgentOptions:
     isolation: bool = True
     tx_mode: TxMode = TxMode.AUTO
     arp_probes: int | None = None  # None: the engine's default (RFC 5227 PROBE_NUM)
+    node_ip: str | None = None
+    allow_primary_interface: bool = False
+    health_listen: str | None = None
+    proc_sys: str = str(PROC_SYS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -100,6 +108,26 @@ def build_parser() -> argparse.ArgumentParser:
              "0 announces at once and still defends)",
     )  # fmt: skip
     parser.add_argument(
+        "--node-ip", default=None, metavar="ADDRESS",
+        help="this node's own address (on Kubernetes: status.hostIP); an --interface holding "
+             "it is the node's primary interface and is refused",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-primary-interface", action="store_true",
+        help="take an --interface even if it holds the default route or --node-ip "
+             "(isolating it cuts the node off the network)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--health-listen", default=None, metavar="HOST:PORT",
+        help="also serve only grpc.health.v1, in plaintext, here (for kubelet's gRPC "
+             "probes; default: off)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--proc-sys", default=str(PROC_SYS), metavar="DIR",
+        help=f"where the kernel's sysctl tree is mounted (default {PROC_SYS}); in a container "
+             "whose /proc/sys is read-only, a writable mount of the node's /proc/sys/net",
+    )  # fmt: skip
+    parser.add_argument(
         "--tx-mode", choices=[mode.value for mode in TxMode], default=TxMode.AUTO.value,
         help=argparse.SUPPRESS,
     )  # fmt: skip
@@ -119,6 +147,10 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
         isolation=not args.no_isolation,
         tx_mode=TxMode(args.tx_mode),
         arp_probes=args.arp_probes,
+        node_ip=args.node_ip,
+        allow_primary_interface=args.allow_primary_interface,
+        health_listen=args.health_listen,
+        proc_sys=args.proc_sys,
     )
     if options.arp_probes is not None and options.arp_probes < 0:
         raise ValueError(f"--arp-probes {options.arp_probes}: must be 0 or more")
@@ -138,6 +170,7 @@ def check_options(options: AgentOptions) -> None:
     an unreadable TLS file never touches the data-plane NICs.
     """
     from agents.metrics import parse_hostport
+    from agents.primary import parse_node_ip
     from agents.server import check_access, parse_listen, server_credentials, tls_files
 
     address = parse_listen(options.listen)
@@ -147,6 +180,10 @@ def check_options(options: AgentOptions) -> None:
         server_credentials(tls)  # the files are readable
     if options.metrics:
         parse_hostport(options.metrics)
+    if options.health_listen:
+        parse_listen(options.health_listen, "--health-listen")
+    if options.node_ip is not None:
+        parse_node_ip(options.node_ip)
 
 
 NEEDS_PRIVILEGE = "vrc-agent needs root (CAP_NET_RAW and CAP_NET_ADMIN)"
@@ -194,12 +231,14 @@ class Agent:
         self.engine_factory = engine_factory
         self.log = log or get_logger("vrc.agent", host=options.host_id)
         self.links: dict[int, PacketLink] = {}
-        self.isolation = IsolationSet()
+        self.isolation = IsolationSet(proc_sys=Path(options.proc_sys))
         self.gate: Any = None
         self.dataplane: DataPlane | None = None
         self.server: Any = None
         self.address = ""
         self.metrics: Any = None
+        self.health: Any = None
+        self.health_checker: Any = None
         self._opened: list[PacketLink] = []
 
     def start(self) -> None:
@@ -216,6 +255,8 @@ class Agent:
 
         opts = self.options
         check_options(opts)
+        if opts.isolation:
+            self._refuse_primary_interfaces()
         ring = RingConfig(tx_mode=opts.tx_mode)
         for ifname in opts.interfaces:
             self._opened.append(self._open_link(ifname, ring))
@@ -243,10 +284,39 @@ class Agent:
         self.server.start()
         if opts.metrics:
             self._start_metrics(opts.metrics)
+        if opts.health_listen:
+            self._start_health(opts.health_listen)
         if opts.controller:
             self.log.info("controller given; the Sync client is not part of this release, "
                           "running standalone", controller=opts.controller)
         self.log.info("agent started", listen=self.address, interfaces=opts.interfaces)
+
+    def _refuse_primary_interfaces(self) -> None:
+        """StartError for an --interface that is the node's primary one (agents/primary.py),
+        unless --allow-primary-interface; runs before any NIC is opened."""
+        from agents.primary import parse_node_ip, read_host_facts, refusal
+
+        opts = self.options
+        node_ip = parse_node_ip(opts.node_ip) if opts.node_ip is not None else None
+        try:
+            facts = read_host_facts(need_addresses=node_ip is not None)
+        except OSError as error:
+            raise StartError(f"cannot tell the node's primary interface: {error}") from None
+        for ifname in opts.interfaces:
+            reasons = facts.reasons(ifname, node_ip)
+            if not reasons:
+                continue
+            if not opts.allow_primary_interface:
+                raise StartError(refusal(ifname, reasons))
+            self.log.warning("taking the node's primary interface (--allow-primary-interface)",
+                             ifname=ifname, reasons=reasons)
+
+    def _start_health(self, listen: str) -> None:
+        from agents.server import build_health_server
+
+        self.health, self.health_checker, address = build_health_server(listen)
+        self.health.start()
+        self.log.info("health", listen=address)
 
     def nic_mtu(self, ifname: str) -> int | None:
         """The MTU the host NIC had when its link opened (the transmit ring's slots are
@@ -274,6 +344,11 @@ class Agent:
             if error.errno in (errno.EPERM, errno.EACCES):
                 raise StartError(f"isolating {ifname}: permission denied: {NEEDS_PRIVILEGE}"
                                  ) from None
+            if error.errno == errno.EROFS:
+                raise StartError(
+                    f"isolating {ifname}: {error.filename} is read-only (a container's /proc/sys "
+                    "is): mount the node's /proc/sys/net writable elsewhere and pass --proc-sys"
+                ) from None
             raise
 
     def _start_metrics(self, listen: str) -> None:
@@ -290,6 +365,10 @@ class Agent:
 
     def stop(self) -> None:
         """Stop in reverse order; every step runs even if an earlier one failed."""
+        if self.health_checker is not None:
+            from agents.server import set_not_serving
+
+            set_not_serving(self.health_checker)
         if self.server is not None:
             with contextlib.suppress(Exception):
                 self.server.stop(grace=2.0).wait(5.0)
@@ -298,6 +377,10 @@ class Agent:
             with contextlib.suppress(Exception):
                 self.metrics.close()
             self.metrics = None
+        if self.health is not None:
+            with contextlib.suppress(Exception):
+                self.health.stop(grace=0.5).wait(5.0)
+            self.health, self.health_checker = None, None
         if self.dataplane is not None:
             if not self.dataplane.stop(timeout=5.0):
                 self.log.error("data-plane loop did not stop in time")

@@ -44,6 +44,9 @@ from pathlib import Path
 
 # tc filter preference reserved for vrc's drop filter; removed by this exact value.
 FILTER_PREF = 49001
+# Where the kernel's sysctl tree is. A container's /proc/sys is read-only; the
+# DaemonSet mounts the node's /proc/sys/net elsewhere and says where (--proc-sys).
+PROC_SYS = Path("/proc/sys")
 TC_TIMEOUT = 10.0
 
 
@@ -121,8 +124,8 @@ def _run(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return proc
 
 
-def _ipv6_sysctl(ifname: str) -> Path:
-    return Path("/proc/sys/net/ipv6/conf", ifname, "disable_ipv6")
+def _ipv6_sysctl(ifname: str, proc_sys: Path = PROC_SYS) -> Path:
+    return proc_sys / "net/ipv6/conf" / ifname / "disable_ipv6"
 
 
 def _has_clsact(ifname: str) -> bool:
@@ -154,6 +157,7 @@ class Isolation:
     turned_arp_off: bool = False
     previous_ipv6: str | None = None
     removed: bool = False
+    proc_sys: Path = PROC_SYS
 
     def remove(self) -> list[str]:
         """Undo every step that was applied; returns the errors (never raises)."""
@@ -181,25 +185,27 @@ class Isolation:
                     errors.append(str(exc))
         if self.previous_ipv6 is not None:
             try:
-                _ipv6_sysctl(self.ifname).write_text(self.previous_ipv6)
+                _ipv6_sysctl(self.ifname, self.proc_sys).write_text(self.previous_ipv6)
             except OSError as exc:
                 errors.append(f"restore disable_ipv6 on {self.ifname}: {exc}")
         return errors
 
 
-def isolate(ifname: str, methods: Sequence[DropMethod] = tuple(DropMethod)) -> Isolation:
+def isolate(ifname: str, methods: Sequence[DropMethod] = tuple(DropMethod),
+            proc_sys: Path = PROC_SYS) -> Isolation:
     """Apply the three steps to ``ifname``; on failure undo what was done and raise.
 
     ``methods`` are tried in order for the ingress drop; the first that works
-    is recorded in ``Isolation.method``.
+    is recorded in ``Isolation.method``. ``proc_sys`` is where the sysctl tree
+    is mounted.
     """
-    state = Isolation(ifname)
+    state = Isolation(ifname, proc_sys=proc_sys)
     try:
         _drop_ingress(state, methods)
         if not _arp_disabled(ifname):
             _run("ip", "link", "set", "dev", ifname, "arp", "off")
             state.turned_arp_off = True
-        sysctl = _ipv6_sysctl(ifname)
+        sysctl = _ipv6_sysctl(ifname, proc_sys)
         if sysctl.exists():
             previous = sysctl.read_text().strip()
             if previous != "1":
@@ -251,9 +257,10 @@ class IsolationSet:
     """Isolation of several NICs, removed together (in reverse order)."""
 
     applied: list[Isolation] = field(default_factory=list)
+    proc_sys: Path = PROC_SYS
 
     def add(self, ifname: str, methods: Sequence[DropMethod] = tuple(DropMethod)) -> Isolation:
-        state = isolate(ifname, methods)
+        state = isolate(ifname, methods, self.proc_sys)
         self.applied.append(state)
         return state
 
