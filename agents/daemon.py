@@ -169,6 +169,7 @@ def check_options(options: AgentOptions) -> None:
     Runs before any NIC is opened or isolated, so a typo in ``--listen`` or
     an unreadable TLS file never touches the data-plane NICs.
     """
+    from agents.health import FLAG as HEALTH_FLAG
     from agents.metrics import parse_hostport
     from agents.primary import parse_node_ip
     from agents.server import check_access, parse_listen, server_credentials, tls_files
@@ -181,7 +182,7 @@ def check_options(options: AgentOptions) -> None:
     if options.metrics:
         parse_hostport(options.metrics)
     if options.health_listen:
-        parse_listen(options.health_listen, "--health-listen")
+        parse_listen(options.health_listen, HEALTH_FLAG)
     if options.node_ip is not None:
         parse_node_ip(options.node_ip)
 
@@ -312,7 +313,7 @@ class Agent:
                              ifname=ifname, reasons=reasons)
 
     def _start_health(self, listen: str) -> None:
-        from agents.server import build_health_server
+        from agents.health import build_health_server
 
         self.health, self.health_checker, address = build_health_server(listen)
         self.health.start()
@@ -366,7 +367,7 @@ class Agent:
     def stop(self) -> None:
         """Stop in reverse order; every step runs even if an earlier one failed."""
         if self.health_checker is not None:
-            from agents.server import set_not_serving
+            from agents.health import set_not_serving
 
             set_not_serving(self.health_checker)
         if self.server is not None:

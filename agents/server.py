@@ -9,11 +9,6 @@ as a warning at start. Anything else is a ``ValueError`` naming the flag.
 
 Every server also answers grpc health checks (``grpc.health.v1``, SERVING for
 ``""`` and ``vrc.v1.Agent``) and server reflection.
-
-``--health-listen HOST:PORT`` adds a second server that serves *only* the
-health service, in plaintext, on any address: kubelet's gRPC probe connects to
-the pod's IP without TLS, and health tells nothing and changes nothing, so it
-needs neither TLS nor ``--insecure`` (``build_health_server``).
 """
 
 from __future__ import annotations
@@ -39,7 +34,6 @@ AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
 DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
 SOCKET_MODE = 0o600
 MAX_WORKERS = 32  # streams hold a worker each: captures, hooks, event watchers
-HEALTH_WORKERS = 4  # a probe is one unary call; Watch streams are for people, a few at most
 
 _log = logging.getLogger("vrc.agent.server")
 
@@ -245,31 +239,3 @@ def build_server(
                     "anyone who can reach it can reconfigure this router")
     return server, ListenAddress(host=address.host, port=port).target()
 
-
-def build_health_server(listen: str, services: tuple[str, ...] = ("", AGENT_SERVICE),
-                        max_workers: int = HEALTH_WORKERS,
-                        ) -> tuple[grpc.Server, health.HealthServicer, str]:
-    """A bound (not yet started) plaintext server with only ``grpc.health.v1``.
-
-    ``services`` start SERVING; the caller flips them (``NOT_SERVING`` while
-    it stops). Returns the server, its health servicer and the bound address
-    (port 0 binds an ephemeral port). No reflection, no API: nothing on this
-    port reconfigures or reveals anything, so any address is allowed.
-    """
-    address = parse_listen(listen, "--health-listen")
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                    thread_name_prefix="vrc-health"))
-    checker = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    for name in services:
-        checker.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if address.is_unix:
-        _bind_unix(server, address, None)
-        return server, checker, address.target()
-    port = _add_port(server, address.target(), None)
-    return server, checker, ListenAddress(host=address.host, port=port).target()
-
-
-def set_not_serving(checker: health.HealthServicer) -> None:
-    """Every service NOT_SERVING (and new ones too): the process is going away."""
-    checker.enter_graceful_shutdown()

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agents.daemon import build_parser, check_options, options_from
-from agents.server import build_health_server, set_not_serving
+from agents.health import build_health_server, set_not_serving
 from vrc.v1 import agent_pb2, agent_pb2_grpc
 
 TIMEOUT = 10
