@@ -71,8 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                "then: vrc --agent unix:/run/vrc/agent.sock ifaces",
     )  # fmt: skip
     parser.add_argument(
-        "--interface", "-i", action="append", default=[], metavar="IFNAME",
-        help="a host NIC for the data plane (at least one; repeatable); never the management NIC",
+        "--interface", "-i", action="append", default=[], metavar="IFNAME[,IFNAME...]",
+        help="a host NIC for the data plane (at least one; repeatable, or a comma-separated "
+             "list); never the management NIC",
     )  # fmt: skip
     parser.add_argument(
         "--listen", default=DEFAULT_LISTEN, metavar="unix:PATH|HOST:PORT",
@@ -136,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from(args: argparse.Namespace) -> AgentOptions:
     options = AgentOptions(
-        interfaces=list(dict.fromkeys(args.interface)),
+        interfaces=interface_list(args.interface),
         listen=args.listen,
         controller=args.controller,
         tls_cert=args.tls_cert,
@@ -157,6 +158,13 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
     if args.host_id:
         options.host_id = args.host_id
     return options
+
+
+def interface_list(values: Sequence[str]) -> list[str]:
+    """``--interface`` values, each one NIC or a comma-separated list (a DaemonSet passes
+    one ``--interface=$(VRC_INTERFACES)`` from its ConfigMap); in order, each name once."""
+    names = [name.strip() for value in values for name in value.split(",")]
+    return list(dict.fromkeys(name for name in names if name))
 
 
 class StartError(Exception):
@@ -421,6 +429,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         options = options_from(args)
     except ValueError as exc:
         parser.error(str(exc))
+    if not options.interfaces:  # --interface= with an empty list
+        parser.error("at least one --interface is required")
     log = get_logger("vrc.agent", host=options.host_id)
     stop = threading.Event()
     install_stop_signals(stop)

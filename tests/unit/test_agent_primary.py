@@ -228,3 +228,18 @@ def test_a_data_plane_nic_goes_on_to_open_the_nic() -> None:
 def test_without_isolation_nothing_is_cut_off_and_nothing_is_refused() -> None:
     with pytest.raises(Touched):
         agent_for("-i", "eth0", "--no-isolation").start()
+
+
+def test_interface_lists_split_on_commas_keep_order_and_drop_repeats() -> None:
+    args = build_parser().parse_args(["-i", "eth1, eth2", "--interface", "eth3,eth1,", "-i",
+                                      "eth2"])
+    assert options_from(args).interfaces == ["eth1", "eth2", "eth3"]
+
+
+def test_an_empty_interface_list_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from agents.daemon import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--interface=", "--listen", "unix:/tmp/vrc-never-bound.sock"])
+    assert exit_info.value.code == 2
+    assert "at least one --interface" in capsys.readouterr().err
