@@ -3,6 +3,7 @@ would (kubernetes-validate, strict, pinned Kubernetes versions), and held to our
 
 from __future__ import annotations
 
+import importlib
 import re
 from typing import Any
 
@@ -14,6 +15,7 @@ from agents.daemon import check_options as check_agent_options
 from agents.daemon import options_from as agent_options
 from tests.deploy.manifests import (
     NAMESPACE,
+    console_scripts,
     container_env,
     containers,
     documented_agent_capabilities,
@@ -305,12 +307,29 @@ def test_network_policy_lets_in_only_nodes_admins_and_cli_pods_on_the_api_port()
     assert all(rule["from"] for rule in policy["spec"]["ingress"])  # no allow-all rule
 
 
-def test_controller_probes_are_grpc_on_its_health_port() -> None:
+def test_controller_probes_are_grpc_on_a_plaintext_port_that_serves_health() -> None:
     container = controller_container()
-    (health,) = flag_values(controller_argv(), "--health-listen")
-    port = int(health.rpartition(":")[2])
+    argv = controller_argv()
+    if "--insecure" in argv:  # the API port itself is plaintext (until mutual TLS)
+        (listen,) = flag_values(argv, "--listen")
+    else:  # with TLS on the API port, kubelet needs a health-only plaintext port
+        (listen,) = flag_values(argv, "--health-listen")
+    port = int(listen.rpartition(":")[2])
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
         assert container[probe]["grpc"]["port"] == port, probe
+    assert container["readinessProbe"]["grpc"]["service"] == "vrc.v1.Controller"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_controller_command_line_is_one_vrc_controller_accepts(name: str) -> None:
+    """Runs once the package declares vrc-controller (its parser is the judge)."""
+    scripts = console_scripts()
+    if "vrc-controller" not in scripts or not objects(name, "Deployment"):
+        return
+    module = importlib.import_module(scripts["vrc-controller"].split(":")[0])
+    argv = controller_argv(name)
+    args = module.build_parser().parse_args(argv)
+    assert args.insecure is True or args.tls_cert
 
 
 @pytest.mark.parametrize("name", overlays())
