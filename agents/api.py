@@ -370,7 +370,7 @@ def _interface_record(engine: Any, ifp: Any) -> types_pb2.Interface:
 
 
 def _tap_closed(tap: Any) -> bool:
-    """The engine closed the tap (``router.tap.Tap.closed``): its interface is gone."""
+    """The engine closed the tap (``router.ng.tap.Tap.closed``): its interface is gone."""
     return bool(getattr(tap.handle, "closed", False))
 
 

@@ -24,7 +24,7 @@ from google.protobuf.json_format import MessageToDict
 from google.protobuf.message import Message
 
 from router.events import EventKind
-from router.pcap import PcapWriter
+from router.ng.pcap import PcapWriter
 from vrc.v1 import agent_pb2 as pb
 from vrc.v1 import agent_pb2_grpc
 from vrc.v1 import types_pb2 as tpb

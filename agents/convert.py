@@ -19,7 +19,7 @@ from typing import Any
 
 from agents.errors import invalid
 from router.events import Event
-from router.ifnet import IfExtFlags, IfFlags
+from router.link.ifnet import IfExtFlags, IfFlags
 from vrc.v1 import agent_pb2, types_pb2
 
 MAX_PLEN = 32

@@ -29,7 +29,7 @@ from typing import Any, Generic, TypeVar
 
 from router.errors import ENXIO, RouterError
 from router.events import Event
-from router.ifnet import IfFamily
+from router.link.ifnet import IfFamily
 
 T = TypeVar("T")
 Item = TypeVar("Item")
@@ -218,7 +218,7 @@ class Gate:
     def open_tap(self, ifname: str, snaplen: int = 0) -> TapStream:
         """Open an engine tap on ``ifname`` (``engine.tap``) and a mailbox for its frames.
 
-        The engine's tap (``router.tap.Tap``) queues records; the gate drains
+        The engine's tap (``router.ng.tap.Tap``) queues records; the gate drains
         them (``engine.drain_taps``) after every engine entry, so frames reach
         the stream within one data-plane iteration.
         """

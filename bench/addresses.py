@@ -31,9 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from router.ifnet import IfFlags, Interface
-from router.inet import InetDomain
-from router.route import RouteTable, ntoa
+from router.inet.domain import InetDomain
+from router.inet.route import RouteTable, ntoa
+from router.link.ifnet import IfFlags, Interface
 
 MASK24 = 0xFFFFFF00
 MASK8 = 0xFF000000

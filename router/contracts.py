@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from router.events import Event
-    from router.ifnet import Interface, IoctlCmd
+    from router.link.ifnet import Interface, IoctlCmd
 
 
 class PacketFlags(enum.IntFlag):
@@ -206,7 +206,7 @@ class EventSubscriber(Protocol):
 
 
 class AddressDomain(Protocol):
-    """A network-layer domain with per-interface state (IPv4: ``router/inet.py``).
+    """A network-layer domain with per-interface state (IPv4: ``router/inet/domain.py``).
 
     The data link layer calls ``purge_interface`` during the final detach
     (``if_purgeaddrs``), after filters are gone and before protocols are

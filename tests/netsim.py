@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from router.engine import Engine
+from router.engine.api import Engine
 
 
 @dataclass(frozen=True)

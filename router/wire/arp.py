@@ -4,7 +4,7 @@ Only the one combination the engine speaks is accepted: hardware type 1
 (Ethernet), protocol type 0x0800 (IPv4), 6-byte hardware and 4-byte protocol
 addresses, opcode request or reply. Anything else raises :class:`Malformed`
 with a reason the input path counts (the reasons are the values of
-``router.arp_config.ArpDrop``). Bytes after the 28-byte header (Ethernet
+``router.arp.config.ArpDrop``). Bytes after the 28-byte header (Ethernet
 padding) are ignored.
 """
 

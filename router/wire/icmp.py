@@ -1,6 +1,6 @@
 """ICMP for IPv4 (RFC 792): echo, destination unreachable, time exceeded.
 
-Messages are the ICMP part only (no IP header); ``router.icmp`` wraps them in
+Messages are the ICMP part only (no IP header); ``router.ipv4.icmp`` wraps them in
 IPv4. Error messages quote the offending datagram: its header and as much of
 its data as keeps the whole ICMP error datagram within 576 bytes (RFC 1812
 4.3.2.3, what Linux does), never less than the header plus 8 bytes (RFC 792).

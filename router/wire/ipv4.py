@@ -3,7 +3,7 @@
 Addresses are host-order ``int`` here as everywhere inside the engine.
 ``parse`` checks, in this order, length, version, IHL, total length and the
 checksum, and raises :class:`Malformed` with one of the reason constants
-below; the IPv4 input path counts them as ``router.ipv4.DropReason``.
+below; the IPv4 input path counts them as ``router.ipv4.input.DropReason``.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ HEADER = struct.Struct("!BBHHHBBHII")
 _CHECKSUM = struct.Struct("!H")
 _ADDR = struct.Struct("!I")
 
-# Malformed reasons (the values of router.ipv4.DropReason for header checks).
+# Malformed reasons (the values of router.ipv4.input.DropReason for header checks).
 SHORT = "short"
 BAD_VERSION = "bad_version"
 BAD_IHL = "bad_ihl"

@@ -17,7 +17,7 @@ import pytest
 
 from agents.dataplane import DataPlane, wanted_promiscuous
 from agents.gate import Gate
-from router.ifnet import IfFlags, Interface
+from router.link.ifnet import IfFlags, Interface
 
 
 class FakeLink:

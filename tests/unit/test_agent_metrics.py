@@ -19,7 +19,7 @@ from agents.gate import Gate
 from agents.link import LinkStats, TxMode
 from agents.logs import configure_logging, get_logger
 from agents.metrics import EngineCollector, parse_hostport, serve_metrics
-from router.ifnet import IfFlags, Interface
+from router.link.ifnet import IfFlags, Interface
 
 
 @dataclass

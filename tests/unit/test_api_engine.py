@@ -1,4 +1,4 @@
-"""The Agent API in front of the real engine (router.engine.Engine)."""
+"""The Agent API in front of the real engine (router.engine.api.Engine)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import grpc
 import pytest
 from scapy.layers.inet import ICMP, IP
 
-from router.engine import Engine
+from router.engine.api import Engine
 from tests.unit.test_api_service import HookClient
 from tests.unit.test_api_support import RunningAgent, running_agent
 from vrc.v1 import agent_pb2 as pb

@@ -36,9 +36,9 @@ from router.errors import (
     RouterError,
 )
 from router.events import Event, EventKind
-from router.ifnet import AF_INET, IfFamily, IfFlags, IfState, IfType, Interface
-from router.pcap import null_header
-from router.tap import Tap, TapRecord, Taps
+from router.link.ifnet import AF_INET, IfFamily, IfFlags, IfState, IfType, Interface
+from router.ng.pcap import null_header
+from router.ng.tap import Tap, TapRecord, Taps
 from vrc.v1 import agent_pb2_grpc
 
 NG_MTU_MIN, NG_MTU_MAX = 72, 65535

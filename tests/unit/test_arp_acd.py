@@ -7,10 +7,10 @@ import itertools
 import pytest
 from scapy.layers.l2 import ARP, Ether
 
-from router.arp_acd import ACD_TRANSITIONS, AcdAction, AcdEvent, AcdRecord, AcdState
-from router.arp_config import ArpConfig
+from router.arp.acd import ACD_TRANSITIONS, AcdAction, AcdEvent, AcdRecord, AcdState
+from router.arp.config import ArpConfig
 from router.events import EventKind
-from router.ifnet import IfFlags
+from router.link.ifnet import IfFlags
 from tests.unit.test_arp_support import (
     MAC_A,
     World,

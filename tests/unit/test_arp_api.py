@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from scapy.layers.l2 import ARP
 
-from router.arp_config import ArpDrop
+from router.arp.config import ArpDrop
+from router.arp.lltable import LleFlags
 from router.errors import EEXIST, EINVAL, ENXIO, EPERM, ESRCH, RouterError
 from router.events import EventKind
-from router.ifnet import Interface
-from router.lltable import LleFlags
+from router.link.ifnet import Interface
 from tests.unit.test_arp_support import (
     MAC_A,
     MAC_B,

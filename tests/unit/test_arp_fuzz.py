@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.arp_config import ArpConfig
+from router.arp.config import ArpConfig
+from router.arp.lltable import READY_STATES, LleFlags, NudState
 from router.errors import RouterError
-from router.lltable import READY_STATES, LleFlags, NudState
 from router.wire import arp as wire
 from tests.unit.test_arp_support import MAC_A, MAC_B, World, ip, reply, request
 

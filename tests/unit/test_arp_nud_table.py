@@ -1,4 +1,4 @@
-"""Tests generated from the reachability transition table (router/arp_nud.py).
+"""Tests generated from the reachability transition table (router/arp/nud.py).
 
 Every row is applied to an entry in its state, and the observable effect of
 each listed action is checked — and the absence of every action not listed.
@@ -12,9 +12,9 @@ import itertools
 import pytest
 from scapy.layers.l2 import ARP
 
-from router.arp_nud import STATES_WITH_MAC, TRANSITIONS, NudAction, NudEvent
+from router.arp.lltable import LleFlags, LlEntry, NudState
+from router.arp.nud import STATES_WITH_MAC, TRANSITIONS, NudAction, NudEvent
 from router.events import EventKind
-from router.lltable import LleFlags, LlEntry, NudState
 from tests.unit.test_arp_support import MAC_A, MAC_B, World, ip, ipv4
 
 A = NudAction

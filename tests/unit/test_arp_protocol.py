@@ -7,8 +7,8 @@ import struct
 import pytest
 from scapy.layers.l2 import ARP
 
-from router.arp_config import ArpDrop
-from router.ifnet import IfFlags
+from router.arp.config import ArpDrop
+from router.link.ifnet import IfFlags
 from tests.unit.test_arp_support import (
     MAC_A,
     MAC_B,

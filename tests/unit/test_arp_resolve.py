@@ -7,11 +7,11 @@ import random
 import pytest
 from scapy.layers.l2 import ARP
 
-from router.arp import Arp
-from router.arp_config import ArpConfig
+from router.arp.config import ArpConfig
+from router.arp.protocol import Arp
 from router.errors import EHOSTUNREACH, EINVAL, EJUSTRETURN, ENOBUFS, ENXIO, RouterError
 from router.events import EventKind
-from router.ifnet import IfFlags
+from router.link.ifnet import IfFlags
 from tests.unit.test_arp_support import (
     MAC_A,
     MAC_B,

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
-from router.arp import Arp
-from router.arp_config import ArpConfig
+from router.arp.config import ArpConfig
+from router.arp.protocol import Arp
 from router.events import Event, EventKind
-from router.ifnet import IfFlags, IfType, Interface
-from router.route import RouteFlags, RouteTable
+from router.inet.route import RouteFlags, RouteTable
+from router.link.ifnet import IfFlags, IfType, Interface
 
 MAC_US = bytes.fromhex("020000000001")
 MAC_US2 = bytes.fromhex("020000000002")

@@ -13,7 +13,7 @@ import pytest
 from agents.cli import build_parser, main, timestamp_text
 from agents.daemon import StartError, check_nic_mac, nic_problem
 from agents.errors import message_of
-from router.engine import Engine
+from router.engine.api import Engine
 from router.errors import EINVAL, RouterError
 from tests.unit.test_api_support import cli_runner, running_agent, sample_engine
 

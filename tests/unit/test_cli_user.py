@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from agents.cli import main, timestamp_text
-from router.arp_config import ArpConfig
-from router.engine import Engine, EngineConfig
+from router.arp.config import ArpConfig
+from router.engine.api import Engine, EngineConfig
 from tests.unit.test_api_support import RunningAgent, cli_runner, running_agent
 
 MAC0, MAC1 = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from router.dlil_arp import ARPOP_REPLY, ARPOP_REQUEST, first_ipv4_address, is_ipv4_linklocal
 from router.errors import EADDRNOTAVAIL, EHOSTUNREACH, EINVAL, ENOTSUP, EOPNOTSUPP, EPERM
-from router.ether import ipv4_multicast_mac
-from router.ifnet import AF_INET, IfExtFlags, Interface, LinkAddress
+from router.link.arp_send import ARPOP_REPLY, ARPOP_REQUEST, first_ipv4_address, is_ipv4_linklocal
+from router.link.ether import ipv4_multicast_mac
+from router.link.ifnet import AF_INET, IfExtFlags, Interface, LinkAddress
 from tests.unit.test_dlil_support import (
     AF_TEST,
     ETHERTYPE_TEST,

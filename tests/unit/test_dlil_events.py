@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from router.contracts import InterfaceFilter
 from router.events import Event, EventKind
-from router.ifnet import AF_INET, AF_INET6, Interface
+from router.link.ifnet import AF_INET, AF_INET6, Interface
 from tests.unit.test_dlil_support import (
     AF_TEST,
     ETHERTYPE_TEST,

@@ -6,8 +6,8 @@ import pytest
 
 from router.contracts import InterfaceFilter, Packet, PacketFlags
 from router.errors import EEXIST, EINVAL, EJUSTRETURN, EPERM, RouterError
-from router.ether import ETHERTYPE_IP
-from router.ifnet import AF_INET, Interface
+from router.link.ether import ETHERTYPE_IP
+from router.link.ifnet import AF_INET, Interface
 from tests.unit.test_dlil_support import (
     AF_TEST,
     ETHERTYPE_TEST,

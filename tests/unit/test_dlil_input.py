@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.contracts import DemuxDesc, Packet
-from router.dlil_io import LinkDrop
 from router.errors import EJUSTRETURN, ENOENT, EPERM
-from router.ether import BROADCAST_MAC, ETHERTYPE_IP, EthernetFamily, ipv4_multicast_mac
-from router.ifnet import AF_INET, IfFamily, IfState, Interface
+from router.link.ether import BROADCAST_MAC, ETHERTYPE_IP, EthernetFamily, ipv4_multicast_mac
+from router.link.ifnet import AF_INET, IfFamily, IfState, Interface
+from router.link.io import LinkDrop
 from tests.unit.test_dlil_support import (
     AF_TEST,
     ETHERTYPE_TEST,

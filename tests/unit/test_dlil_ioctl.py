@@ -8,7 +8,7 @@ import pytest
 
 from router.contracts import InterfaceFilter
 from router.errors import EINVAL, EJUSTRETURN, ENOTSUP, EOPNOTSUPP, EPERM
-from router.ifnet import AF_INET, Interface, IoctlCmd
+from router.link.ifnet import AF_INET, Interface, IoctlCmd
 from tests.unit.test_dlil_support import AF_TEST, Harness, RecordingDriver, make_proto
 
 CMD = IoctlCmd.SIOCSIFMTU

@@ -7,10 +7,6 @@ from typing import Any
 import pytest
 
 from router.contracts import InterfaceFilter, Packet
-from router.dlil import DataLink
-from router.dlil_io import LinkDrop
-from router.dlil_lifecycle import REFUSALS, TRANSITIONS, LifeEvent, next_state, refusal
-from router.dlil_stubs import DETACHED_DRIVER, DETACHED_FAMILY
 from router.errors import (
     EBUSY,
     EEXIST,
@@ -22,7 +18,8 @@ from router.errors import (
     RouterError,
 )
 from router.events import EventKind
-from router.ifnet import (
+from router.link.datalink import DataLink
+from router.link.ifnet import (
     AF_INET,
     AF_LINK,
     IfFamily,
@@ -33,6 +30,9 @@ from router.ifnet import (
     LinkAddress,
     LinkState,
 )
+from router.link.io import LinkDrop
+from router.link.lifecycle import REFUSALS, TRANSITIONS, LifeEvent, next_state, refusal
+from router.link.stubs import DETACHED_DRIVER, DETACHED_FAMILY
 from tests.unit.test_dlil_support import (
     AF_TEST,
     ETHERTYPE_TEST,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from router.contracts import Packet, PacketFlags
 from router.errors import EAFNOSUPPORT, EMSGSIZE, ENOBUFS, ENOENT
-from router.ifnet import AF_INET, IfFamily, IfFlags, IfType, Interface
-from router.loopback import NULL_HEADER_LEN, LoopbackDriver, LoopbackFamily
+from router.link.ifnet import AF_INET, IfFamily, IfFlags, IfType, Interface
+from router.link.loopback import NULL_HEADER_LEN, LoopbackDriver, LoopbackFamily
 from tests.unit.test_dlil_support import Harness, make_proto
 
 

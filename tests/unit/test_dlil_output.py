@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from router.contracts import Packet
-from router.dlil_io import LinkDrop
 from router.errors import EHOSTUNREACH, EINVAL, EJUSTRETURN, ENOBUFS, ENXIO
-from router.ether import BROADCAST_MAC, ETHERTYPE_IP, EthernetFamily
-from router.ifnet import AF_INET, IfExtFlags, IfFamily, Interface
+from router.link.ether import BROADCAST_MAC, ETHERTYPE_IP, EthernetFamily
+from router.link.ifnet import AF_INET, IfExtFlags, IfFamily, Interface
+from router.link.io import LinkDrop
 from tests.unit.test_dlil_support import (
     MAC_A,
     MAC_PEER,

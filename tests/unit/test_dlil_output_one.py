@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from router.contracts import Packet
-from router.dlil_io import output_one, output_packets
 from router.errors import EHOSTUNREACH, EJUSTRETURN, ENOBUFS, ENXIO
-from router.ether import BROADCAST_MAC, ETHERTYPE_IP, EthernetFamily
-from router.ifnet import AF_INET, IfExtFlags, IfFamily, Interface
+from router.link.ether import BROADCAST_MAC, ETHERTYPE_IP, EthernetFamily
+from router.link.ifnet import AF_INET, IfExtFlags, IfFamily, Interface
+from router.link.io import output_one, output_packets
 from tests.unit.test_dlil_support import MAC_A, MAC_PEER, Harness, RecordingDriver, make_proto
 
 PreOutput = Callable[[Interface, int, Packet, Any], tuple[int, bytes, int]]

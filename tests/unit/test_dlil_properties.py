@@ -33,9 +33,9 @@ from router.errors import (
     EPERM,
     RouterError,
 )
-from router.ether import ETHERTYPE_IP
 from router.events import Event, EventKind
-from router.ifnet import AF_INET, IfExtFlags, IfFamily, IfFlags, IfState, Interface, IoctlCmd
+from router.link.ether import ETHERTYPE_IP
+from router.link.ifnet import AF_INET, IfExtFlags, IfFamily, IfFlags, IfState, Interface, IoctlCmd
 from tests.unit.test_dlil_support import (
     AF_TEST,
     ETHERTYPE_TEST,

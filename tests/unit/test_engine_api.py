@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from router.engine import Engine, EngineConfig
+from router.engine.api import Engine, EngineConfig
 from router.errors import (
     EADDRNOTAVAIL,
     EBUSY,
@@ -23,9 +23,9 @@ from router.errors import (
     RouterError,
 )
 from router.events import EventKind
-from router.ifnet import IfFamily, IfFlags, IfState
-from router.inet import SamePrefixPolicy
-from router.route import RouteFlags
+from router.inet.domain import SamePrefixPolicy
+from router.inet.route import RouteFlags
+from router.link.ifnet import IfFamily, IfFlags, IfState
 from router.wire import ipv4 as ip_wire
 
 MAC = "02:00:00:00:00:01"

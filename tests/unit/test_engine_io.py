@@ -6,10 +6,10 @@ from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from router.contracts import InterfaceFilter, Packet
-from router.engine import Engine, EngineConfig
+from router.engine.api import Engine, EngineConfig
 from router.errors import EJUSTRETURN
-from router.ifnet import AF_INET, Interface
-from router.tap import Direction
+from router.link.ifnet import AF_INET, Interface
+from router.ng.tap import Direction
 from tests.unit.test_engine_support import H1_MAC, R_MAC0, icmp_seen, lan, ping
 
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
-from router.engine import Engine, EngineConfig
-from router.ipv4 import Ipv4Config
+from router.engine.api import Engine, EngineConfig
+from router.ipv4.input import Ipv4Config
 from tests.netsim import Net
 
 R_MAC0 = "02:00:00:00:01:00"

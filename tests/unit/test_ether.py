@@ -18,7 +18,7 @@ from router.errors import (
     ENOENT,
     RouterError,
 )
-from router.ether import (
+from router.link.ether import (
     BROADCAST_MAC,
     ETHERTYPE_ARP,
     ETHERTYPE_IP,
@@ -26,7 +26,7 @@ from router.ether import (
     ipv4_multicast_mac,
     is_ipv4_multicast,
 )
-from router.ifnet import AF_INET, Interface
+from router.link.ifnet import AF_INET, Interface
 
 MAC = bytes.fromhex("020000000001")
 PEER = bytes.fromhex("02000000ffee")

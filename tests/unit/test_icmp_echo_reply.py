@@ -1,11 +1,12 @@
-"""``router.icmp.echo_reply_datagram`` builds what ``ip.emit`` of ``wire.reply_to_echo`` builds."""
+"""``router.ipv4.icmp.echo_reply_datagram`` builds what ``ip.emit`` of
+``wire.reply_to_echo`` builds."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.icmp import echo_reply_datagram
+from router.ipv4.icmp import echo_reply_datagram
 from router.wire import icmp as wire
 from router.wire import ipv4 as ip
 from router.wire.checksum import internet_checksum

@@ -6,7 +6,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
 from router.contracts import PacketFlags
-from router.icmp import Suppressed, is_bad_source
+from router.ipv4.icmp import Suppressed, is_bad_source
 from tests.unit.test_ipv4_support import Rig
 
 

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, UDP
 
-from router.icmp import DEFAULT_RATE_MASK, IcmpConfig, IcmpRateLimiter, Suppressed
-from router.ipv4 import Ipv4Config
+from router.ipv4.icmp import DEFAULT_RATE_MASK, IcmpConfig, IcmpRateLimiter, Suppressed
+from router.ipv4.input import Ipv4Config
 from router.wire import icmp as wire
 from tests.unit.test_ipv4_support import Rig
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from router.ifnet import (
+from router.link.ifnet import (
     IfCounters,
     IfFlags,
     IfState,

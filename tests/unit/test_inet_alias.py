@@ -16,10 +16,10 @@ from router.errors import (
     RouterError,
 )
 from router.events import EventKind
-from router.ifnet import AF_INET, AF_INET6, IfFlags, IoctlCmd
-from router.inet import AliasRequest
-from router.inet_addr import ALL_HOSTS_GROUP, IfaFlags
-from router.route import RouteFlags
+from router.inet.addr import ALL_HOSTS_GROUP, IfaFlags
+from router.inet.domain import AliasRequest
+from router.inet.route import RouteFlags
+from router.link.ifnet import AF_INET, AF_INET6, IfFlags, IoctlCmd
 from tests.unit.test_inet_support import ETHER, LOOP, P2P, Rig, StubDriver, ip, make_if
 
 

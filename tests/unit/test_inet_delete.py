@@ -7,9 +7,9 @@ import pytest
 
 from router.errors import EADDRNOTAVAIL, RouterError
 from router.events import EventKind
-from router.ifnet import AF_INET6, IfFlags
-from router.inet_addr import ALL_HOSTS_GROUP, SamePrefixPolicy
-from router.route import RouteFlags
+from router.inet.addr import ALL_HOSTS_GROUP, SamePrefixPolicy
+from router.inet.route import RouteFlags
+from router.link.ifnet import AF_INET6, IfFlags
 from tests.unit.test_inet_support import ETHER, LOOP, Rig, ip, make_if
 
 MASK24 = ip("255.255.255.0")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.inet_addr import OrderedIndex
+from router.inet.addr import OrderedIndex
 from tests.unit.test_inet_support import Rig, ip, make_if
 
 

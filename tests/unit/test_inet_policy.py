@@ -6,9 +6,9 @@ import pytest
 
 from router.errors import EEXIST, RouterError
 from router.events import EventKind
-from router.ifnet import IfFlags
-from router.inet import SamePrefixPolicy
-from router.route import RouteFlags
+from router.inet.domain import SamePrefixPolicy
+from router.inet.route import RouteFlags
+from router.link.ifnet import IfFlags
 from tests.unit.test_inet_support import Rig, ip, make_if
 
 MASK24 = ip("255.255.255.0")

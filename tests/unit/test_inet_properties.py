@@ -36,9 +36,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.errors import RouterError
-from router.ifnet import IfFlags, Interface
-from router.inet import InAddr, InetDomain, InetIfInfo, SamePrefixPolicy
-from router.inet_addr import ALL_HOSTS_GROUP, broadcast_values
+from router.inet.addr import ALL_HOSTS_GROUP, broadcast_values
+from router.inet.domain import InAddr, InetDomain, InetIfInfo, SamePrefixPolicy
+from router.link.ifnet import IfFlags, Interface
 from tests.unit.test_inet_support import ETHER, P2P, Rig, ip, make_if
 
 ADDRS = [ip(a) for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.1.1", "10.0.0.0", "0.0.0.0")]

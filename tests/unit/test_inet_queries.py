@@ -8,8 +8,8 @@ import errno
 import pytest
 
 from router.errors import EADDRNOTAVAIL, EINVAL, EOPNOTSUPP, RouterError
-from router.ifnet import IfFlags, IoctlCmd
-from router.inet import AliasRequest, DeleteRequest
+from router.inet.domain import AliasRequest, DeleteRequest
+from router.link.ifnet import IfFlags, IoctlCmd
 from tests.unit.test_inet_support import P2P, Rig, StubDriver, ip, make_if
 
 MASK24 = ip("255.255.255.0")

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from router.events import Event, EventKind
-from router.ifnet import IfFlags, Interface, IoctlCmd, LinkAddress
-from router.inet import InAddr, InetDomain, SamePrefixPolicy
-from router.route import RouteTable
+from router.inet.domain import InAddr, InetDomain, SamePrefixPolicy
+from router.inet.route import RouteTable
+from router.link.ifnet import IfFlags, Interface, IoctlCmd, LinkAddress
 
 ETHER = IfFlags.UP | IfFlags.BROADCAST | IfFlags.MULTICAST | IfFlags.SIMPLEX
 P2P = IfFlags.UP | IfFlags.POINTOPOINT | IfFlags.MULTICAST

@@ -8,9 +8,9 @@ from scapy.layers.inet import defragment as scapy_defragment
 
 from router.contracts import Packet, PacketFlags
 from router.errors import EHOSTUNREACH, EJUSTRETURN, ENOBUFS
-from router.ifnet import AF_INET, IfFamily, IfFlags
-from router.ipv4 import DropReason, Ipv4, Ipv4Config, copied_options, fragment
-from router.route import RouteFlags
+from router.inet.route import RouteFlags
+from router.ipv4.input import DropReason, Ipv4, Ipv4Config, copied_options, fragment
+from router.link.ifnet import AF_INET, IfFamily, IfFlags
 from router.wire import ipv4 as wire_ip
 from tests.unit.test_ipv4_support import Rig, ip, make_if, no_rate_limit
 

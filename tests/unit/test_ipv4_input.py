@@ -6,8 +6,8 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 
 from router.contracts import PacketFlags
-from router.icmp import IcmpConfig
-from router.ipv4 import DropReason, Ipv4Config
+from router.ipv4.icmp import IcmpConfig
+from router.ipv4.input import DropReason, Ipv4Config
 from tests.unit.test_ipv4_support import Rig, ip
 
 

@@ -1,11 +1,11 @@
-"""``router.ipv4.parse_header`` (the inlined common case) answers as ``ip.parse`` does."""
+"""``router.ipv4.input.parse_header`` (the inlined common case) answers as ``ip.parse`` does."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from router.ipv4 import parse_header
+from router.ipv4.input import parse_header
 from router.wire import Malformed
 from router.wire import ipv4 as ip
 

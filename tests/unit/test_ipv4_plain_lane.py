@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 
 from router.contracts import PacketFlags
 from router.errors import EHOSTUNREACH, EMSGSIZE, ENOBUFS
-from router.icmp import IcmpConfig
-from router.ifnet import IfFlags
-from router.ipv4 import Ipv4Config
-from router.route import RouteFlags
+from router.inet.route import RouteFlags
+from router.ipv4.icmp import IcmpConfig
+from router.ipv4.input import Ipv4Config
+from router.link.ifnet import IfFlags
 from router.wire import ipv4 as wire_ip
 from tests.unit.test_ipv4_support import Rig, ip
 

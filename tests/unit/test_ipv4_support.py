@@ -15,11 +15,11 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Packet as ScapyPacket
 
 from router.contracts import PacketFlags
-from router.icmp import IcmpConfig
-from router.ifnet import IfFlags, Interface, LinkAddress
-from router.inet import InetDomain
-from router.ipv4 import Ipv4, Ipv4Config
-from router.route import RouteFlags, RouteTable
+from router.inet.domain import InetDomain
+from router.inet.route import RouteFlags, RouteTable
+from router.ipv4.icmp import IcmpConfig
+from router.ipv4.input import Ipv4, Ipv4Config
+from router.link.ifnet import IfFlags, Interface, LinkAddress
 
 ETHER = IfFlags.UP | IfFlags.BROADCAST | IfFlags.MULTICAST | IfFlags.SIMPLEX
 MAC0 = "02:00:00:00:00:01"

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from router.arp.lltable import LleFlags, LlEntry, LlTable, NudState, RouteBits
 from router.errors import EEXIST, EINVAL, EPERM, ESRCH
-from router.ifnet import IfFlags, IfType, Interface
-from router.lltable import LleFlags, LlEntry, LlTable, NudState, RouteBits
-from router.route import RouteFlags, RouteTable
+from router.inet.route import RouteFlags, RouteTable
+from router.link.ifnet import IfFlags, IfType, Interface
 from tests.unit.test_arp_support import MAC_A, MAC_B, MAC_US, MAC_US2, ip, make_ifp
 
 UP, GATEWAY, HOST = RouteBits.UP, RouteBits.GATEWAY, RouteBits.HOST

@@ -6,8 +6,8 @@ import pytest
 
 from router.errors import EBUSY, EINVAL, ENXIO, EOPNOTSUPP, RouterError
 from router.events import EventKind
-from router.ifnet import AF_INET, IfFlags, IoctlCmd, LinkState
-from router.nginterface import (
+from router.link.ifnet import AF_INET, IfFlags, IoctlCmd, LinkState
+from router.ng.iface import (
     NG_IFACE_MTU_MAX,
     NG_IFACE_MTU_MIN,
     FlowCommand,

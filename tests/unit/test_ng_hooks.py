@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from router.errors import EINVAL, EISCONN, ENXIO, EPFNOSUPPORT, RouterError
-from router.ifnet import AF_INET, AF_INET6
-from router.nginterface import (
+from router.link.ifnet import AF_INET, AF_INET6
+from router.ng.iface import (
     family_of_hook,
     hook_of_family,
     link_back_to_back,

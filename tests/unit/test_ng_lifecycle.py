@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 
 from router.errors import EEXIST, ENXIO, RouterError
 from router.events import EventKind
-from router.ifnet import IfFamily, IfFlags, IfState, IfType
-from router.nginterface import (
+from router.link.ifnet import IfFamily, IfFlags, IfState, IfType
+from router.ng.iface import (
     NG_IFACE_MTU_DEFAULT,
     NG_IFACE_UNIT_MAX,
     PointToPointFamily,

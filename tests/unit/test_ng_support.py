@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 
 from scapy.all import ICMP, IP, raw
 
-from router.dlil import DataLink
 from router.events import Event
-from router.ifnet import AF_INET, Interface, IoctlCmd
-from router.nginterface import NetgraphIfaces
-from router.tap import Taps
+from router.link.datalink import DataLink
+from router.link.ifnet import AF_INET, Interface, IoctlCmd
+from router.ng.iface import NetgraphIfaces
+from router.ng.tap import Taps
 
 
 class RecordingPeer:

@@ -1,4 +1,4 @@
-"""router.pcap: the classic pcap format, written for taps and read back by tshark."""
+"""router.ng.pcap: the classic pcap format, written for taps and read back by tshark."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.all import ICMP, IP, Ether, raw
 
-from router.ifnet import AF_INET
-from router.pcap import (
+from router.link.ifnet import AF_INET
+from router.ng.pcap import (
     DLT_EN10MB,
     DLT_NULL,
     GLOBAL_HEADER_LEN,

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 
 from router.errors import EEXIST, EINVAL, ESRCH, RouterError
 from router.events import Event, EventKind
-from router.ifnet import AF_INET, AF_INET6
-from router.route import Route, RouteFlags, RouteTable, mask_to_plen, ntoa, plen_to_mask
+from router.inet.route import Route, RouteFlags, RouteTable, mask_to_plen, ntoa, plen_to_mask
+from router.link.ifnet import AF_INET, AF_INET6
 
 
 def ip(text: str) -> int:

@@ -14,8 +14,8 @@ import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import ARP, Ether
 
-from router.engine import Engine, EngineConfig
-from router.ipv4 import Ipv4Config
+from router.engine.api import Engine, EngineConfig
+from router.ipv4.input import Ipv4Config
 from tests.netsim import Net
 
 HOST = EngineConfig(ipv4=Ipv4Config(forwarding=False))

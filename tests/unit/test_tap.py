@@ -1,4 +1,4 @@
-"""router.tap: per-interface taps with bounded queues and pcap output."""
+"""router.ng.tap: per-interface taps with bounded queues and pcap output."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.errors import EINVAL, ENXIO, RouterError
-from router.ifnet import AF_INET, IfFamily, IfState, IfType, Interface
-from router.pcap import DLT_EN10MB, DLT_NULL, PcapReader, null_header
-from router.tap import Direction, Taps, linktype_for, write_records
+from router.link.ifnet import AF_INET, IfFamily, IfState, IfType, Interface
+from router.ng.pcap import DLT_EN10MB, DLT_NULL, PcapReader, null_header
+from router.ng.tap import Direction, Taps, linktype_for, write_records
 
 
 def _attached(name: str, index: int, *, ng: bool = False) -> Interface:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.l2 import ARP, Ether
 
-from router.arp_config import ArpDrop
+from router.arp.config import ArpDrop
 from router.wire import Malformed
 from router.wire import arp as wire
 from tests.unit.test_arp_support import MAC_A, MAC_US, ip, request, text

@@ -11,10 +11,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from router.errors import EINVAL, ENOTSUP, EOPNOTSUPP
-from router.ifnet import AF_INET, IfExtFlags, Interface
+from router.link.ifnet import AF_INET, IfExtFlags, Interface
 
 if TYPE_CHECKING:
-    from router.dlil import DataLink
+    from router.link.datalink import DataLink
 
 ARPOP_REQUEST = 1
 ARPOP_REPLY = 2

@@ -12,7 +12,7 @@ The link type follows the interface, as ``bpfattach`` does: ``DLT_EN10MB``
 for Ethernet, ``DLT_NULL`` for ``ngN`` and loopback. For ``DLT_NULL`` the
 caller hands the frame with its 4-byte family header already in front (the
 ``ngN`` driver does so, like the seed's ``ng_iface_bpftap``); see
-:func:`router.pcap.null_header`.
+:func:`router.ng.pcap.null_header`.
 
 Hook points: the engine calls :meth:`Taps.tap_input` and
 :meth:`Taps.tap_output` for Ethernet frames; ``ngN`` interfaces tap their own
@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from router.errors import EINVAL, ENXIO, RouterError
-from router.ifnet import IfFamily, IfState, IfType, Interface
-from router.pcap import DEFAULT_SNAPLEN, DLT_EN10MB, DLT_NULL, PcapWriter
+from router.link.ifnet import IfFamily, IfState, IfType, Interface
+from router.ng.pcap import DEFAULT_SNAPLEN, DLT_EN10MB, DLT_NULL, PcapWriter
 
 DEFAULT_MAX_QUEUED = 4096
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from router.contracts import Packet, PacketFlags, ProtoAttachment
 from router.errors import EJUSTRETURN, EMSGSIZE, ENXIO
-from router.ifnet import IfExtFlags, IfState, Interface, IoctlCmd
+from router.link.ifnet import IfExtFlags, IfState, Interface, IoctlCmd
 
 if TYPE_CHECKING:
-    from router.dlil import DataLink
+    from router.link.datalink import DataLink
 
 # plain ints: IntFlag operators are far too slow for the per-packet path
 _BCAST_OR_MCAST = int(PacketFlags.BCAST | PacketFlags.MCAST)

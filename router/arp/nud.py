@@ -1,7 +1,7 @@
 """Neighbour reachability as one transition table (RFC 4861 section 7.3, run for ARP).
 
 ``TRANSITIONS[(state, event)] = (next state, actions)``. The ARP protocol
-(``router/arp.py``) turns what happens — a packet to send, an ARP packet
+(``router/arp/protocol.py``) turns what happens — a packet to send, an ARP packet
 heard, a timer — into a :class:`NudEvent`, looks the pair up and performs the
 actions in order. A pair missing from the table changes nothing. Tests walk
 the table.
@@ -27,11 +27,11 @@ import heapq
 import random
 from typing import Protocol
 
-from router.arp_config import ArpConfig, ArpStats
-from router.arp_timers import TimerHeap
+from router.arp.config import ArpConfig, ArpStats
+from router.arp.lltable import LleFlags, LlEntry, LlTable, NudState
+from router.arp.timers import TimerHeap
 from router.events import EventKind
-from router.ifnet import Interface
-from router.lltable import LleFlags, LlEntry, LlTable, NudState
+from router.link.ifnet import Interface
 from router.wire.arp import ETHER_BROADCAST
 
 
@@ -134,7 +134,7 @@ def transition(state: NudState, event: NudEvent
 
 
 class NudOutput(Protocol):
-    """What the machine asks of the ARP protocol (``router.arp.Arp`` implements it)."""
+    """What the machine asks of the ARP protocol (``router.arp.protocol.Arp`` implements it)."""
 
     def solicit(self, entry: LlEntry, eth_dst: bytes) -> None:
         """Send an ARP request for ``entry.addr`` to ``eth_dst``."""

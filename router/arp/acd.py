@@ -27,9 +27,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from router.arp_config import ArpConfig
-from router.arp_timers import TimerHeap
-from router.ifnet import Interface
+from router.arp.config import ArpConfig
+from router.arp.timers import TimerHeap
+from router.link.ifnet import Interface
 
 
 class AcdState(enum.Enum):

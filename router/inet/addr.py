@@ -4,7 +4,7 @@
 the per-interface IPv4 data hung on ``Interface.inet`` (``struct
 in_ifinfo``). The requests (``AliasRequest``, ``DeleteRequest``) carry the
 address families of their parts so the seed's family checks are real. The
-stateful rules live in ``router/inet.py``.
+stateful rules live in ``router/inet/domain.py``.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from router.ifnet import AF_INET, IfFlags
-from router.route import ALL_ONES, Route, ntoa, plen_to_mask
+from router.inet.route import ALL_ONES, Route, ntoa, plen_to_mask
+from router.link.ifnet import AF_INET, IfFlags
 
 if TYPE_CHECKING:
-    from router.ifnet import Interface
+    from router.link.ifnet import Interface
 
 RFC3021_MASK = 0xFFFFFFFE  # a /31: both addresses are hosts, no broadcast (RFC 3021)
 ALL_HOSTS_GROUP = 0xE0000001  # 224.0.0.1

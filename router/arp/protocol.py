@@ -7,11 +7,11 @@ output through an :class:`ArpSink`: ARP frames to transmit, held packets that
 became sendable, held packets that could not be delivered (for ICMP
 host-unreachable), and events.
 
-Each interface with IPv4 has an ``LlTable`` (``router/lltable.py``, created by
+Each interface with IPv4 has an ``LlTable`` (``router/arp/lltable.py``, created by
 :meth:`Arp.attach_interface`, the seed's ``in_domifattach``). Dynamic entries
-move through the reachability table of ``router/arp_nud.py``; addresses added
+move through the reachability table of ``router/arp/nud.py``; addresses added
 to an interface go through RFC 5227 conflict detection
-(``router/arp_acd.py``) before they are answered for.
+(``router/arp/acd.py``) before they are answered for.
 
 The per-packet cost of :meth:`Arp.resolve` for a usable entry is one dict
 lookup and one attribute check. ``LlTable.generation`` changes whenever an
@@ -27,10 +27,20 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from router.arp_acd import AcdState, ConflictDetector
-from router.arp_config import ArpConfig, ArpDrop, ArpStats
-from router.arp_nud import STATES_WITH_MAC, NudEvent, Reachability
-from router.arp_output import ArpOutput, ArpSink, CallableSink, ntoa
+from router.arp.acd import AcdState, ConflictDetector
+from router.arp.config import ArpConfig, ArpDrop, ArpStats
+from router.arp.lltable import (
+    ALL_ONES,
+    InterfaceOf,
+    LleFlags,
+    LlEntry,
+    LlInfo,
+    LlTable,
+    NudState,
+    RouteLookup,
+)
+from router.arp.nud import STATES_WITH_MAC, NudEvent, Reachability
+from router.arp.output import ArpOutput, ArpSink, CallableSink, ntoa
 from router.errors import (
     EHOSTUNREACH,
     EINVAL,
@@ -41,17 +51,7 @@ from router.errors import (
     RouterError,
 )
 from router.events import EventKind
-from router.ifnet import IfFlags, Interface
-from router.lltable import (
-    ALL_ONES,
-    InterfaceOf,
-    LleFlags,
-    LlEntry,
-    LlInfo,
-    LlTable,
-    NudState,
-    RouteLookup,
-)
+from router.link.ifnet import IfFlags, Interface
 from router.wire import Malformed
 from router.wire import arp as wire
 
@@ -452,7 +452,7 @@ class Arp:
         record = self._acd.get(ifp, addr)
         return record.state if record is not None else None
 
-    # -- NeighborHooks (called by router/inet.py) ------------------------------
+    # -- NeighborHooks (called by router/inet/domain.py) ------------------------------
 
     def address_added(self, ifp: Interface, ia: IfAddrLike) -> None:
         """Our new address: an interface-address entry, then conflict detection.

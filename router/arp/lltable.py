@@ -5,7 +5,7 @@ One :class:`LlTable` per interface maps an IPv4 address (an ``int``) to an
 where a route covers the address (:meth:`LlTable.rtcheck`), interface-address
 entries skip that check and carry our own MAC, deleted entries are invisible,
 a prefix flush spares static entries unless asked — while the ARP protocol
-(``router/arp.py``) drives the reachability state of each entry.
+(``router/arp/protocol.py``) drives the reachability state of each entry.
 
 The seed hashes entries into buckets and marks deleted ones in place; here a
 dict keyed by address holds the live entries and a deleted entry leaves the
@@ -26,13 +26,13 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from router.errors import EEXIST, EINVAL, EPERM, ESRCH
-from router.ifnet import IfFlags, IfType, Interface
+from router.link.ifnet import IfFlags, IfType, Interface
 
 ALL_ONES = 0xFFFFFFFF
 
 
 class RouteBits(enum.IntFlag):
-    """The route flag bits the rtcheck reads; equal to ``router.route.RouteFlags``."""
+    """The route flag bits the rtcheck reads; equal to ``router.inet.route.RouteFlags``."""
 
     UP = 0x1
     GATEWAY = 0x2
@@ -40,7 +40,7 @@ class RouteBits(enum.IntFlag):
 
 
 class RouteLike(Protocol):
-    """What the table reads from a route (``router.route.Route`` fits)."""
+    """What the table reads from a route (``router.inet.route.Route`` fits)."""
 
     @property
     def prefix(self) -> int: ...

@@ -17,7 +17,7 @@ from typing import Any
 from router.contracts import DemuxDesc, Packet, PacketFlags
 from router.errors import EAFNOSUPPORT, EMSGSIZE, ENOBUFS, ENOENT, EOPNOTSUPP
 from router.events import Event
-from router.ifnet import Interface, IoctlCmd
+from router.link.ifnet import Interface, IoctlCmd
 
 NULL_HEADER_LEN = 4
 _LOOP = int(PacketFlags.LOOP)

@@ -12,7 +12,7 @@ engine.drain_events()                          # seq-numbered news
 ```
 
 The engine composes the layers, each built with what it needs: the data
-link layer (:class:`~router.dlil.DataLink` with the Ethernet family module
+link layer (:class:`~router.link.datalink.DataLink` with the Ethernet family module
 and a queueing driver), the route table, IPv4 address control, ARP, IPv4 and
 ICMP, the forwarding fast path, ``ngN`` interfaces and taps. It never reads a
 clock: time is the ``now`` of the last input; API calls use that time.
@@ -28,12 +28,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.arp import Arp, CallableSink
-from router.arp_config import ArpConfig
+from router.arp.config import ArpConfig
+from router.arp.lltable import LlInfo
+from router.arp.protocol import Arp, CallableSink
 from router.contracts import DemuxDesc, Packet, ProtoAttachment
-from router.dlil import DataLink
-from router.dlil_io import LinkDrop, output_one
-from router.engine_edge import (
+from router.engine.edge import (
     AddressLike,
     EventLog,
     PrefixLike,
@@ -44,12 +43,16 @@ from router.engine_edge import (
     parse_optional,
     parse_prefix,
 )
-from router.engine_parts import ETHER_MTU_MAX, ETHER_MTU_MIN, ArpDomain, HookOutlet, QueueDriver
+from router.engine.parts import ETHER_MTU_MAX, ETHER_MTU_MIN, ArpDomain, HookOutlet, QueueDriver
 from router.errors import EADDRNOTAVAIL, EEXIST, EINVAL, ENETUNREACH, ENXIO, RouterError
-from router.ether import DEMUX_ETHERTYPE, ETHERTYPE_ARP, ETHERTYPE_IP, EthernetFamily
 from router.events import Event
-from router.fastpath import FastPath
-from router.ifnet import (
+from router.inet.domain import InAddr, InetDomain, SamePrefixPolicy
+from router.inet.route import Route, RouteFlags, RouteTable
+from router.ipv4.fastpath import FastPath
+from router.ipv4.input import Ipv4, Ipv4Config
+from router.link.datalink import DataLink
+from router.link.ether import DEMUX_ETHERTYPE, ETHERTYPE_ARP, ETHERTYPE_IP, EthernetFamily
+from router.link.ifnet import (
     AF_INET,
     IfCounters,
     IfExtFlags,
@@ -60,12 +63,9 @@ from router.ifnet import (
     IoctlCmd,
     LinkState,
 )
-from router.inet import InAddr, InetDomain, SamePrefixPolicy
-from router.ipv4 import Ipv4, Ipv4Config
-from router.lltable import LlInfo
-from router.nginterface import IfaceCommand, MessageCookie, NetgraphIfaces, NgHook
-from router.route import Route, RouteFlags, RouteTable
-from router.tap import DEFAULT_MAX_QUEUED, Tap, TapRecord, Taps
+from router.link.io import LinkDrop, output_one
+from router.ng.iface import IfaceCommand, MessageCookie, NetgraphIfaces, NgHook
+from router.ng.tap import DEFAULT_MAX_QUEUED, Tap, TapRecord, Taps
 from router.wire import Malformed
 from router.wire import ipv4 as ip_wire
 
@@ -597,7 +597,7 @@ class Engine:
             self.ng.disconnect(found[0])
 
     def tap(self, ifname: str, snaplen: int = 65535) -> Tap:
-        """Start capturing an interface; the handle is the :class:`~router.tap.Tap`."""
+        """Start capturing an interface; the handle is the :class:`~router.ng.tap.Tap`."""
         ifp = self._require(ifname)
         tap = self.taps.open(ifp, snaplen, self.config.tap_queue)
         self._taps_open.append(tap)

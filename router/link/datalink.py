@@ -2,9 +2,9 @@
 
 ``DataLink`` owns every ``Interface`` object of the engine and its lifecycle
 (acquire, attach, detach, final detach, release, recycle — the table is in
-``router/dlil_lifecycle.py``), the protocol attachments per (interface,
+``router/link/lifecycle.py``), the protocol attachments per (interface,
 family), the interface filters, and the paths that cross the layer: input
-and output (``router/dlil_io.py``), ioctl, events, ARP send and multicast
+and output (``router/link/io.py``), ioctl, events, ARP send and multicast
 resolution.
 
 Final detach is deferred, as in the seed (whose worker thread runs
@@ -24,7 +24,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, cast
 
-from router import dlil_arp, dlil_io
 from router.contracts import (
     AddressDomain,
     Driver,
@@ -33,8 +32,6 @@ from router.contracts import (
     Packet,
     ProtoAttachment,
 )
-from router.dlil_lifecycle import LifeEvent, next_state
-from router.dlil_stubs import DETACHED_DRIVER, DETACHED_FAMILY, stub_protocol
 from router.errors import (
     EBUSY,
     EEXIST,
@@ -47,7 +44,9 @@ from router.errors import (
     RouterError,
 )
 from router.events import Event, EventKind
-from router.ifnet import (
+from router.link import arp_send
+from router.link import io as link_io
+from router.link.ifnet import (
     AF_INET,
     AF_INET6,
     IfExtFlags,
@@ -60,6 +59,8 @@ from router.ifnet import (
     LinkAddress,
     LinkState,
 )
+from router.link.lifecycle import LifeEvent, next_state
+from router.link.stubs import DETACHED_DRIVER, DETACHED_FAMILY, stub_protocol
 
 EventCallback = Callable[[Event], None]
 
@@ -97,7 +98,7 @@ class DataLink:
         self._detaching: deque[Interface] = deque()
         self._subscribers: list[EventCallback] = []
         self._domains: list[AddressDomain] = []
-        self.drops: list[int] = [0] * len(dlil_io.LinkDrop)
+        self.drops: list[int] = [0] * len(link_io.LinkDrop)
         # recycled interfaces whose link-layer memberships wait for the first
         # input or output to be handed to the driver again (if_updatemcasts)
         self.suspended_multicast: set[Interface] = set()
@@ -212,7 +213,7 @@ class DataLink:
         address becomes the first address entry; counters start from zero. A
         recycled interface keeps its link-layer memberships, suspended until
         its first input or output restores them
-        (``router.dlil_io.restore_suspended_multicast``).
+        (``router.link.io.restore_suspended_multicast``).
         """
         state = next_state(ifp.state, LifeEvent.ATTACH, ifp.name)
         if lladdr is not None:
@@ -508,14 +509,14 @@ class DataLink:
     # -- packet paths ------------------------------------------------------
 
     def input(self, ifp: Interface, frames: list[bytes]) -> None:
-        """``ifnet_input``: frames received on ``ifp``; see ``router.dlil_io.input_frames``."""
-        dlil_io.input_frames(self, ifp, frames)
+        """``ifnet_input``: frames received on ``ifp``; see ``router.link.io.input_frames``."""
+        link_io.input_frames(self, ifp, frames)
 
     def output(
         self, ifp: Interface, family: int, pkts: list[Packet], dest: Any, raw: bool = False
     ) -> int:
-        """``dlil_output``: send packets of ``family``; see ``router.dlil_io.output_packets``."""
-        return dlil_io.output_packets(self, ifp, family, pkts, dest, raw)
+        """``dlil_output``: send packets of ``family``; see ``router.link.io.output_packets``."""
+        return link_io.output_packets(self, ifp, family, pkts, dest, raw)
 
     # -- ioctl -------------------------------------------------------------
 
@@ -599,7 +600,7 @@ class DataLink:
                 self.proto_unref(ifp, proto)
         ifp.driver.event(ifp, event)  # type: ignore[union-attr]
 
-    # -- ARP and multicast (router/dlil_arp.py) ---------------------------
+    # -- ARP and multicast (router/link/arp_send.py) --------------------
 
     def send_arp(
         self,
@@ -610,12 +611,12 @@ class DataLink:
         target_hw: bytes | None,
         target_ip: int | None,
     ) -> int:
-        """``dlil_send_arp``; see ``router.dlil_arp.send_arp``."""
-        return dlil_arp.send_arp(self, ifp, op, sender_hw, sender_ip, target_hw, target_ip)
+        """``dlil_send_arp``; see ``router.link.arp_send.send_arp``."""
+        return arp_send.send_arp(self, ifp, op, sender_hw, sender_ip, target_hw, target_ip)
 
     def resolve_multi(self, ifp: Interface, family: int, addr: Any) -> tuple[int, bytes]:
-        """``dlil_resolve_multi``; see ``router.dlil_arp.resolve_multi``."""
-        return dlil_arp.resolve_multi(self, ifp, family, addr)
+        """``dlil_resolve_multi``; see ``router.link.arp_send.resolve_multi``."""
+        return arp_send.resolve_multi(self, ifp, family, addr)
 
 
 def _ioctl_merge(retval: int, result: int) -> tuple[int, bool]:

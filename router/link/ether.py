@@ -22,7 +22,7 @@ from router.errors import (
     ENOENT,
     RouterError,
 )
-from router.ifnet import Interface
+from router.link.ifnet import Interface
 
 ETHER_ADDR_LEN = 6
 ETHER_HDR_LEN = 14

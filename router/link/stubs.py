@@ -15,7 +15,7 @@ from typing import Any
 from router.contracts import DemuxDesc, Packet, ProtoAttachment
 from router.errors import EINVAL, EJUSTRETURN, ENXIO, EOPNOTSUPP
 from router.events import Event
-from router.ifnet import Interface, IoctlCmd
+from router.link.ifnet import Interface, IoctlCmd
 
 
 class DetachedDriver:

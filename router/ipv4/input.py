@@ -1,18 +1,18 @@
 """IPv4: header checks, local delivery, forwarding, and the ICMP it provokes.
 
 The generic path for every IPv4 datagram that the forwarding fast path
-(``router/fastpath.py``) does not take. Everything it needs comes in by
+(``router/ipv4/fastpath.py``) does not take. Everything it needs comes in by
 injection, so it runs against fakes in tests and against the real modules in
 the engine:
 
-* ``routes.lookup(addr)`` — the longest-prefix match (``router.route``);
+* ``routes.lookup(addr)`` — the longest-prefix match (``router.inet.route``);
 * ``inet`` — ``local_ip``, ``is_broadcast``, ``can_forward``, ``address_on``
-  (``router.inet.InetDomain``);
+  (``router.inet.domain.InetDomain``);
 * ``interface_of(ifindex)`` — the data link layer's lookup;
 * ``output(ifp, datagram, next_hop)`` — hands a datagram to the data link
   layer's output path, which calls :meth:`Ipv4.pre_output` (ARP) and the
   framer; returns 0 (sent or held for ARP) or an errno;
-* ``resolve(ifp, next_hop, datagram, now)`` — ARP (``router.arp.Arp.resolve``).
+* ``resolve(ifp, next_hop, datagram, now)`` — ARP (``router.arp.protocol.Arp.resolve``).
 
 Input rules (``ip_input``/``ip_forward`` of the BSDs, with Linux defaults
 where a modern router differs): a header that fails a check is a counted
@@ -44,9 +44,9 @@ from router.errors import (
     ENETUNREACH,
     ENXIO,
 )
-from router.icmp import Icmp, IcmpConfig
-from router.ifnet import AF_INET, IfFamily, IfFlags, Interface
-from router.route import Route, RouteFlags
+from router.inet.route import Route, RouteFlags
+from router.ipv4.icmp import Icmp, IcmpConfig
+from router.link.ifnet import AF_INET, IfFamily, IfFlags, Interface
 from router.wire import Malformed
 from router.wire import ethernet as eth
 from router.wire import icmp as icmp_wire
@@ -144,7 +144,7 @@ class RouteLookup(Protocol):
 
 
 class InetQueries(Protocol):
-    """What IPv4 asks of address control (``router.inet.InetDomain``)."""
+    """What IPv4 asks of address control (``router.inet.domain.InetDomain``)."""
 
     def local_ip(self, addr: int) -> bool: ...
 

@@ -40,17 +40,17 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from router.ifnet import AF_INET, IfCounters, IfFamily, IfFlags, Interface
-from router.route import RouteFlags
+from router.inet.route import RouteFlags
+from router.link.ifnet import AF_INET, IfCounters, IfFamily, IfFlags, Interface
 from router.wire.checksum import TTL_DECREMENT_CHECKSUM
 
 if TYPE_CHECKING:
-    from router.arp import Arp
-    from router.dlil import DataLink
-    from router.inet import InetDomain
-    from router.ipv4 import Ipv4
-    from router.route import RouteTable
-    from router.tap import Taps
+    from router.arp.protocol import Arp
+    from router.inet.domain import InetDomain
+    from router.inet.route import RouteTable
+    from router.ipv4.input import Ipv4
+    from router.link.datalink import DataLink
+    from router.ng.tap import Taps
 
 _NOT_FAST_ROUTE = int(RouteFlags.LOCAL | RouteFlags.REJECT | RouteFlags.BLACKHOLE)
 _GATEWAY = int(RouteFlags.GATEWAY)

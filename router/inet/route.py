@@ -21,7 +21,7 @@ from typing import Any
 
 from router.errors import EEXIST, EINVAL, ESRCH, RouterError
 from router.events import Event, EventKind
-from router.ifnet import AF_INET
+from router.link.ifnet import AF_INET
 
 ALL_ONES = 0xFFFFFFFF
 MAX_PLEN = 32
@@ -65,7 +65,7 @@ class Route:
     """One route (``struct rtentry``).
 
     ``ifaddr`` is the interface address that owns the route (an
-    ``router.inet.InAddr`` for connected and loopback routes, None for a
+    ``router.inet.domain.InAddr`` for connected and loopback routes, None for a
     configured route) and ``source`` its address value, 0 if none.
     ``installed`` turns False when the route leaves the table, so an owner
     holding a reference can tell that someone else removed it.

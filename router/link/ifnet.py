@@ -1,6 +1,6 @@
 """Interface objects: names, flags, counters and the per-interface state.
 
-The data link layer (``router/dlil.py``) owns the lifecycle (acquire, attach,
+The data link layer (``router/link/datalink.py``) owns the lifecycle (acquire, attach,
 detach, final detach, recycle); this module only describes what an interface
 *is*. An ``Interface`` is created per NIC, per ``ngN`` and per loopback and
 lives for the engine's life (released ones are recycled by unique id).
@@ -72,7 +72,7 @@ class LinkState(enum.IntEnum):
 
 
 class IfState(enum.Enum):
-    """Lifecycle of an interface; transitions live in ``router/dlil.py``."""
+    """Lifecycle of an interface; transitions live in ``router/link/datalink.py``."""
 
     EMBRYONIC = "embryonic"  # acquired, not yet attached
     ATTACHED = "attached"
@@ -147,7 +147,7 @@ class Interface:
 
     ``addresses`` holds the link address first, then the primary address of
     each family that has one (IPv4: the interface's first ``InAddr``, kept by
-    ``router/inet_index.py``); it is not a list of every IPv4 alias, which
+    ``router/inet/index.py``); it is not a list of every IPv4 alias, which
     ``InetDomain.addresses``/``address``/``address_on`` answer. ``filters``
     is a tuple replaced as a whole on change, so a pass that is iterating it
     is never disturbed (copy-on-write instead of the seed's busy monitor).
@@ -224,7 +224,7 @@ class Interface:
         self.driver: Driver | None = None
         self.family_module: FamilyModule | None = None
         self.softc: Any = None  # the driver's private state (e.g. the ngN node)
-        self.inet: Any = None  # IPv4 per-interface data (router/inet.py, ARP table)
+        self.inet: Any = None  # IPv4 per-interface data (router/inet/domain.py, ARP table)
         self.multicast: dict[bytes, int] = {}  # link-layer multicast memberships
         self.generation = 0  # bumped on any change the fast path depends on
         # The family module's per-interface demux table (Ethernet: ethertype

@@ -12,11 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from router.arp_acd import AcdRecord
-from router.arp_config import ArpStats
+from router.arp.acd import AcdRecord
+from router.arp.config import ArpStats
+from router.arp.lltable import LleFlags, LlEntry, LlTable
 from router.events import Event, EventKind
-from router.ifnet import Interface
-from router.lltable import LleFlags, LlEntry, LlTable
+from router.link.ifnet import Interface
 from router.wire import arp as wire
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import enum
 
 from router.errors import EBUSY, EEXIST, EINVAL, ENXIO, RouterError
-from router.ifnet import IfState
+from router.link.ifnet import IfState
 
 
 class LifeEvent(enum.Enum):

@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from router.ifnet import Interface
+from router.link.ifnet import Interface
 from router.wire import icmp as wire
 from router.wire import ipv4 as ip
 from router.wire.checksum import ones_complement_sum

@@ -7,7 +7,7 @@ no link header. A hook's peer is anything that implements :class:`HookPeer`:
 the agent's gRPC packet stream, or another ``ngN`` (an inter-host link; see
 :func:`link_back_to_back` for the in-memory version tests use).
 
-How it fits the data link layer (``router/dlil.py``): each ``ngN`` is
+How it fits the data link layer (``router/link/datalink.py``): each ``ngN`` is
 acquired and attached through the ``DataLink`` with :class:`PointToPointFamily`
 as its family module and :class:`NgDriver` as its driver, so the stack sends
 to it with ``DataLink.output`` like to any interface (I/O reference, output
@@ -41,7 +41,6 @@ from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 from router.contracts import DemuxDesc, Packet
-from router.dlil import DataLink
 from router.errors import (
     EAFNOSUPPORT,
     EBUSY,
@@ -55,7 +54,8 @@ from router.errors import (
     RouterError,
 )
 from router.events import Event, EventKind
-from router.ifnet import (
+from router.link.datalink import DataLink
+from router.link.ifnet import (
     AF_INET,
     AF_INET6,
     AF_UNSPEC,
@@ -67,8 +67,8 @@ from router.ifnet import (
     IoctlCmd,
     LinkState,
 )
-from router.pcap import NULL_HEADER_LEN, null_header
-from router.tap import Taps
+from router.ng.pcap import NULL_HEADER_LEN, null_header
+from router.ng.tap import Taps
 
 # ng_iface.h
 NG_IFACE_MTU_MIN = 72

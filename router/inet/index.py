@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from router.ifnet import IfFlags
-from router.inet_addr import InAddr, InetIfInfo, OrderedIndex, broadcast_values
+from router.inet.addr import InAddr, InetIfInfo, OrderedIndex, broadcast_values
+from router.link.ifnet import IfFlags
 
 if TYPE_CHECKING:
-    from router.ifnet import Interface
+    from router.link.ifnet import Interface
 
 PrefixKey = tuple[int, int]
 

@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from router.arp import Arp
+from router.arp.protocol import Arp
 from router.errors import EINVAL, EOPNOTSUPP
 from router.events import Event
-from router.ifnet import Interface, IoctlCmd
-from router.tap import Taps
+from router.link.ifnet import Interface, IoctlCmd
+from router.ng.tap import Taps
 
 #: Ethernet MTU bounds: RFC 791's 68 up to a 9216-byte jumbo frame.
 ETHER_MTU_MIN = 68

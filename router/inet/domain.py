@@ -7,7 +7,7 @@ loopback route per local address value, and answers the local/broadcast
 queries.
 
 Unlike the seed, which walks the global address list on every change, every
-lookup goes through the indexes of ``router/inet_index.py``, so each
+lookup goes through the indexes of ``router/inet/index.py``, so each
 operation costs the same with 10 or 100,000 addresses, on one interface or
 spread over many.
 """
@@ -30,8 +30,7 @@ from router.errors import (
     RouterError,
 )
 from router.events import Event, EventKind
-from router.ifnet import AF_INET, IfFlags, IoctlCmd
-from router.inet_addr import (
+from router.inet.addr import (
     ALL_HOSTS_GROUP,
     LIMITED_BROADCAST,
     AliasRequest,
@@ -46,11 +45,12 @@ from router.inet_addr import (
     classful_mask,
     default_peer,
 )
-from router.inet_index import AddressIndex, PrefixKey, count_in, count_out
-from router.route import ALL_ONES, Route, RouteFlags, RouteTable, mask_to_plen, ntoa
+from router.inet.index import AddressIndex, PrefixKey, count_in, count_out
+from router.inet.route import ALL_ONES, Route, RouteFlags, RouteTable, mask_to_plen, ntoa
+from router.link.ifnet import AF_INET, IfFlags, IoctlCmd
 
 if TYPE_CHECKING:
-    from router.ifnet import Interface
+    from router.link.ifnet import Interface
 
 __all__ = [
     "AliasRequest",
@@ -541,7 +541,7 @@ class InetDomain:
         """
         return addr in self.index.by_value
 
-    #: ``in_canforward`` (:func:`router.inet_addr.can_forward` itself: no wrapper call
+    #: ``in_canforward`` (:func:`router.inet.addr.can_forward` itself: no wrapper call
     #: per forwarded packet).
     can_forward = staticmethod(can_forward)
 

@@ -1,0 +1,1 @@
+"""router.arp.protocol."""

@@ -1,0 +1,1 @@
+"""router.inet.domain."""

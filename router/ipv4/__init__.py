@@ -1,0 +1,1 @@
+"""router.ipv4.input."""
