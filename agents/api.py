@@ -22,8 +22,8 @@ from agents import convert
 from agents.convert import address_to_pb, arp_to_pb, interface_to_pb, require, route_to_pb
 from agents.errors import invalid, map_errors_of
 from agents.gate import Gate, Mailbox
-from router.errors import EADDRNOTAVAIL, ENXIO, RouterError
-from router.events import Event, EventKind
+from router import Event, EventKind, RouterError
+from router.errors import EADDRNOTAVAIL, ENXIO
 from vrc.v1 import agent_pb2, agent_pb2_grpc, types_pb2
 
 POLL_SECONDS = 0.5  # how often an idle stream checks that its client is still there

@@ -18,8 +18,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from agents.errors import invalid
-from router.events import Event
-from router.link.ifnet import IfExtFlags, IfFlags
+from router import Event, IfExtFlags, IfFlags
 from vrc.v1 import agent_pb2, types_pb2
 
 MAX_PLEN = 32

@@ -218,8 +218,7 @@ def check_nic_mac(ifname: str, mac: bytes) -> None:
 
 def default_engine_factory(options: AgentOptions) -> Any:
     """The engine with the configuration the options ask for."""
-    from router.arp.config import ArpConfig
-    from router.engine.api import Engine, EngineConfig
+    from router import ArpConfig, Engine, EngineConfig
 
     if options.arp_probes is None:
         return Engine(EngineConfig())

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from router.link.ifnet import IfFlags
+from router import IfFlags
 
 MAX_BATCH = 256
 MAX_WAIT = 0.25  # seconds: the loop re-checks its stop flag at least this often

@@ -27,9 +27,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from router.errors import ENXIO, RouterError
-from router.events import Event
-from router.link.ifnet import IfFamily
+from router import Event, IfFamily, RouterError
+from router.errors import ENXIO
 
 T = TypeVar("T")
 Item = TypeVar("Item")

@@ -30,7 +30,7 @@ from prometheus_client import start_http_server
 from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from router.link.ifnet import IfFlags
+from router import IfFlags
 
 # if_data field -> metric stem and help text
 INTERFACE_COUNTERS: dict[str, tuple[str, str]] = {

@@ -38,7 +38,7 @@ from scapy.layers.l2 import Ether
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # measure this checkout, not whatever is installed
 
-from router.engine.api import Engine, EngineConfig  # noqa: E402
+from router import Engine, EngineConfig  # noqa: E402
 from router.wire.checksum import TTL_DECREMENT_CHECKSUM  # noqa: E402
 
 IN_MAC = "02:00:00:00:00:01"

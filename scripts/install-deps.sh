@@ -26,7 +26,7 @@ bash scripts/install-kubectl.sh
 here=$(pwd -P)
 if ! (cd / && python3 -c "
 import os, sys
-import router, agents, vrc.v1, pytest, hypothesis, scapy, grpc_tools, ruff, mypy, pytricia
+import router, agents, cli, vrc.v1, pytest, hypothesis, scapy, grpc_tools, ruff, mypy, pytricia
 import kubernetes_validate, yaml
 sys.exit(os.path.realpath(os.path.dirname(router.__file__)) != os.path.join('$here', 'router'))
 ") >/dev/null 2>&1 || ! command -v vrc-agent >/dev/null 2>&1; then

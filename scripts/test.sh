@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 
-echo "== ruff"; python3 -m ruff check router agents controller tests bench
+echo "== ruff"; python3 -m ruff check router agents controller cli tests bench
 echo "== mypy router/"; python3 -m mypy router
 echo "== pytest"
 export VRC_REQUIRE_INTEGRATION=1

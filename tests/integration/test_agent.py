@@ -27,7 +27,7 @@ from tests.integration.conftest import (
     ping,
     wait_for,
 )
-from tests.netns import Lab, LabError, Netns
+from tests.netns import Lab, LabError, Netns, script_argv
 from vrc.v1 import agent_pb2, types_pb2
 
 pytestmark = pytest.mark.integration
@@ -197,7 +197,8 @@ def test_capture_writes_a_pcap_that_tshark_decodes_as_the_icmp_exchange(
     assert ping(topo.a, R_A_ADDR, count=1).returncode == 0  # ARP settled before capturing
     pcap = tmp_path / "ra.pcap"
     capture = subprocess.Popen(
-        ["vrc", "--agent", agent.target, "capture", topo.ra, "-c", "4", "-w", str(pcap)],
+        [*script_argv("vrc"), "--agent", agent.target, "capture", topo.ra, "-c", "4",
+         "-w", str(pcap)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

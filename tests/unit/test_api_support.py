@@ -412,7 +412,7 @@ def cli_runner(address: str, capsys: Any) -> CliRun:
 
     A usage error (argparse's SystemExit) comes back as its exit code.
     """
-    from agents.cli import main
+    from cli.main import main
 
     def run(*argv: str) -> tuple[int, str, str]:
         try:

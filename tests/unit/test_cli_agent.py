@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.cli import frame_summary, main
+from cli.main import main
+from cli.output import frame_summary
 from tests.unit.test_api_support import RunningAgent, running_agent, sample_engine
 
 ETH_ARP = bytes.fromhex(

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from agents.cli import main, timestamp_text
+from cli.main import main
+from cli.output import timestamp_text
 from router.arp.config import ArpConfig
 from router.engine.api import Engine, EngineConfig
 from tests.unit.test_api_support import RunningAgent, cli_runner, running_agent

@@ -1,35 +1,31 @@
-"""``vrc``: the command line for one agent (the agent half of the CLI).
+"""The agent half of the ``vrc`` CLI: one command per agent API call.
 
-    vrc [--agent unix:/run/vrc/agent.sock | HOST:PORT] [--tls-ca F [--tls-cert F --tls-key F]]
-        [-o table|json] COMMAND ...
-
-Tables for people, ``-o json`` for programs (streams print one JSON object a
-line). A gRPC error prints as ``vrc: STATUS: message`` on stderr and exits 1,
-never a traceback; usage errors exit 2 (argparse).
+:func:`add_commands` puts the subcommands on the root parser of
+:mod:`cli.main`; :class:`Commands` has one method per subcommand that makes
+its calls and prints the answer through :class:`cli.output.Output`.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import struct
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any, TextIO
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-import grpc
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.json_format import MessageToDict
-from google.protobuf.message import Message
-
-from router.events import EventKind
-from router.ng.pcap import PcapWriter
+from cli.options import UINT32_MAX, UINT64_MAX, CliError, subcommand, whole_number
+from cli.output import (
+    Output,
+    address_text,
+    arp_flags,
+    event_text,
+    frame_summary,
+    timestamp_text,
+)
+from router import EventKind, PcapWriter
 from vrc.v1 import agent_pb2 as pb
 from vrc.v1 import agent_pb2_grpc
 from vrc.v1 import types_pb2 as tpb
 
-DEFAULT_AGENT = "unix:/run/vrc/agent.sock"
 POLICIES = {"allow": tpb.POLICY_ALLOW, "refuse": tpb.POLICY_REFUSE,
             "multipath": tpb.POLICY_MULTIPATH}
 QUERIES = {"local-subnet": pb.QUERY_KIND_LOCAL_SUBNET,
@@ -37,189 +33,6 @@ QUERIES = {"local-subnet": pb.QUERY_KIND_LOCAL_SUBNET,
            "can-forward": pb.QUERY_KIND_CAN_FORWARD,
            "broadcast": pb.QUERY_KIND_BROADCAST}
 EVENT_KINDS = tuple(sorted(kind.value for kind in EventKind))
-UINT32_MAX = (1 << 32) - 1
-UINT64_MAX = (1 << 64) - 1
-EPOCH_2001 = 978307200.0  # a capture timestamp after this is UNIX time, else the engine's clock
-
-
-class CliError(Exception):
-    """A problem the user can fix (an unreadable TLS file): ``vrc: message``, exit 1."""
-
-
-# --- output ------------------------------------------------------------------------------
-
-
-_INT64_TYPES = frozenset({FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT64,
-                          FieldDescriptor.TYPE_SINT64, FieldDescriptor.TYPE_FIXED64,
-                          FieldDescriptor.TYPE_SFIXED64})
-
-
-def as_dict(message: Message) -> dict[str, Any]:
-    """A message as JSON-ready data, with 64-bit integers as numbers.
-
-    The protobuf JSON mapping writes 64-bit integers as strings (for
-    JavaScript); people pipe ``vrc -o json`` into jq and compare counters and
-    sequence numbers, so they come out as numbers here.
-    """
-    converted: dict[str, Any] = MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
-    _numbers_for_int64(message, converted)
-    return converted
-
-
-def _numbers_for_int64(message: Message, data: dict[str, Any]) -> None:
-    for field in message.DESCRIPTOR.fields:
-        if field.name not in data:
-            continue
-        value = data[field.name]
-        repeated = field.is_repeated
-        if field.type in _INT64_TYPES:
-            data[field.name] = [int(v) for v in value] if repeated else int(value)
-        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
-            children = getattr(message, field.name)
-            for child, child_data in (zip(children, value, strict=True) if repeated
-                                      else ((children, value),)):
-                _numbers_for_int64(child, child_data)
-
-
-def table(rows: Iterable[Sequence[object]], headers: Sequence[str]) -> str:
-    """Left-aligned columns two spaces apart, like ``ip -br`` or ``netstat -rn``."""
-    text = [[str(c) for c in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in text) for i in range(len(headers))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-                     .rstrip() for row in text)
-
-
-class Output:
-    """Where results go, in the format the user asked for."""
-
-    def __init__(self, fmt: str, out: TextIO) -> None:
-        self.json = fmt == "json"
-        self.out = out
-
-    def print(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
-
-    def message(self, message: Message, text: str) -> None:
-        self.print(json.dumps(as_dict(message), indent=2) if self.json else text)
-
-    def listing(self, messages: Sequence[Message], headers: Sequence[str],
-                row: Callable[[Any], Sequence[object]]) -> None:
-        if self.json:
-            self.print(json.dumps([as_dict(m) for m in messages], indent=2))
-        else:
-            self.print(table((row(m) for m in messages), headers))
-
-    def line(self, message: Message, text: str) -> None:
-        """One item of a stream: a JSON line or a text line."""
-        self.print(json.dumps(as_dict(message)) if self.json else text)
-
-
-def address_text(address: tpb.Address) -> str:
-    text = f"{address.address}/{address.prefix_len}"
-    if address.broadcast:
-        text += f" broadcast {address.broadcast}"
-    if address.destination:
-        text += f" --> {address.destination}"
-    return text
-
-
-def arp_flags(entry: tpb.ArpEntry) -> str:
-    names = [n for n, on in (("static", entry.static), ("published", entry.published),
-                             ("local", entry.local)) if on]
-    return ",".join(names) or "-"
-
-
-def event_text(event: tpb.Event) -> str:
-    where = f" {event.ifname}" if event.ifname else ""
-    data = " ".join(f"{k}={v}" for k, v in sorted(event.data.items()))
-    return f"#{event.seq} {event.kind}{where} {data}".rstrip()
-
-
-def timestamp_text(timestamp: float) -> str:
-    """Local time of day like tcpdump for UNIX time; seconds as given for the engine's clock."""
-    if timestamp < EPOCH_2001:
-        return f"{timestamp:.6f}"
-    return datetime.datetime.fromtimestamp(timestamp).strftime("%H:%M:%S.%f")
-
-
-# --- frame summaries --------------------------------------------------------------
-
-_ETHERTYPES = {0x0800: "IPv4", 0x0806: "ARP", 0x86DD: "IPv6", 0x8100: "802.1Q"}
-_IP_PROTOCOLS = {1: "ICMP", 6: "TCP", 17: "UDP", 2: "IGMP"}
-_AF_NAMES = {2: "IPv4", 24: "IPv6", 28: "IPv6", 30: "IPv6"}
-
-
-def _mac(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
-
-
-def _ipv4(raw: bytes) -> str:
-    return ".".join(str(b) for b in raw)
-
-
-def ipv4_summary(packet: bytes) -> str:
-    if len(packet) < 20:
-        return f"IPv4 truncated ({len(packet)} bytes)"
-    proto = _IP_PROTOCOLS.get(packet[9], f"proto {packet[9]}")
-    return f"IPv4 {_ipv4(packet[12:16])} > {_ipv4(packet[16:20])} {proto} ttl {packet[8]}"
-
-
-def arp_summary(payload: bytes) -> str:
-    if len(payload) < 28:
-        return "ARP truncated"
-    op = {1: "who-has", 2: "reply"}.get(payload[7], f"op {payload[7]}")
-    sender, target = _ipv4(payload[14:18]), _ipv4(payload[24:28])
-    if payload[7] == 2:
-        return f"ARP reply {sender} is-at {_mac(payload[8:14])}"
-    return f"ARP {op} {target} tell {sender}"
-
-
-def frame_summary(frame: bytes, linktype: int) -> str:
-    """A one-line description of a frame, tcpdump-like, without external dissectors."""
-    if linktype == 0:
-        if len(frame) < 4:
-            return "truncated"
-        family = struct.unpack("=I", frame[:4])[0]
-        family = family if family < 256 else struct.unpack(">I", frame[:4])[0]
-        payload = frame[4:]
-        return ipv4_summary(payload) if family == 2 else _AF_NAMES.get(family, f"af {family}")
-    if len(frame) < 14:
-        return "truncated"
-    ethertype = struct.unpack("!H", frame[12:14])[0]
-    head = f"{_mac(frame[6:12])} > {_mac(frame[0:6])}"
-    if ethertype == 0x0800:
-        return f"{head} {ipv4_summary(frame[14:])}"
-    if ethertype == 0x0806:
-        return f"{head} {arp_summary(frame[14:])}"
-    return f"{head} {_ETHERTYPES.get(ethertype, f'ethertype 0x{ethertype:04x}')}"
-
-
-# --- connection ------------------------------------------------------------------------------
-
-
-def _read(flag: str, path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as error:
-        raise CliError(f"{flag} {path}: {error.strerror}") from None
-
-
-def open_channel(args: argparse.Namespace) -> grpc.Channel:
-    """A channel to the agent: plaintext unless a TLS flag is given."""
-    if not (args.tls_ca or args.tls_cert or args.tls_key):
-        return grpc.insecure_channel(args.agent)
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise CliError("--tls-cert and --tls-key go together")
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read("--tls-ca", args.tls_ca) if args.tls_ca else None,
-        private_key=_read("--tls-key", args.tls_key) if args.tls_key else None,
-        certificate_chain=_read("--tls-cert", args.tls_cert) if args.tls_cert else None)
-    return grpc.secure_channel(args.agent, credentials)
-
-
-# --- commands --------------------------------------------------------------------------------
 
 
 class Commands:
@@ -419,65 +232,11 @@ def _limited(items: Iterator[tpb.Event], count: int | None, call: Any) -> Iterat
             return
 
 
-# --- argument parsing -------------------------------------------------------------------------
-
-
-def whole_number(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: an integer in ``low..high``, else a usage error that says so."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-        if not low <= value <= high:
-            bound = f"{low} or more" if high >= UINT32_MAX else f"{low}..{high}"
-            raise argparse.ArgumentTypeError(f"{text!r}: must be {bound}")
-        return value
-
-    parse.__name__ = "whole number"
-    return parse
-
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
-    return value
-
-
-def _output_flag(parser: argparse.ArgumentParser, default: Any) -> None:
-    parser.add_argument("-o", "--output", choices=("table", "json"), default=default,
-                        help="output format (default: table)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    # SUPPRESS: "-o json" after the subcommand wins, its absence does not reset it.
-    _output_flag(common, argparse.SUPPRESS)
-    parser = argparse.ArgumentParser(
-        prog="vrc", description="Talk to one vrc agent. 'vrc COMMAND -h' explains a command.",
-        epilog="examples: vrc ifaces; vrc alias add eth1 10.0.0.1/24; vrc -o json routes; "
-               "vrc capture eth1 -c 100 -w eth1.pcap. Errors exit 1, usage errors 2.")
-    parser.add_argument("--agent", default=DEFAULT_AGENT, metavar="unix:PATH|HOST:PORT",
-                        help=f"the agent's API address (default {DEFAULT_AGENT})")
-    parser.add_argument("--tls-ca", metavar="FILE",
-                        help="CA certificate to verify the agent (turns on TLS)")
-    parser.add_argument("--tls-cert", metavar="FILE", help="client certificate, for mutual TLS")
-    parser.add_argument("--tls-key", metavar="FILE", help="client private key, for mutual TLS")
-    parser.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
-                        help="seconds to wait for a reply (default 10)")
-    _output_flag(parser, "table")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """The agent's subcommands, on the root parser's ``commands`` subparsers."""
 
     def command(parent: Any, name: str, func: str, help: str) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = parent.add_parser(name, help=help, description=help,
-                                                        parents=[common])
-        sub.set_defaults(func=func)
-        return sub
+        return subcommand(parent, name, func, help, common)
 
     ifaces = command(commands, "ifaces", "ifaces", "list interfaces (or show one)")
     ifaces.add_argument("name", nargs="?", metavar="NAME", help="only this interface")
@@ -579,59 +338,4 @@ def build_parser() -> argparse.ArgumentParser:
     capture.add_argument("-w", "--write", metavar="FILE.pcap", help="write a pcap file")
     capture.add_argument("-s", "--snaplen", type=whole_number(0, UINT32_MAX), metavar="BYTES",
                          help="cut frames to this length (0: whole frames)")
-    return parser
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.func == "query" and args.kind == "broadcast" and not args.iface:
-        args.command_parser.error("broadcast needs IFACE (the interface to ask about)")
-    out = Output(args.output, sys.stdout)
-    commands: Commands | None = None
-    try:
-        with open_channel(args) as channel:
-            commands = Commands(agent_pb2_grpc.AgentStub(channel), out, args.timeout)
-            getattr(commands, args.func)(args)
-    except grpc.RpcError as error:
-        if error.code() is grpc.StatusCode.CANCELLED:
-            return 0  # we cancelled it (-c N reached)
-        streaming = commands is not None and commands.streaming
-        print(f"vrc: {error.code().name}: {rpc_error_text(error, args, streaming)}",
-              file=sys.stderr)
-        return 1
-    except CliError as error:
-        print(f"vrc: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        return 0
-    return 0
-
-
-def rpc_error_text(error: Any, args: argparse.Namespace, streaming: bool = False) -> str:
-    """The status message; for a call that never reached the agent, say so and why.
-
-    Engine refusals carry ``vrc-errno`` in their trailers; an UNAVAILABLE or
-    DEADLINE_EXCEEDED without it is the connection, not the router. A stream
-    that was running (``streaming``) and goes UNAVAILABLE lost an agent that
-    stopped, which is not the same advice as one never reached.
-    """
-    details = str(error.details() or "")
-    trailers = dict(error.trailing_metadata() or ())
-    if "vrc-errno" in trailers:
-        return details
-    code = error.code()
-    if code is grpc.StatusCode.UNAVAILABLE:
-        cause = details.rstrip("]").rsplit(": ", 1)[-1].strip() or "unavailable"
-        if streaming:
-            return f"the agent at {args.agent} went away ({cause}); did vrc-agent stop?"
-        return (f"cannot reach the agent at {args.agent}: {cause} "
-                "(is vrc-agent running there? --agent names another)")
-    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
-        return f"no answer from the agent at {args.agent} within {args.timeout:g} s (--timeout)"
-    return details
-
-
-if __name__ == "__main__":
-    sys.exit(main())

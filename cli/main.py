@@ -1,0 +1,124 @@
+"""``vrc``: the entry point — the root parser, the channel, errors and exit codes.
+
+    vrc [--agent unix:/run/vrc/agent.sock | HOST:PORT] [--tls-ca F [--tls-cert F --tls-key F]]
+        [-o table|json] COMMAND ...
+
+Tables for people, ``-o json`` for programs (streams print one JSON object a
+line). A gRPC error prints as ``vrc: STATUS: message`` on stderr and exits 1,
+never a traceback; usage errors exit 2 (argparse). The commands themselves
+live in :mod:`cli.agent` (the agent half of the CLI).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+
+from cli import agent
+from cli.options import CliError, output_flag, positive_seconds
+from cli.output import Output
+from vrc.v1 import agent_pb2_grpc
+
+DEFAULT_AGENT = "unix:/run/vrc/agent.sock"
+
+
+def _read(flag: str, path: str) -> bytes:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise CliError(f"{flag} {path}: {error.strerror}") from None
+
+
+def open_channel(args: argparse.Namespace) -> grpc.Channel:
+    """A channel to the agent: plaintext unless a TLS flag is given."""
+    if not (args.tls_ca or args.tls_cert or args.tls_key):
+        return grpc.insecure_channel(args.agent)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise CliError("--tls-cert and --tls-key go together")
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read("--tls-ca", args.tls_ca) if args.tls_ca else None,
+        private_key=_read("--tls-key", args.tls_key) if args.tls_key else None,
+        certificate_chain=_read("--tls-cert", args.tls_cert) if args.tls_cert else None)
+    return grpc.secure_channel(args.agent, credentials)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: "-o json" after the subcommand wins, its absence does not reset it.
+    output_flag(common, argparse.SUPPRESS)
+    parser = argparse.ArgumentParser(
+        prog="vrc", description="Talk to one vrc agent. 'vrc COMMAND -h' explains a command.",
+        epilog="examples: vrc ifaces; vrc alias add eth1 10.0.0.1/24; vrc -o json routes; "
+               "vrc capture eth1 -c 100 -w eth1.pcap. Errors exit 1, usage errors 2.")
+    parser.add_argument("--agent", default=DEFAULT_AGENT, metavar="unix:PATH|HOST:PORT",
+                        help=f"the agent's API address (default {DEFAULT_AGENT})")
+    parser.add_argument("--tls-ca", metavar="FILE",
+                        help="CA certificate to verify the agent (turns on TLS)")
+    parser.add_argument("--tls-cert", metavar="FILE", help="client certificate, for mutual TLS")
+    parser.add_argument("--tls-key", metavar="FILE", help="client private key, for mutual TLS")
+    parser.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
+                        help="seconds to wait for a reply (default 10)")
+    output_flag(parser, "table")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    agent.add_commands(commands, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.func == "query" and args.kind == "broadcast" and not args.iface:
+        args.command_parser.error("broadcast needs IFACE (the interface to ask about)")
+    out = Output(args.output, sys.stdout)
+    commands: agent.Commands | None = None
+    try:
+        with open_channel(args) as channel:
+            commands = agent.Commands(agent_pb2_grpc.AgentStub(channel), out, args.timeout)
+            getattr(commands, args.func)(args)
+    except grpc.RpcError as error:
+        if error.code() is grpc.StatusCode.CANCELLED:
+            return 0  # we cancelled it (-c N reached)
+        streaming = commands is not None and commands.streaming
+        print(f"vrc: {error.code().name}: {rpc_error_text(error, args, streaming)}",
+              file=sys.stderr)
+        return 1
+    except CliError as error:
+        print(f"vrc: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+    return 0
+
+
+def rpc_error_text(error: Any, args: argparse.Namespace, streaming: bool = False) -> str:
+    """The status message; for a call that never reached the agent, say so and why.
+
+    Engine refusals carry ``vrc-errno`` in their trailers; an UNAVAILABLE or
+    DEADLINE_EXCEEDED without it is the connection, not the router. A stream
+    that was running (``streaming``) and goes UNAVAILABLE lost an agent that
+    stopped, which is not the same advice as one never reached.
+    """
+    details = str(error.details() or "")
+    trailers = dict(error.trailing_metadata() or ())
+    if "vrc-errno" in trailers:
+        return details
+    code = error.code()
+    if code is grpc.StatusCode.UNAVAILABLE:
+        cause = details.rstrip("]").rsplit(": ", 1)[-1].strip() or "unavailable"
+        if streaming:
+            return f"the agent at {args.agent} went away ({cause}); did vrc-agent stop?"
+        return (f"cannot reach the agent at {args.agent}: {cause} "
+                "(is vrc-agent running there? --agent names another)")
+    if code is grpc.StatusCode.DEADLINE_EXCEEDED:
+        return f"no answer from the agent at {args.agent} within {args.timeout:g} s (--timeout)"
+    return details
+
+
+if __name__ == "__main__":
+    sys.exit(main())
