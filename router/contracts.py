@@ -18,9 +18,40 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from router.events import Event
+
 if TYPE_CHECKING:
-    from router.events import Event
-    from router.link.ifnet import Interface, IoctlCmd
+    # The one type-only reference back: an Interface holds its Driver and
+    # FamilyModule, whose calls take the Interface. router.link.ifnet imports
+    # this module at run time, never the other way round.
+    from router.link.ifnet import Interface
+
+
+class IoctlCmd(enum.IntEnum):
+    """The ioctl requests the engine understands (values are vrc's own).
+
+    The vocabulary of every ioctl seam below (``Driver.ioctl``,
+    ``ProtoAttachment.ioctl``, ``InterfaceFilter.ioctl``).
+    """
+
+    SIOCSIFADDR = 1
+    SIOCGIFADDR = 2
+    SIOCSIFFLAGS = 3
+    SIOCGIFFLAGS = 4
+    SIOCSIFMTU = 5
+    SIOCGIFMTU = 6
+    SIOCADDMULTI = 7
+    SIOCDELMULTI = 8
+    SIOCSIFPHYS = 9
+    SIOCAIFADDR = 10
+    SIOCDIFADDR = 11
+    SIOCGIFBRDADDR = 12
+    SIOCGIFDSTADDR = 13
+    SIOCGIFNETMASK = 14
+    SIOCSIFBRDADDR = 15
+    SIOCSIFDSTADDR = 16
+    SIOCSIFNETMASK = 17
+    SIOCSIFLLADDR = 18
 
 
 class PacketFlags(enum.IntFlag):

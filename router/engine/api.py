@@ -31,7 +31,7 @@ from typing import Any
 from router.arp.config import ArpConfig
 from router.arp.lltable import LlInfo
 from router.arp.protocol import Arp, CallableSink
-from router.contracts import DemuxDesc, Packet, ProtoAttachment
+from router.contracts import DemuxDesc, IoctlCmd, Packet, ProtoAttachment
 from router.engine.edge import (
     AddressLike,
     EventLog,
@@ -60,7 +60,6 @@ from router.link.ifnet import (
     IfFlags,
     IfType,
     Interface,
-    IoctlCmd,
     LinkState,
 )
 from router.link.io import LinkDrop, output_one

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from typing import Any
 
 from router.arp.protocol import Arp
+from router.contracts import IoctlCmd
 from router.errors import EINVAL, EOPNOTSUPP
 from router.events import Event
-from router.link.ifnet import Interface, IoctlCmd
+from router.link.ifnet import Interface
 from router.ng.tap import Taps
 
 #: Ethernet MTU bounds: RFC 791's 68 up to a 9216-byte jumbo frame.

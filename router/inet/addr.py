@@ -11,13 +11,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from router.inet.route import ALL_ONES, Route, ntoa, plen_to_mask
-from router.link.ifnet import AF_INET, IfFlags
-
-if TYPE_CHECKING:
-    from router.link.ifnet import Interface
+from router.link.ifnet import AF_INET, IfFlags, Interface
 
 RFC3021_MASK = 0xFFFFFFFE  # a /31: both addresses are hosts, no broadcast (RFC 3021)
 ALL_HOSTS_GROUP = 0xE0000001  # 224.0.0.1

@@ -17,8 +17,8 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
+from router.contracts import IoctlCmd
 from router.errors import (
     EADDRNOTAVAIL,
     EDESTADDRREQ,
@@ -47,10 +47,7 @@ from router.inet.addr import (
 )
 from router.inet.index import AddressIndex, PrefixKey, count_in, count_out
 from router.inet.route import ALL_ONES, Route, RouteFlags, RouteTable, mask_to_plen, ntoa
-from router.link.ifnet import AF_INET, IfFlags, IoctlCmd
-
-if TYPE_CHECKING:
-    from router.link.ifnet import Interface
+from router.link.ifnet import AF_INET, IfFlags, Interface
 
 __all__ = [
     "AliasRequest",

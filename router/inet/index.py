@@ -11,13 +11,8 @@ one prefix or one address value, and over the route owners of one prefix.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from router.inet.addr import InAddr, InetIfInfo, OrderedIndex, broadcast_values
-from router.link.ifnet import IfFlags
-
-if TYPE_CHECKING:
-    from router.link.ifnet import Interface
+from router.link.ifnet import IfFlags, Interface
 
 PrefixKey = tuple[int, int]
 

@@ -3,24 +3,41 @@
 ``dlil_send_arp`` fans a link-local ARP request out to every interface that
 may carry IPv4 link-local traffic; ``dlil_resolve_multi`` lets the protocol
 map a group address and the family module vet the result. ``DataLink``
-delegates its ``send_arp`` and ``resolve_multi`` here.
+delegates its ``send_arp`` and ``resolve_multi`` here, passing itself as the
+:class:`ArpLinks` they need.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+from router.contracts import ProtoAttachment
 from router.errors import EINVAL, ENOTSUP, EOPNOTSUPP
 from router.link.ifnet import AF_INET, IfExtFlags, Interface
-
-if TYPE_CHECKING:
-    from router.link.datalink import DataLink
 
 ARPOP_REQUEST = 1
 ARPOP_REPLY = 2
 
 _LINKLOCAL_NET = 0xA9FE0000  # 169.254.0.0/16
 _LINKLOCAL_MASK = 0xFFFF0000
+
+
+class ArpLinks(Protocol):
+    """What ARP send and multicast resolution use of the data link layer (``DataLink``).
+
+    ``ipv4_ll_arp_aware`` is the seed's sysctl that turns the link-local
+    fan-out on; ``interfaces`` are the attached ones in attach order.
+    """
+
+    ipv4_ll_arp_aware: bool
+
+    def interfaces(self) -> list[Interface]: ...
+
+    def io_ref(self, ifp: Interface) -> bool: ...
+
+    def io_unref(self, ifp: Interface) -> None: ...
+
+    def proto_unref(self, ifp: Interface, proto: ProtoAttachment) -> None: ...
 
 
 def is_ipv4_linklocal(addr: int) -> bool:
@@ -39,7 +56,7 @@ def first_ipv4_address(ifp: Interface) -> int | None:
 
 
 def send_arp(
-    dl: DataLink,
+    dl: ArpLinks,
     ifp: Interface,
     op: int,
     sender_hw: bytes | None,
@@ -72,7 +89,7 @@ def send_arp(
     return _send_arp_on(dl, ifp, op, sender_hw, sender_ip, target_hw, target_ip)
 
 
-def _send_arp_linklocal(dl: DataLink, op: int, target_ip: int) -> int:
+def _send_arp_linklocal(dl: ArpLinks, op: int, target_ip: int) -> int:
     result = ENOTSUP
     for cur in dl.interfaces():
         if not cur.eflags & IfExtFlags.ARPLL:
@@ -87,7 +104,7 @@ def _send_arp_linklocal(dl: DataLink, op: int, target_ip: int) -> int:
 
 
 def _send_arp_on(
-    dl: DataLink, ifp: Interface, op: int, sender_hw: bytes | None, sender_ip: int | None,
+    dl: ArpLinks, ifp: Interface, op: int, sender_hw: bytes | None, sender_ip: int | None,
     target_hw: bytes | None, target_ip: int,
 ) -> int:
     """``dlil_send_arp_internal``: through ``ifp``'s IPv4 attachment, ENOTSUP without one."""
@@ -104,7 +121,7 @@ def _send_arp_on(
         dl.proto_unref(ifp, proto)
 
 
-def resolve_multi(dl: DataLink, ifp: Interface, family: int, addr: Any) -> tuple[int, bytes]:
+def resolve_multi(dl: ArpLinks, ifp: Interface, family: int, addr: Any) -> tuple[int, bytes]:
     """``dlil_resolve_multi``: the protocol maps a group address, the family module checks.
 
     The protocol's ``resolve_multi`` goes first; if it answered 0 the family

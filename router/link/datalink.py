@@ -29,6 +29,7 @@ from router.contracts import (
     Driver,
     FamilyModule,
     InterfaceFilter,
+    IoctlCmd,
     Packet,
     ProtoAttachment,
 )
@@ -55,7 +56,6 @@ from router.link.ifnet import (
     IfState,
     IfType,
     Interface,
-    IoctlCmd,
     LinkAddress,
     LinkState,
 )

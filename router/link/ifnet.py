@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from router.contracts import Driver, FamilyModule, InterfaceFilter, ProtoAttachment
+from router.contracts import Driver, FamilyModule, InterfaceFilter, ProtoAttachment
 
 # Address families, BSD numbering (the seeds are BSD; DLT_NULL headers use it).
 AF_UNSPEC = 0
@@ -79,29 +78,6 @@ class IfState(enum.Enum):
     DETACHING = "detaching"  # invisible to lookups, waiting for I/O references
     DETACHED = "detached"  # final detach done; may be released and recycled
     RELEASED = "released"  # given back (dlil_if_release): reusable by its unique id
-
-
-class IoctlCmd(enum.IntEnum):
-    """The ioctl requests the engine understands (values are vrc's own)."""
-
-    SIOCSIFADDR = 1
-    SIOCGIFADDR = 2
-    SIOCSIFFLAGS = 3
-    SIOCGIFFLAGS = 4
-    SIOCSIFMTU = 5
-    SIOCGIFMTU = 6
-    SIOCADDMULTI = 7
-    SIOCDELMULTI = 8
-    SIOCSIFPHYS = 9
-    SIOCAIFADDR = 10
-    SIOCDIFADDR = 11
-    SIOCGIFBRDADDR = 12
-    SIOCGIFDSTADDR = 13
-    SIOCGIFNETMASK = 14
-    SIOCSIFBRDADDR = 15
-    SIOCSIFDSTADDR = 16
-    SIOCSIFNETMASK = 17
-    SIOCSIFLLADDR = 18
 
 
 _UP = int(IfFlags.UP)  # plain int: IntFlag operators are slow on the packet path

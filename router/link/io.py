@@ -4,19 +4,20 @@
 every packet that takes the generic path, so they bind what they use to local
 names, build one ``Packet`` per frame and nothing else, and never raise for a
 bad packet: every drop bumps an interface counter and a ``LinkDrop`` count.
+
+What they need of the data link layer (references, drop counts, the ioctl
+chain) is :class:`LinkLayer`, which ``DataLink`` is; this module never
+imports ``router.link.datalink``.
 """
 
 from __future__ import annotations
 
 import enum
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from router.contracts import Packet, PacketFlags, ProtoAttachment
+from router.contracts import IoctlCmd, Packet, PacketFlags, ProtoAttachment
 from router.errors import EJUSTRETURN, EMSGSIZE, ENXIO
-from router.link.ifnet import IfExtFlags, IfState, Interface, IoctlCmd
-
-if TYPE_CHECKING:
-    from router.link.datalink import DataLink
+from router.link.ifnet import IfExtFlags, IfState, Interface
 
 # plain ints: IntFlag operators are far too slow for the per-packet path
 _BCAST_OR_MCAST = int(PacketFlags.BCAST | PacketFlags.MCAST)
@@ -39,6 +40,26 @@ class LinkDrop(enum.IntEnum):
     PRE_OUTPUT = 6  # pre-output refused it, or a packet before it in the same list
     FRAMER = 7  # the family module could not frame it
     DRIVER = 8  # the driver refused it (also counted in oerrors)
+
+
+class LinkLayer(Protocol):
+    """What the packet paths use of the data link layer (``DataLink`` is one).
+
+    ``drops`` is indexed by ``LinkDrop``; ``suspended_multicast`` holds the
+    recycled interfaces whose memberships wait for their first input or
+    output. The reference calls are ``DataLink``'s, with its errors.
+    """
+
+    drops: list[int]
+    suspended_multicast: set[Interface]
+
+    def io_ref(self, ifp: Interface) -> bool: ...
+
+    def io_unref(self, ifp: Interface) -> None: ...
+
+    def proto_unref(self, ifp: Interface, proto: ProtoAttachment) -> None: ...
+
+    def ioctl(self, ifp: Interface, family: int, cmd: IoctlCmd | int, arg: Any) -> int: ...
 
 
 def filters_input(ifp: Interface, pkt: Packet, family: int) -> int:
@@ -69,7 +90,7 @@ def filters_output(ifp: Interface, pkt: Packet, family: int) -> int:
     return 0
 
 
-def restore_suspended_multicast(dl: DataLink, ifp: Interface) -> None:
+def restore_suspended_multicast(dl: LinkLayer, ifp: Interface) -> None:
     """``if_mcasts_update``: hand a recycled interface's memberships to its driver again.
 
     The first input batch or output after the attach sends one
@@ -81,7 +102,7 @@ def restore_suspended_multicast(dl: DataLink, ifp: Interface) -> None:
     dl.ioctl(ifp, 0, IoctlCmd.SIOCADDMULTI, None)
 
 
-def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
+def input_frames(dl: LinkLayer, ifp: Interface, frames: list[bytes]) -> None:
     """``ifnet_input`` + ``dlil_input_packet_list`` for one batch from one interface.
 
     Every frame handed in is counted in ``ipackets``/``ibytes`` first, as the
@@ -169,7 +190,7 @@ def input_frames(dl: DataLink, ifp: Interface, frames: list[bytes]) -> None:
             dl.io_unref(ifp)
 
 
-def _deliver(dl: DataLink, ifp: Interface, proto: ProtoAttachment, pkts: list[Packet]) -> None:
+def _deliver(dl: LinkLayer, ifp: Interface, proto: ProtoAttachment, pkts: list[Packet]) -> None:
     """``dlil_ifproto_input``: hand a run to its protocol, then drop the run's reference.
 
     Version 2 protocols get the whole list in one call, version 1 one packet
@@ -195,7 +216,7 @@ def _deliver(dl: DataLink, ifp: Interface, proto: ProtoAttachment, pkts: list[Pa
 
 
 def output_packets(
-    dl: DataLink, ifp: Interface, family: int, pkts: list[Packet], dest: Any, raw: bool
+    dl: LinkLayer, ifp: Interface, family: int, pkts: list[Packet], dest: Any, raw: bool
 ) -> int:
     """``dlil_output``: pre-output, framer, output filters, then the driver.
 
@@ -229,7 +250,7 @@ def output_packets(
 
 
 def _output_loop(
-    dl: DataLink, ifp: Interface, family: int, pkts: list[Packet], dest: Any,
+    dl: LinkLayer, ifp: Interface, family: int, pkts: list[Packet], dest: Any,
     proto: ProtoAttachment | None,
 ) -> int:
     drops = dl.drops
@@ -282,14 +303,14 @@ def _output_loop(
     return retval
 
 
-def output_one(dl: DataLink, ifp: Interface, family: int, pkt: Packet, dest: Any) -> int:
+def output_one(dl: LinkLayer, ifp: Interface, family: int, pkt: Packet, dest: Any) -> int:
     """:func:`output_packets` for one packet of an attached protocol (never raw).
 
     The generic IPv4 path sends one datagram at a time: this is the same
     ``dlil_output`` sequence (I/O and protocol references, pre-output, framer,
     output filters, driver) with the same counters, drops and results, in one
     frame without the list walk. The references are taken and dropped inline
-    (:func:`_io_unref`, :func:`_proto_unref`), each with the ``DataLink``
+    (:func:`_io_unref`, :func:`_proto_unref`), each with the ``LinkLayer``
     method's exact outcome.
     """
     if ifp.state is not _ATTACHED:  # DataLink.io_ref refuses
@@ -339,7 +360,7 @@ def output_one(dl: DataLink, ifp: Interface, family: int, pkt: Packet, dest: Any
         _io_unref(dl, ifp)
 
 
-def _transmit_one(dl: DataLink, ifp: Interface, pkt: Packet) -> int:
+def _transmit_one(dl: LinkLayer, ifp: Interface, pkt: Packet) -> int:
     """One packet to the driver (not SENDLIST); count the outcome as :func:`_output_loop` does."""
     data = pkt.data
     retval: int = ifp.driver.output(ifp, [data])  # type: ignore[union-attr,list-item]
@@ -355,7 +376,7 @@ def _transmit_one(dl: DataLink, ifp: Interface, pkt: Packet) -> int:
     return retval
 
 
-def _io_unref(dl: DataLink, ifp: Interface) -> None:
+def _io_unref(dl: LinkLayer, ifp: Interface) -> None:
     """``DataLink.io_unref`` where it succeeds; the method itself (which raises) otherwise."""
     state = ifp.state
     if ifp.ioref > 0 and (state is _ATTACHED or state is _DETACHING):
@@ -364,7 +385,7 @@ def _io_unref(dl: DataLink, ifp: Interface) -> None:
         dl.io_unref(ifp)
 
 
-def _proto_unref(dl: DataLink, ifp: Interface, proto: ProtoAttachment) -> None:
+def _proto_unref(dl: LinkLayer, ifp: Interface, proto: ProtoAttachment) -> None:
     """``DataLink.proto_unref``: the method only for the last reference (which frees)."""
     if proto.refcount > 1:
         proto.refcount -= 1
@@ -372,7 +393,7 @@ def _proto_unref(dl: DataLink, ifp: Interface, proto: ProtoAttachment) -> None:
         dl.proto_unref(ifp, proto)
 
 
-def _transmit_list(dl: DataLink, ifp: Interface, pkts: list[Packet]) -> int:
+def _transmit_list(dl: LinkLayer, ifp: Interface, pkts: list[Packet]) -> int:
     """One driver call for a whole list (SENDLIST interfaces); count the outcome."""
     result = ifp.driver.output(ifp, [pkt.data for pkt in pkts])  # type: ignore[union-attr,misc]
     counters = ifp.counters

@@ -14,10 +14,10 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from router.contracts import DemuxDesc, Packet, PacketFlags
+from router.contracts import DemuxDesc, IoctlCmd, Packet, PacketFlags
 from router.errors import EAFNOSUPPORT, EMSGSIZE, ENOBUFS, ENOENT, EOPNOTSUPP
 from router.events import Event
-from router.link.ifnet import Interface, IoctlCmd
+from router.link.ifnet import Interface
 
 NULL_HEADER_LEN = 4
 _LOOP = int(PacketFlags.LOOP)

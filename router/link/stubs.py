@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from router.contracts import DemuxDesc, Packet, ProtoAttachment
+from router.contracts import DemuxDesc, IoctlCmd, Packet, ProtoAttachment
 from router.errors import EINVAL, EJUSTRETURN, ENXIO, EOPNOTSUPP
 from router.events import Event
-from router.link.ifnet import Interface, IoctlCmd
+from router.link.ifnet import Interface
 
 
 class DetachedDriver:

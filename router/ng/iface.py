@@ -40,7 +40,7 @@ import sys
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
-from router.contracts import DemuxDesc, Packet
+from router.contracts import DemuxDesc, IoctlCmd, Packet
 from router.errors import (
     EAFNOSUPPORT,
     EBUSY,
@@ -64,7 +64,6 @@ from router.link.ifnet import (
     IfState,
     IfType,
     Interface,
-    IoctlCmd,
     LinkState,
 )
 from router.ng.pcap import NULL_HEADER_LEN, null_header

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from router.contracts import InterfaceFilter
+from router.contracts import InterfaceFilter, IoctlCmd
 from router.errors import EINVAL, EJUSTRETURN, ENOTSUP, EOPNOTSUPP, EPERM
-from router.link.ifnet import AF_INET, Interface, IoctlCmd
+from router.link.ifnet import AF_INET, Interface
 from tests.unit.test_dlil_support import AF_TEST, Harness, RecordingDriver, make_proto
 
 CMD = IoctlCmd.SIOCSIFMTU

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from router.contracts import InterfaceFilter, Packet
+from router.contracts import InterfaceFilter, IoctlCmd, Packet
 from router.errors import (
     EBUSY,
     EEXIST,
@@ -26,7 +26,6 @@ from router.link.ifnet import (
     IfFlags,
     IfState,
     Interface,
-    IoctlCmd,
     LinkAddress,
     LinkState,
 )

@@ -22,7 +22,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from router.contracts import DemuxDesc, InterfaceFilter, Packet, ProtoAttachment
+from router.contracts import DemuxDesc, InterfaceFilter, IoctlCmd, Packet, ProtoAttachment
 from router.errors import (
     EADDRINUSE,
     EBUSY,
@@ -35,7 +35,7 @@ from router.errors import (
 )
 from router.events import Event, EventKind
 from router.link.ether import ETHERTYPE_IP
-from router.link.ifnet import AF_INET, IfExtFlags, IfFamily, IfFlags, IfState, Interface, IoctlCmd
+from router.link.ifnet import AF_INET, IfExtFlags, IfFamily, IfFlags, IfState, Interface
 from tests.unit.test_dlil_support import (
     AF_TEST,
     ETHERTYPE_TEST,

@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from router.contracts import Packet, ProtoAttachment
+from router.contracts import IoctlCmd, Packet, ProtoAttachment
 from router.errors import EADDRINUSE, EEXIST, EINVAL, ENXIO, RouterError
 from router.events import EventKind
 from router.link.ether import ETHERTYPE_ARP, ETHERTYPE_IP
-from router.link.ifnet import AF_INET, IfFamily, Interface, IoctlCmd, LinkState
+from router.link.ifnet import AF_INET, IfFamily, Interface, LinkState
 from tests.unit.test_dlil_support import (
     AF_TEST,
     ETHERTYPE_TEST,

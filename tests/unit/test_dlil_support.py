@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.contracts import DemuxDesc, InterfaceFilter, Packet, ProtoAttachment
+from router.contracts import DemuxDesc, InterfaceFilter, IoctlCmd, Packet, ProtoAttachment
 from router.errors import EOPNOTSUPP
 from router.events import Event, EventKind
 from router.link.datalink import DataLink
 from router.link.ether import ETHERTYPE_ARP, ETHERTYPE_IP, EthernetFamily
-from router.link.ifnet import AF_INET, IfExtFlags, IfFamily, IfFlags, Interface, IoctlCmd
+from router.link.ifnet import AF_INET, IfExtFlags, IfFamily, IfFlags, Interface
 
 MAC_A = bytes.fromhex("020000000001")
 MAC_B = bytes.fromhex("020000000002")

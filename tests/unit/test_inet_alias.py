@@ -6,6 +6,7 @@ import errno
 
 import pytest
 
+from router.contracts import IoctlCmd
 from router.errors import (
     EADDRNOTAVAIL,
     EDESTADDRREQ,
@@ -19,7 +20,7 @@ from router.events import EventKind
 from router.inet.addr import ALL_HOSTS_GROUP, IfaFlags
 from router.inet.domain import AliasRequest
 from router.inet.route import RouteFlags
-from router.link.ifnet import AF_INET, AF_INET6, IfFlags, IoctlCmd
+from router.link.ifnet import AF_INET, AF_INET6, IfFlags
 from tests.unit.test_inet_support import ETHER, LOOP, P2P, Rig, StubDriver, ip, make_if
 
 

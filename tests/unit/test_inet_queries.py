@@ -7,9 +7,10 @@ import errno
 
 import pytest
 
+from router.contracts import IoctlCmd
 from router.errors import EADDRNOTAVAIL, EINVAL, EOPNOTSUPP, RouterError
 from router.inet.domain import AliasRequest, DeleteRequest
-from router.link.ifnet import IfFlags, IoctlCmd
+from router.link.ifnet import IfFlags
 from tests.unit.test_inet_support import P2P, Rig, StubDriver, ip, make_if
 
 MASK24 = ip("255.255.255.0")

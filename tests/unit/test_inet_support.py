@@ -6,10 +6,11 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
+from router.contracts import IoctlCmd
 from router.events import Event, EventKind
 from router.inet.domain import InAddr, InetDomain, SamePrefixPolicy
 from router.inet.route import RouteTable
-from router.link.ifnet import IfFlags, Interface, IoctlCmd, LinkAddress
+from router.link.ifnet import IfFlags, Interface, LinkAddress
 
 ETHER = IfFlags.UP | IfFlags.BROADCAST | IfFlags.MULTICAST | IfFlags.SIMPLEX
 P2P = IfFlags.UP | IfFlags.POINTOPOINT | IfFlags.MULTICAST

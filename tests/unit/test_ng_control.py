@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from router.contracts import IoctlCmd
 from router.errors import EBUSY, EINVAL, ENXIO, EOPNOTSUPP, RouterError
 from router.events import EventKind
-from router.link.ifnet import AF_INET, IfFlags, IoctlCmd, LinkState
+from router.link.ifnet import AF_INET, IfFlags, LinkState
 from router.ng.iface import (
     NG_IFACE_MTU_MAX,
     NG_IFACE_MTU_MIN,

@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 
 from scapy.all import ICMP, IP, raw
 
+from router.contracts import IoctlCmd
 from router.events import Event
 from router.link.datalink import DataLink
-from router.link.ifnet import AF_INET, Interface, IoctlCmd
+from router.link.ifnet import AF_INET, Interface
 from router.ng.iface import NetgraphIfaces
 from router.ng.tap import Taps
 
