@@ -63,7 +63,9 @@ from router.link.ifnet import (
     LinkState,
 )
 from router.link.io import LinkDrop, output_one
-from router.ng.iface import IfaceCommand, MessageCookie, NetgraphIfaces, NgHook
+from router.ng.control import IfaceCommand, MessageCookie
+from router.ng.hooks import NgHook
+from router.ng.iface import NetgraphIfaces
 from router.ng.tap import DEFAULT_MAX_QUEUED, Tap, TapRecord, Taps
 from router.wire import Malformed
 from router.wire import ipv4 as ip_wire

@@ -3,9 +3,10 @@
 An ``ngN`` interface is a network interface on one side and a netgraph node
 on the other: it has one hook per address family (``inet``, ``inet6``), and
 packets are relayed between the interface and the hook of their family, with
-no link header. A hook's peer is anything that implements :class:`HookPeer`:
-the agent's gRPC packet stream, or another ``ngN`` (an inter-host link; see
-:func:`link_back_to_back` for the in-memory version tests use).
+no link header. A hook's peer is anything that implements
+``router.ng.hooks.HookPeer``: the agent's gRPC packet stream, or another
+``ngN`` (an inter-host link; ``router.ng.backtoback`` joins two in memory).
+Control messages and ioctls are in ``router/ng/control.py``.
 
 How it fits the data link layer (``router/link/datalink.py``): each ``ngN`` is
 acquired and attached through the ``DataLink`` with :class:`PointToPointFamily`
@@ -13,7 +14,7 @@ as its family module and :class:`NgDriver` as its driver, so the stack sends
 to it with ``DataLink.output`` like to any interface (I/O reference, output
 filters and counters included) and configures it with ``DataLink.ioctl``.
 
-The driver only receives bytes, so the framer hands it an :class:`NgFrame`:
+The driver only receives bytes, so the framer hands it an ``NgFrame``:
 the packet's bytes, unchanged, carrying its address family and the list of
 ``ngN`` interfaces it has already crossed. That list is the seed's nesting
 tags (``if_tunnel_check_nesting``): a packet that would cross the same
@@ -32,28 +33,25 @@ the injected ``deliver(ifp, family, packet)`` callable.
 
 from __future__ import annotations
 
-import enum
 import errno as _errno
 import heapq
 import struct
 import sys
 from collections.abc import Callable, Collection, Sequence
-from typing import Any, Protocol
+from typing import Any
 
 from router.contracts import DemuxDesc, IoctlCmd, Packet
 from router.errors import (
     EAFNOSUPPORT,
-    EBUSY,
     EINVAL,
     EISCONN,
     EMSGSIZE,
     ENETDOWN,
     ENXIO,
-    EOPNOTSUPP,
     EPFNOSUPPORT,
     RouterError,
 )
-from router.events import Event, EventKind
+from router.events import Event
 from router.link.datalink import DataLink
 from router.link.ifnet import (
     AF_INET,
@@ -64,14 +62,23 @@ from router.link.ifnet import (
     IfState,
     IfType,
     Interface,
-    LinkState,
+)
+from router.ng import control
+from router.ng.control import MessageCookie
+from router.ng.hooks import (
+    HOOK_INET,
+    HOOK_INET6,
+    HookPeer,
+    NgFrame,
+    NgHook,
+    family_of_hook,
+    hook_of_family,
+    own_frame,
 )
 from router.ng.pcap import NULL_HEADER_LEN, null_header
 from router.ng.tap import Taps
 
-# ng_iface.h
-NG_IFACE_MTU_MIN = 72
-NG_IFACE_MTU_MAX = 65535
+# ng_iface.h (the MTU bounds are router.ng.control's)
 NG_IFACE_MTU_DEFAULT = 1500
 NG_IFACE_IFACE_NAME = "ng"
 NG_IFACE_UNIT_MAX = 0xFFFF  # the unit number space of the seed's unrhdr
@@ -81,124 +88,13 @@ EIO = _errno.EIO  # if_tunnel_check_nesting's answer to a loop or a too deep nes
 ENOSPC = _errno.ENOSPC  # every unit number is taken
 ENOTCONN = _errno.ENOTCONN  # data on a hook that is no longer connected
 
-HOOK_INET = "inet"
-HOOK_INET6 = "inet6"
-
 NG_FLAGS = IfFlags.SIMPLEX | IfFlags.POINTOPOINT | IfFlags.NOARP | IfFlags.MULTICAST
-
-# gFamilies: the address families an ngN carries, each with its hook's name.
-_HOOK_FAMILIES: tuple[tuple[int, str], ...] = ((AF_INET, HOOK_INET), (AF_INET6, HOOK_INET6))
-_FAMILY_BY_HOOK = {name: family for family, name in _HOOK_FAMILIES}
-_HOOK_BY_FAMILY = dict(_HOOK_FAMILIES)
 
 _UP_AND_RUNNING = IfFlags.UP | IfFlags.RUNNING
 _NULL_FAMILY = struct.Struct("<I" if sys.byteorder == "little" else ">I")
 
 Deliver = Callable[[Interface, int, bytes], object]
 Clock = Callable[[], float]
-
-
-def family_of_hook(name: str) -> int | None:
-    """``get_iffam_from_name``: the family a hook name stands for, or None."""
-    return _FAMILY_BY_HOOK.get(name)
-
-
-def hook_of_family(family: int) -> str | None:
-    """``get_iffam_from_af``: the hook name of an address family, or None."""
-    return _HOOK_BY_FAMILY.get(family)
-
-
-class NgFrame(bytes):
-    """A packet's bytes with the family and nesting tags the seed keeps on the mbuf.
-
-    ``crossed`` lists the ``ngN`` interfaces the packet went out of, newest
-    last (``if_tunnel_check_nesting``'s tags, compared by identity).
-    """
-
-    family: int
-    crossed: tuple[Interface, ...]
-
-    def __new__(cls, data: bytes | bytearray | memoryview, family: int,
-                crossed: tuple[Interface, ...] = ()) -> NgFrame:
-        frame = super().__new__(cls, data)
-        frame.family = family
-        frame.crossed = crossed
-        return frame
-
-
-def _own_frame(data: bytes | bytearray | memoryview, family: int,
-               crossed: tuple[Interface, ...]) -> NgFrame:
-    """``data`` as an :class:`NgFrame` of ``family``; an NgFrame handed over is reused."""
-    if isinstance(data, NgFrame):
-        data.family = family
-        data.crossed = crossed
-        return data
-    return NgFrame(data, family, crossed)
-
-
-class HookPeer(Protocol):
-    """The far end of an ``ngN`` hook: a gRPC packet stream or another ``ngN``.
-
-    ``receive`` is called with every packet the interface sends to the hook
-    and returns 0 or an errno (the interface counts the packet as sent only
-    on 0). The packet may be an :class:`NgFrame`; a peer that forwards it
-    within the process should pass the object on to keep its tags.
-    ``disconnected`` is called once when the hook is cut from the
-    interface's side (disconnect or shutdown).
-    """
-
-    def receive(self, family: int, packet: bytes) -> int: ...
-
-    def disconnected(self) -> None: ...
-
-
-class IfaceCommand(enum.IntEnum):
-    """Control messages of the ``iface`` node type (``NGM_IFACE_COOKIE``)."""
-
-    GET_IFNAME = 1
-    POINT2POINT = 2
-    BROADCAST = 3
-    GET_IFINDEX = 4
-
-
-class FlowCommand(enum.IntEnum):
-    """Flow messages a peer sends upstream (``NGM_FLOW_COOKIE``)."""
-
-    LINK_IS_UP = 32
-    LINK_IS_DOWN = 33
-
-
-class MessageCookie(enum.Enum):
-    """The message families an ``ngN`` node understands."""
-
-    IFACE = "iface"
-    FLOW = "flow"
-
-
-class NgHook:
-    """One connected hook of an ``ngN`` node. Made by :meth:`NetgraphIfaces.connect`."""
-
-    __slots__ = ("family", "ifp", "manager", "name", "peer")
-
-    def __init__(self, manager: NetgraphIfaces, ifp: Interface, name: str, family: int,
-                 peer: HookPeer) -> None:
-        self.manager = manager
-        self.ifp = ifp
-        self.name = name
-        self.family = family
-        self.peer: HookPeer | None = peer
-
-    @property
-    def connected(self) -> bool:
-        return self.peer is not None
-
-    def inject(self, packet: bytes | bytearray | memoryview) -> int:
-        """The peer sends ``packet`` into the interface (``ng_iface_rcvdata``)."""
-        return self.manager.receive(self, packet)
-
-    def __repr__(self) -> str:
-        state = "connected" if self.connected else "cut"
-        return f"<NgHook {self.ifp.name}.{self.name} {state}>"
 
 
 class NgNode:
@@ -236,7 +132,7 @@ class PointToPointFamily:
     def framer(self, ifp: Interface, pkt: Packet, lldst: bytes, frame_type: int) -> int:
         data = pkt.data
         family = pkt.family or ip_version_family(data)
-        pkt.data = _own_frame(data, family, self._manager.tags_of(data))
+        pkt.data = own_frame(data, family, self._manager.tags_of(data))
         return 0
 
     def add_proto(self, ifp: Interface, family: int, demux: Sequence[DemuxDesc]) -> int:
@@ -575,7 +471,7 @@ class NetgraphIfaces:
         counters.ipackets += 1
         counters.ibytes += len(packet)
         family = hook.family
-        frame = _own_frame(packet, family, self.tags_of(packet))
+        frame = own_frame(packet, family, self.tags_of(packet))
         self._bpftap(ifp, family, frame, output=False)
         if family not in self.input_families:
             return EAFNOSUPPORT
@@ -586,50 +482,12 @@ class NetgraphIfaces:
             self._in_flight = outer
         return 0
 
-    # -- ioctl -------------------------------------------------------------
+    # -- ioctl and control messages (router/ng/control.py) -------------------
 
     def if_ioctl(self, ifp: Interface, cmd: IoctlCmd, arg: Any) -> int:
-        """``ng_iface_ioctl``, reached through ``DataLink.ioctl``'s chain.
-
-        SIOCSIFADDR marks the interface UP and RUNNING; SIOCGIFADDR is fine;
-        SIOCSIFFLAGS starts the interface (RUNNING) when UP is requested and
-        stops it otherwise; SIOCSIFMTU takes 72..65535 (else ``EINVAL``);
-        multicast joins and leaves are accepted; SIOCSIFPHYS is
-        ``EOPNOTSUPP``; anything else ``EINVAL``.
-        """
-        if cmd == IoctlCmd.SIOCSIFADDR:
-            self._dl.set_up(ifp, True)
-            self._set_running(ifp, True)
-            return 0
-        if cmd == IoctlCmd.SIOCGIFADDR:
-            return 0
-        if cmd == IoctlCmd.SIOCSIFFLAGS:
-            if not isinstance(arg, int):
-                return EINVAL
-            self._set_running(ifp, bool(arg & IfFlags.UP))
-            return 0
-        if cmd == IoctlCmd.SIOCSIFMTU:
-            if not isinstance(arg, int) or not NG_IFACE_MTU_MIN <= arg <= NG_IFACE_MTU_MAX:
-                return EINVAL
-            ifp.mtu = arg
-            ifp.generation += 1
-            return 0
-        if cmd in (IoctlCmd.SIOCADDMULTI, IoctlCmd.SIOCDELMULTI):
-            return 0
-        if cmd == IoctlCmd.SIOCSIFPHYS:
-            return EOPNOTSUPP
-        return EINVAL
-
-    @staticmethod
-    def _set_running(ifp: Interface, running: bool) -> None:
-        """Start or stop the driver: RUNNING on (OACTIVE cleared) or both off."""
-        if running:
-            flags = (ifp.flags & ~IfFlags.OACTIVE) | IfFlags.RUNNING
-        else:
-            flags = ifp.flags & ~(IfFlags.RUNNING | IfFlags.OACTIVE)
-        if flags != ifp.flags:
-            ifp.flags = flags
-            ifp.generation += 1
+        """``ng_iface_ioctl``, reached through ``DataLink.ioctl``'s chain; see
+        ``router.ng.control.iface_ioctl``."""
+        return control.iface_ioctl(self._dl, ifp, cmd, arg)
 
     def set_up(self, ifp: Interface, up: bool, family: int = 0) -> int:
         """``ifconfig ngN up|down``: IFF_UP changes first, then SIOCSIFFLAGS reaches the driver.
@@ -642,93 +500,8 @@ class NetgraphIfaces:
         flags = ifp.flags | IfFlags.UP if up else ifp.flags & ~IfFlags.UP
         return self._dl.ioctl(ifp, family, IoctlCmd.SIOCSIFFLAGS, int(flags))
 
-    # -- control messages --------------------------------------------------
-
     def message(self, ifp: Interface, cookie: MessageCookie | str, cmd: int) -> str | int | None:
-        """``ng_iface_rcvmsg``: a control message to the node of ``ifp``; returns the answer.
-
-        iface messages: get-name (the interface name), get-index (its index),
-        point2point / broadcast (``EBUSY`` while UP; swap POINTOPOINT and
-        BROADCAST), anything else ``EINVAL``. Flow messages: link up / link
-        down set the link state; others are ignored. Other cookies: ``EINVAL``.
-        """
+        """``ng_iface_rcvmsg`` to the node of ``ifp`` (``ENXIO`` if it is none of ours);
+        see ``router.ng.control.node_message``."""
         self._node(ifp, "message to")
-        try:
-            cookie = MessageCookie(cookie)
-        except ValueError:
-            raise RouterError(EINVAL, "cookie", cookie, f"message to {ifp.name}") from None
-        if cookie is MessageCookie.IFACE:
-            return self._iface_message(ifp, cmd)
-        if cmd == FlowCommand.LINK_IS_UP:
-            self._dl.set_link_state(ifp, LinkState.UP)
-        elif cmd == FlowCommand.LINK_IS_DOWN:
-            self._dl.set_link_state(ifp, LinkState.DOWN)
-        return None
-
-    def _iface_message(self, ifp: Interface, cmd: int) -> str | int | None:
-        if cmd == IfaceCommand.GET_IFNAME:
-            return ifp.name
-        if cmd == IfaceCommand.GET_IFINDEX:
-            return ifp.index
-        if cmd in (IfaceCommand.POINT2POINT, IfaceCommand.BROADCAST):
-            mode = IfaceCommand(cmd).name.lower()
-            if ifp.flags & IfFlags.UP:
-                raise RouterError(EBUSY, "mode", mode, f"{mode} on {ifp.name}",
-                                  detail="interface is up")
-            if cmd == IfaceCommand.POINT2POINT:
-                flags = (ifp.flags | IfFlags.POINTOPOINT) & ~IfFlags.BROADCAST
-            else:
-                flags = (ifp.flags | IfFlags.BROADCAST) & ~IfFlags.POINTOPOINT
-            self._change_flags(ifp, flags)
-            return None
-        raise RouterError(EINVAL, "command", cmd, f"message to {ifp.name}")
-
-    def _change_flags(self, ifp: Interface, flags: IfFlags) -> None:
-        if flags == ifp.flags:
-            return
-        ifp.flags = flags
-        ifp.generation += 1
-        self._dl.post_event(ifp, EventKind.IF_FLAGS_CHANGED, {"flags": int(flags)})
-
-
-class _LinkEnd:
-    """One end of an in-memory hook-to-hook link: relays to the other end's hook."""
-
-    __slots__ = ("far",)
-
-    def __init__(self) -> None:
-        self.far: NgHook | None = None
-
-    def receive(self, family: int, packet: bytes) -> int:
-        far = self.far
-        if far is None or not far.connected:
-            return ENETDOWN
-        return far.inject(packet)
-
-    def disconnected(self) -> None:
-        far, self.far = self.far, None
-        if far is not None and far.connected:
-            far.manager.disconnect(far)
-
-
-def link_back_to_back(
-    left: NetgraphIfaces, left_ifp: Interface, right: NetgraphIfaces, right_ifp: Interface,
-    hook: str = HOOK_INET,
-) -> tuple[NgHook, NgHook]:
-    """Connect the ``hook`` of two ``ngN`` interfaces to each other, in memory.
-
-    What goes out of one comes into the other, synchronously — the test
-    double of an inter-host link. Cutting either hook cuts both. The two
-    interfaces may belong to the same manager or to two engines.
-    """
-    left_end, right_end = _LinkEnd(), _LinkEnd()
-    left_hook = left.connect(left_ifp, hook, left_end)
-    try:
-        right_hook = right.connect(right_ifp, hook, right_end)
-    except RouterError:
-        left_end.far = None
-        left.disconnect(left_hook)
-        raise
-    left_end.far = right_hook
-    right_end.far = left_hook
-    return left_hook, right_hook
+        return control.node_message(self._dl, ifp, cookie, cmd)

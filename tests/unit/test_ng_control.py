@@ -8,7 +8,7 @@ from router.contracts import IoctlCmd
 from router.errors import EBUSY, EINVAL, ENXIO, EOPNOTSUPP, RouterError
 from router.events import EventKind
 from router.link.ifnet import AF_INET, IfFlags, LinkState
-from router.ng.iface import (
+from router.ng.control import (
     NG_IFACE_MTU_MAX,
     NG_IFACE_MTU_MIN,
     FlowCommand,

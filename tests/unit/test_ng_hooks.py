@@ -6,11 +6,8 @@ import pytest
 
 from router.errors import EINVAL, EISCONN, ENXIO, EPFNOSUPPORT, RouterError
 from router.link.ifnet import AF_INET, AF_INET6
-from router.ng.iface import (
-    family_of_hook,
-    hook_of_family,
-    link_back_to_back,
-)
+from router.ng.backtoback import link_back_to_back
+from router.ng.hooks import family_of_hook, hook_of_family
 from tests.unit.test_ng_support import RecordingPeer, ipv4_packet, make_bench
 
 

@@ -11,7 +11,9 @@ from scapy.all import IP
 from router.contracts import Packet, ProtoAttachment
 from router.errors import EAFNOSUPPORT, ENETDOWN, ENOBUFS, ENXIO
 from router.link.ifnet import AF_INET, AF_INET6, IfFlags, Interface
-from router.ng.iface import ENOTCONN, NgFrame, link_back_to_back
+from router.ng.backtoback import link_back_to_back
+from router.ng.hooks import NgFrame
+from router.ng.iface import ENOTCONN
 from router.ng.pcap import DLT_NULL, PcapReader, null_header
 from router.ng.tap import Direction, write_records
 from tests.unit.test_ng_support import (
