@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from router.arp.config import ArpConfig
-    from router.engine.api import Engine, EngineConfig
+    from router.engine.api import Engine
+    from router.engine.core import EngineConfig
     from router.errors import RouterError
     from router.events import Event, EventKind
     from router.inet.domain import SamePrefixPolicy
@@ -41,7 +42,7 @@ if TYPE_CHECKING:
 _HOMES = {
     "ArpConfig": "router.arp.config",
     "Engine": "router.engine.api",
-    "EngineConfig": "router.engine.api",
+    "EngineConfig": "router.engine.core",
     "Event": "router.events",
     "EventKind": "router.events",
     "IfExtFlags": "router.link.ifnet",

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from router.engine.api import Engine
+from router import Engine
 
 
 @dataclass(frozen=True)

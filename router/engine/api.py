@@ -11,30 +11,23 @@ engine.next_deadline()                         # when to tick next, or None
 engine.drain_events()                          # seq-numbered news
 ```
 
-The engine composes the layers, each built with what it needs: the data
-link layer (:class:`~router.link.datalink.DataLink` with the Ethernet family module
-and a queueing driver), the route table, IPv4 address control, ARP, IPv4 and
-ICMP, the forwarding fast path, ``ngN`` interfaces and taps. It never reads a
-clock: time is the ``now`` of the last input; API calls use that time.
-
-API calls take addresses as text or ``ipaddress`` objects and raise
+:class:`Engine` is the :class:`~router.engine.core.EngineCore` (the layers
+and the packet I/O) with the API calls, the ioctl equivalents: interfaces,
+IPv4 addresses and the same-prefix policy, routes, ARP, ``ngN`` interfaces,
+their hooks, taps and counters. API calls take addresses as text or
+``ipaddress`` objects, use the time of the last input, and raise
 :class:`~router.errors.RouterError` naming the field; packets never raise.
-After every batch, tick and API call the data link layer's deferred final
-detach runs (``DataLink.run_deferred``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-from router.arp.config import ArpConfig
 from router.arp.lltable import LlInfo
-from router.arp.protocol import Arp, CallableSink
-from router.contracts import DemuxDesc, IoctlCmd, Packet, ProtoAttachment
+from router.contracts import IoctlCmd
+from router.engine.core import ETHER_FLAGS, EngineCore
 from router.engine.edge import (
     AddressLike,
-    EventLog,
     PrefixLike,
     ntoa,
     parse_address,
@@ -43,17 +36,11 @@ from router.engine.edge import (
     parse_optional,
     parse_prefix,
 )
-from router.engine.parts import ETHER_MTU_MAX, ETHER_MTU_MIN, ArpDomain, HookOutlet, QueueDriver
+from router.engine.parts import ETHER_MTU_MAX, ETHER_MTU_MIN, HookOutlet
 from router.errors import EADDRNOTAVAIL, EEXIST, EINVAL, ENETUNREACH, ENXIO, RouterError
-from router.events import Event
-from router.inet.domain import InAddr, InetDomain, SamePrefixPolicy
-from router.inet.route import Route, RouteFlags, RouteTable
-from router.ipv4.fastpath import FastPath
-from router.ipv4.input import Ipv4, Ipv4Config
-from router.link.datalink import DataLink
-from router.link.ether import DEMUX_ETHERTYPE, ETHERTYPE_ARP, ETHERTYPE_IP, EthernetFamily
+from router.inet.domain import InAddr, SamePrefixPolicy
+from router.inet.route import Route, RouteFlags
 from router.link.ifnet import (
-    AF_INET,
     IfCounters,
     IfExtFlags,
     IfFamily,
@@ -62,200 +49,18 @@ from router.link.ifnet import (
     Interface,
     LinkState,
 )
-from router.link.io import LinkDrop, output_one
+from router.link.io import LinkDrop
 from router.ng.control import IfaceCommand, MessageCookie
 from router.ng.hooks import NgHook
-from router.ng.iface import NetgraphIfaces
-from router.ng.tap import DEFAULT_MAX_QUEUED, Tap, TapRecord, Taps
+from router.ng.tap import Tap
 from router.wire import Malformed
 from router.wire import ipv4 as ip_wire
 
-ETHER_FLAGS = IfFlags.BROADCAST | IfFlags.MULTICAST | IfFlags.SIMPLEX
-_ARP_HIGH, _ARP_LOW = ETHERTYPE_ARP.to_bytes(2, "big")
 _QUERY_KINDS = ("local-subnet", "local-address", "can-forward", "broadcast")
 
 
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    """Everything configurable about one engine; the defaults are a router's."""
-
-    ipv4: Ipv4Config = field(default_factory=Ipv4Config)
-    arp: ArpConfig = field(default_factory=ArpConfig)
-    fast_path: bool = True
-    policy: SamePrefixPolicy = SamePrefixPolicy.ALLOW
-    event_history: int = 4096  # events kept for subscribers resuming from a seq
-    ng_max_nesting: int = 2  # net.graph.iface.max_nesting
-    tap_queue: int = DEFAULT_MAX_QUEUED  # records a tap keeps before dropping the oldest
-
-
-class Engine:
-    """One router engine. Single-threaded: the agent serialises calls into it."""
-
-    def __init__(self, config: EngineConfig | None = None) -> None:
-        self.config = config = config or EngineConfig()
-        self.now = 0.0
-        self.events = EventLog(config.event_history)
-        self.no_interface_drops = 0  # frames given for an index with no attached interface
-        self._transmit: list[tuple[int, bytes]] = []
-        self._hook_out: list[tuple[int, bytes]] = []
-        self._hooks: dict[int, tuple[NgHook, HookOutlet]] = {}
-        self._next_handle = 1
-        self._taps_open: list[Tap] = []
-        self._to_release: list[Interface] = []
-
-        self.dl = DataLink()
-        self.dl.subscribe(self.events.record)
-        self.ether = EthernetFamily()
-        self.taps = Taps()
-        self.driver = QueueDriver(self._transmit, self.taps, self._clock)
-        self.route_table = RouteTable(self._emit)
-        self.arp = Arp(CallableSink(self._arp_send, self._arp_release, self._arp_unreachable,
-                                    self._emit),
-                       self.route_table.lookup, config.arp, interface_of=self.dl.lookup)
-        self.inet = InetDomain(self.route_table, self._emit, self.arp, config.policy)
-        self.dl.add_domain(self.inet)
-        self.dl.add_domain(ArpDomain(self.arp))
-        self.dl.on_proto_freed = self._proto_freed
-        self.ipv4 = Ipv4(routes=self.route_table, inet=self.inet, interface_of=self.dl.lookup,
-                         output=self._ip_output, resolve=self.arp.resolve, config=config.ipv4)
-        self.ng = NetgraphIfaces(self.dl, self._ng_deliver, taps=self.taps, clock=self._clock,
-                                 max_nesting=config.ng_max_nesting)
-        self.fastpath: FastPath | None = None
-        if config.fast_path:
-            self.fastpath = FastPath(dl=self.dl, routes=self.route_table, inet=self.inet,
-                                     arp=self.arp, ipv4=self.ipv4, taps=self.taps,
-                                     transmit=self._transmit)
-
-    # == inputs ============================================================
-
-    def _clock(self) -> float:
-        return self.now
-
-    def _advance(self, now: float) -> None:
-        if now > self.now:
-            self.now = now
-        self.ipv4.now = self.now
-
-    def receive(self, ifindex: int, frame: bytes, now: float) -> None:
-        """One frame arrived on interface ``ifindex``."""
-        self.receive_batch(ifindex, [frame], now)
-
-    def receive_batch(self, ifindex: int, frames: list[bytes], now: float) -> None:
-        """Frames that arrived together on interface ``ifindex`` (the agent's ring batch)."""
-        self._advance(now)
-        ifp = self.dl.lookup(ifindex)
-        if ifp is None:
-            self.no_interface_drops += len(frames)
-            return
-        if self.taps.is_tapped(ifp):
-            for frame in frames:
-                self.taps.tap_input(ifp, frame, self.now)
-        try:
-            if self.fastpath is not None:
-                self.fastpath.receive(ifp, frames, self.dl.input)
-            else:
-                self.dl.input(ifp, list(frames))
-        finally:
-            self._settle()
-
-    def tick(self, now: float) -> None:
-        """Run the timers that are due at ``now``."""
-        self._advance(now)
-        try:
-            self.arp.tick(self.now)
-        finally:
-            self._settle()
-
-    def next_deadline(self) -> float | None:
-        """When :meth:`tick` should run next, or None if no timer is pending."""
-        return self.arp.next_deadline()
-
-    # == outputs ===========================================================
-
-    def transmit(self) -> list[tuple[int, bytes]]:
-        """Frames to put on the wire, as ``(ifindex, frame)``, oldest first (drained)."""
-        out = self._transmit[:]
-        self._transmit.clear()
-        return out
-
-    def drain_events(self) -> list[Event]:
-        """Events since the last drain, with increasing sequence numbers."""
-        return self.events.drain()
-
-    def events_after(self, seq: int) -> tuple[list[Event], bool]:
-        """Recent events after ``seq`` (a subscriber resuming), and whether some were lost."""
-        return self.events.after(seq)
-
-    def drain_hook_output(self) -> list[tuple[int, bytes]]:
-        """Packets ``ngN`` interfaces sent to API-connected hooks, as ``(handle, packet)``."""
-        out = self._hook_out[:]
-        self._hook_out.clear()
-        return out
-
-    def drain_taps(self) -> list[tuple[Tap, TapRecord]]:
-        """Captured frames of every tap, as ``(tap handle, record)``; closed taps are forgotten
-        once drained."""
-        out = [(tap, record) for tap in self._taps_open for record in tap.drain()]
-        self._taps_open = [tap for tap in self._taps_open if not tap.closed]
-        return out
-
-    # == internal wiring ===================================================
-
-    def _settle(self) -> None:
-        """After each input, tick or API call: deferred final detaches, then releases."""
-        for ifp in self.dl.run_deferred():
-            if ifp.family is IfFamily.ETHERNET:
-                self.dl.release(ifp)
-
-    def _emit(self, event: Event) -> None:
-        """Route, address and ARP news: through the interface's event path when it has one."""
-        ifp = self.dl.lookup(event.ifindex) if event.ifindex else None
-        if ifp is not None:
-            self.dl.deliver_event(ifp, event)
-        else:
-            self.events.record(event)
-
-    def _proto_freed(self, ifp: Interface, family: int) -> None:
-        self.route_table.remove_interface(ifp.index, family)
-
-    def _inet_attachment(self, ifp: Interface) -> ProtoAttachment:
-        demux: tuple[DemuxDesc, ...] = (DemuxDesc(DEMUX_ETHERTYPE, ETHERTYPE_IP),)
-        if ifp.family is IfFamily.ETHERNET:
-            demux += (DemuxDesc(DEMUX_ETHERTYPE, ETHERTYPE_ARP),)
-        return ProtoAttachment(family=AF_INET, version=2, input_list=self._inet_input,
-                               pre_output=self.ipv4.pre_output, demux=demux)
-
-    def _inet_input(self, ifp: Interface, family: int, pkts: list[Packet]) -> int:
-        """``ether_inet_input``: ARP to ARP, the rest to IPv4 (both are PF_INET here)."""
-        ipv4 = self.ipv4
-        now = self.now
-        for pkt in pkts:
-            data, l2len = pkt.data, pkt.l2len
-            # the ethertype's low byte first: 0x00 for IPv4 settles it without a slice
-            if l2len >= 2 and data[l2len - 1] == _ARP_LOW and data[l2len - 2] == _ARP_HIGH:
-                self.arp.input(ifp, memoryview(data)[l2len:], now)
-            else:
-                ipv4.input(ifp, data, l2len, pkt.flags, now)
-        return 0
-
-    def _ip_output(self, ifp: Interface, datagram: bytes, next_hop: int) -> int:
-        # one datagram: dlil_io.output_one, the one-packet form of DataLink.output
-        return output_one(self.dl, ifp, AF_INET, Packet(datagram, 0, 0, 0, AF_INET), next_hop)
-
-    def _arp_send(self, ifp: Interface, frame: bytes) -> None:
-        self.dl.output(ifp, AF_INET, [Packet(frame, family=AF_INET)], None, raw=True)
-
-    def _arp_release(self, ifp: Interface, lladdr: bytes, packets: list[bytes]) -> None:
-        if packets:
-            self.dl.output(ifp, AF_INET, [Packet(p, family=AF_INET) for p in packets],
-                           bytes(lladdr))
-
-    def _arp_unreachable(self, ifp: Interface, packets: list[bytes]) -> None:
-        self.ipv4.host_unreachable(ifp, packets, self.now)
-
-    def _ng_deliver(self, ifp: Interface, family: int, packet: bytes) -> None:
-        if family == AF_INET and AF_INET in ifp.protocols:
-            self.ipv4.input(ifp, packet, 0, 0, self.now)
+class Engine(EngineCore):
+    """One router engine: :class:`EngineCore` and its API calls. Single-threaded."""
 
     def send_datagram(self, datagram: bytes) -> int:
         """Originate an IPv4 datagram (what a raw socket would send); returns 0 or an errno.

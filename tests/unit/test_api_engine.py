@@ -8,7 +8,7 @@ import grpc
 import pytest
 from scapy.layers.inet import ICMP, IP
 
-from router.engine.api import Engine
+from router import Engine
 from tests.unit.test_api_service import HookClient
 from tests.unit.test_api_support import RunningAgent, running_agent
 from vrc.v1 import agent_pb2 as pb

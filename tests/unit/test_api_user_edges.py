@@ -20,7 +20,7 @@ from agents.daemon import Agent, AgentOptions, StartError, build_parser, check_o
 from agents.errors import message_of, status_for
 from agents.gate import Gate
 from agents.server import build_server
-from router.engine.api import Engine
+from router import Engine
 from router.errors import EADDRNOTAVAIL, EINVAL, EPERM, RouterError
 from tests.unit.test_api_support import sample_engine
 from vrc.v1 import agent_pb2 as pb

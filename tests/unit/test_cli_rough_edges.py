@@ -14,7 +14,7 @@ from agents.daemon import StartError, check_nic_mac, nic_problem
 from agents.errors import message_of
 from cli.main import build_parser, main
 from cli.output import timestamp_text
-from router.engine.api import Engine
+from router import Engine
 from router.errors import EINVAL, RouterError
 from tests.unit.test_api_support import cli_runner, running_agent, sample_engine
 

@@ -15,8 +15,8 @@ import pytest
 
 from cli.main import main
 from cli.output import timestamp_text
+from router import Engine, EngineConfig
 from router.arp.config import ArpConfig
-from router.engine.api import Engine, EngineConfig
 from tests.unit.test_api_support import RunningAgent, cli_runner, running_agent
 
 MAC0, MAC1 = bytes.fromhex("020000000001"), bytes.fromhex("020000000002")

@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from router.engine.api import Engine, EngineConfig
+from router import Engine, EngineConfig
 from router.errors import (
     EADDRNOTAVAIL,
     EBUSY,

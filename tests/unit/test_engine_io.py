@@ -5,8 +5,8 @@ from __future__ import annotations
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
+from router import Engine, EngineConfig
 from router.contracts import InterfaceFilter, Packet
-from router.engine.api import Engine, EngineConfig
 from router.errors import EJUSTRETURN
 from router.link.ifnet import AF_INET, Interface
 from router.ng.tap import Direction

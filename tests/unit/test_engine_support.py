@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import Ether
 
-from router.engine.api import Engine, EngineConfig
+from router import Engine, EngineConfig
 from router.ipv4.input import Ipv4Config
 from tests.netsim import Net
 

@@ -9,9 +9,9 @@ from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, UDP, IPOption_NOP
 from scapy.layers.l2 import ARP, Ether
 
+from router import Engine, EngineConfig
 from router.arp.config import ArpConfig
 from router.contracts import InterfaceFilter, Packet
-from router.engine.api import Engine, EngineConfig
 from router.link.ifnet import AF_INET, Interface
 
 R0, R1 = "02:00:00:00:01:00", "02:00:00:00:01:01"

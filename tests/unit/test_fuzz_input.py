@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 
+from router import Engine, EngineConfig
 from router.arp.config import ArpConfig
-from router.engine.api import Engine, EngineConfig
 
 R0, R1, H1 = "02:00:00:00:01:00", "02:00:00:00:01:01", "02:00:00:00:02:00"
 

@@ -14,7 +14,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP
 from scapy.layers.l2 import ARP, Ether
 
-from router.engine.api import Engine, EngineConfig
+from router import Engine, EngineConfig
 from router.ipv4.input import Ipv4Config
 from tests.netsim import Net
 
