@@ -4,8 +4,9 @@
 (acquire, attach, detach, final detach, release, recycle — the table is in
 ``router/link/lifecycle.py``), the protocol attachments per (interface,
 family), the interface filters, and the paths that cross the layer: input
-and output (``router/link/io.py``), ioctl, events, ARP send and multicast
-resolution.
+and output (``router/link/io.py``), ioctl and events (the passes through an
+interface's filters, protocols and driver are ``router/link/dispatch.py``),
+ARP send and multicast resolution (``router/link/arp_send.py``).
 
 Final detach is deferred, as in the seed (whose worker thread runs
 ``ifnet_detach_final``): ``detach`` only queues the interface, and
@@ -39,7 +40,6 @@ from router.errors import (
     EINVAL,
     EJUSTRETURN,
     ENODEV,
-    ENOTSUP,
     ENXIO,
     EOPNOTSUPP,
     RouterError,
@@ -47,9 +47,8 @@ from router.errors import (
 from router.events import Event, EventKind
 from router.link import arp_send
 from router.link import io as link_io
+from router.link.dispatch import event_to_interface, ioctl_chain, protocols_in_hash_order
 from router.link.ifnet import (
-    AF_INET,
-    AF_INET6,
     IfExtFlags,
     IfFamily,
     IfFlags,
@@ -63,23 +62,6 @@ from router.link.lifecycle import LifeEvent, next_state
 from router.link.stubs import DETACHED_DRIVER, DETACHED_FAMILY, stub_protocol
 
 EventCallback = Callable[[Event], None]
-
-AF_APPLETALK = 16
-PF_VLAN = 0x766C616E  # 'vlan', XNU's protocol family of VLAN attachments
-# proto_hash_value: the bucket of each family in the seed's if_proto_hash
-_PROTO_BUCKET = {AF_INET: 0, AF_INET6: 1, AF_APPLETALK: 2, PF_VLAN: 3}
-_OTHER_BUCKET = 4
-
-
-def protocols_in_hash_order(ifp: Interface) -> list[ProtoAttachment]:
-    """The attached protocols in the seed's ``if_proto_hash`` walk order.
-
-    Events and the final detach's unplumbing visit IPv4, IPv6, AppleTalk and
-    VLAN first, whatever order they were attached in, then every other
-    family in attach order (they share the last bucket).
-    """
-    return sorted(ifp.protocols.values(),
-                  key=lambda proto: _PROTO_BUCKET.get(proto.family, _OTHER_BUCKET))
 
 
 def _no_route_cleanup(ifp: Interface, family: int) -> None:
@@ -535,31 +517,10 @@ class DataLink:
         if not self.io_ref(ifp):
             return EOPNOTSUPP
         try:
-            retval = self._ioctl_chain(ifp, family, cast(IoctlCmd, cmd), arg)
+            retval = ioctl_chain(ifp, family, cast(IoctlCmd, cmd), arg, self.proto_unref)
         finally:
             self.io_unref(ifp)
         return 0 if retval == EJUSTRETURN else retval
-
-    def _ioctl_chain(self, ifp: Interface, family: int, cmd: IoctlCmd, arg: Any) -> int:
-        retval = EOPNOTSUPP
-        for filt in ifp.filters:
-            if filt.skip or filt.ioctl is None or (filt.family and filt.family != family):
-                continue
-            retval, done = _ioctl_merge(retval, filt.ioctl(ifp, family, cmd, arg))
-            if done:
-                return retval
-        proto = ifp.protocols.get(family) if family else None
-        if proto is not None:
-            proto.refcount += 1
-            try:
-                result = proto.ioctl(ifp, family, cmd, arg) if proto.ioctl else EOPNOTSUPP
-            finally:
-                self.proto_unref(ifp, proto)
-            retval, done = _ioctl_merge(retval, result)
-            if done:
-                return retval
-        retval, _ = _ioctl_merge(retval, ifp.driver.ioctl(ifp, cmd, arg))  # type: ignore[union-attr]
-        return retval
 
     # -- events ------------------------------------------------------------
 
@@ -580,25 +541,11 @@ class DataLink:
         """
         if self.io_ref(ifp):
             try:
-                self._event_to_interface(ifp, event)
+                event_to_interface(ifp, event, self.proto_unref)
             finally:
                 self.io_unref(ifp)
         for callback in list(self._subscribers):
             callback(event)
-
-    def _event_to_interface(self, ifp: Interface, event: Event) -> None:
-        for filt in ifp.filters:
-            if not filt.skip and filt.event is not None:
-                filt.event(ifp, filt.family, event)
-        for proto in protocols_in_hash_order(ifp):
-            if proto.event is None:
-                continue
-            proto.refcount += 1
-            try:
-                proto.event(ifp, proto.family, event)
-            finally:
-                self.proto_unref(ifp, proto)
-        ifp.driver.event(ifp, event)  # type: ignore[union-attr]
 
     # -- ARP and multicast (router/link/arp_send.py) --------------------
 
@@ -617,12 +564,4 @@ class DataLink:
     def resolve_multi(self, ifp: Interface, family: int, addr: Any) -> tuple[int, bytes]:
         """``dlil_resolve_multi``; see ``router.link.arp_send.resolve_multi``."""
         return arp_send.resolve_multi(self, ifp, family, addr)
-
-
-def _ioctl_merge(retval: int, result: int) -> tuple[int, bool]:
-    """One step of the ioctl chain: the new result and whether the chain ends."""
-    if retval == EOPNOTSUPP or result == EJUSTRETURN:
-        retval = EOPNOTSUPP if result == ENOTSUP else result
-        return retval, retval not in (0, EOPNOTSUPP)
-    return retval, False
 
