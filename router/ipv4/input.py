@@ -23,7 +23,8 @@ forwarding needs a forwardable destination (``in_canforward``), a TTL above
 1 (else ICMP time exceeded), a route (else ICMP net unreachable), and a
 reachable next hop (else ICMP host unreachable). The TTL goes down by one
 with the RFC 1624 checksum update. A datagram larger than the output MTU is
-fragmented, or answered with "fragmentation needed" when it has DF set.
+fragmented (``router/ipv4/fragment.py``), or answered with "fragmentation
+needed" when it has DF set.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ from router.errors import (
     ENXIO,
 )
 from router.inet.route import Route, RouteFlags
+from router.ipv4.fragment import fragment
 from router.ipv4.icmp import Icmp, IcmpConfig
 from router.link.ifnet import AF_INET, IfFamily, IfFlags, Interface
 from router.wire import Malformed
@@ -242,10 +244,10 @@ class Ipv4:
 
         The common datagram, a 20-byte header without options that passes
         ``parse_header``'s checks, is read in place: no memoryview and no
-        ``Ipv4Header`` unless it is delivered or something stops its
-        forwarding (:meth:`_forward_plain`). Anything else takes
+        ``Ipv4Header`` unless it is delivered. Anything else takes
         :meth:`_input_parsed` after the full parse; both make the same
-        decisions in the same order.
+        decisions in the same order and forward through the same
+        :meth:`_forward`, which takes the header's fields.
         """
         self.stats.received += 1
         room = len(frame) - l2len
@@ -261,17 +263,16 @@ class Ipv4:
                 link_group = bool(flags & _LINK_GROUP)
                 inet = self.inet
                 local = inet.local_ip(dst)
-                to_us = local or inet.is_broadcast(dst, ifp) or dst >> 28 == 0xE
-                if not to_us and not link_group and self._forward_plain(
-                        ifp, frame, l2len, total, ttl, protocol, checksum, src, dst, now):
-                    return
-                hdr = Ipv4Header(_MIN_HEADER_LEN, tos, total, ident, frag, ttl, protocol,
-                                 checksum, src, dst)
-                datagram = memoryview(frame)[l2len : l2len + total]
-                if to_us:
-                    self._deliver(ifp, hdr, datagram, link_group or not local, now)
+                if local or inet.is_broadcast(dst, ifp) or dst >> 28 == 0xE:
+                    hdr = Ipv4Header(_MIN_HEADER_LEN, tos, total, ident, frag, ttl, protocol,
+                                     checksum, src, dst)
+                    self._deliver(ifp, hdr, memoryview(frame)[l2len : l2len + total],
+                                  link_group or not local, now)
+                elif link_group:
+                    self._drop(DropReason.LINK_BROADCAST)  # a link broadcast is never forwarded
                 else:
-                    self._forward(ifp, hdr, datagram, link_group, now)
+                    self._forward(ifp, frame, l2len, total, ttl, protocol, checksum, src, dst,
+                                  now)
                 return
         self._input_parsed(ifp, memoryview(frame)[l2len:], flags, now)
 
@@ -296,8 +297,11 @@ class Ipv4:
             self._deliver(ifp, hdr, datagram, link_group, now)
         elif inet.is_broadcast(dst, ifp) or dst >> 28 == 0xE:
             self._deliver(ifp, hdr, datagram, True, now)
+        elif link_group:
+            self._drop(DropReason.LINK_BROADCAST)
         else:
-            self._forward(ifp, hdr, datagram, link_group, now)
+            self._forward(ifp, datagram, 0, hdr.total_length, hdr.ttl, hdr.protocol,
+                          hdr.checksum, src, dst, now)
 
     def _deliver(self, ifp: Interface, hdr: Ipv4Header, datagram: memoryview,
                  to_group: bool, now: float) -> None:
@@ -316,103 +320,83 @@ class Ipv4:
 
     # -- forwarding ----------------------------------------------------------
 
-    def _forward(self, ifp: Interface, hdr: Ipv4Header, datagram: memoryview,
-                 link_group: bool, now: float) -> None:
-        """``ip_forward``: every check in order, then TTL - 1 and output."""
-        if link_group:
-            self._drop(DropReason.LINK_BROADCAST)
-            return
+    def _forward(self, ifp: Interface, frame: bytes | bytearray | memoryview, start: int,
+                 total: int, ttl: int, protocol: int, checksum: int, src: int, dst: int,
+                 now: float) -> None:
+        """``ip_forward`` of ``frame[start:start + total]``: every check in order, then output.
+
+        Both input lanes call it with the header's fields (the plain lane read
+        them in place, the parsed one from its ``Ipv4Header``), so the checks
+        are written once. A datagram that goes out whole is built in one
+        join, TTL - 1 with the RFC 1624 checksum, and nothing else is
+        allocated for it; the header is parsed again only to answer a refusal
+        with ICMP, to fragment, or to count an output error.
+        """
         config = self.config
         if not config.forwarding:
             self._drop(DropReason.FORWARDING_OFF)
             return
-        dst = hdr.dst
         if not self.inet.can_forward(dst):
             self._drop(DropReason.CANNOT_FORWARD)
             return
-        if hdr.src == 0:
+        if src == 0:
             self._drop(DropReason.BAD_SOURCE)
             return
-        ttl = hdr.ttl
         if ttl <= 1:
-            self._error(datagram, hdr, ifp, icmp_wire.TIME_EXCEEDED, icmp_wire.TIMX_TTL, now)
-            self._drop(DropReason.TTL_EXCEEDED)
+            self._refuse(ifp, frame, start, total, icmp_wire.TIME_EXCEEDED,
+                         icmp_wire.TIMX_TTL, DropReason.TTL_EXCEEDED, now)
             return
         route = self.routes.lookup(dst)
         if route is None:
-            self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH, icmp_wire.UNREACH_NET, now)
-            self._drop(DropReason.NO_ROUTE)
+            self._refuse(ifp, frame, start, total, icmp_wire.DEST_UNREACH,
+                         icmp_wire.UNREACH_NET, DropReason.NO_ROUTE, now)
             return
-        found = self._route_output(route, dst)
-        if isinstance(found, DropReason):
-            if found is not DropReason.BLACKHOLE_ROUTE:
-                self._error(datagram, hdr, ifp, icmp_wire.DEST_UNREACH,
-                            icmp_wire.UNREACH_HOST, now)
-            self._drop(found)
+        bits = route.bits
+        out = None if bits & _UNUSABLE_ROUTE else self.interface_of(route.ifindex)
+        if out is None or not out.flags & _UP:  # Interface.flags is a plain int
+            reason = self._why_unusable(route)
+            if reason is DropReason.BLACKHOLE_ROUTE:
+                self._drop(reason)
+            else:
+                self._refuse(ifp, frame, start, total, icmp_wire.DEST_UNREACH,
+                             icmp_wire.UNREACH_HOST, reason, now)
             return
-        out, next_hop = found
         if (out is not ifp and not config.forward_directed_broadcast
                 and self.inet.is_broadcast(dst, out)):
             self._drop(DropReason.DIRECTED_BROADCAST)
             return
-        new_sum = TTL_DECREMENT_CHECKSUM[hdr.checksum]
-        if len(datagram) <= out.mtu:
-            # the common case: one join builds the datagram with TTL - 1 and the new checksum
+        next_hop = route.gateway if bits & _GATEWAY else dst
+        if total <= out.mtu:
             error = self.output(out, b"".join((
-                datagram[:_TTL_OFF],
-                _TTL_PROTO_SUM.pack(ttl - 1, hdr.protocol, new_sum),
-                datagram[_ADDRS_OFF:],
+                frame[start : start + _TTL_OFF],
+                _TTL_PROTO_SUM.pack(ttl - 1, protocol, TTL_DECREMENT_CHECKSUM[checksum]),
+                frame[start + _ADDRS_OFF : start + total],
             )), next_hop)
         else:
-            packet = bytearray(datagram)
-            packet[_TTL_OFF] = ttl - 1
-            packet[ip.CHECKSUM_OFF] = new_sum >> 8
-            packet[ip.CHECKSUM_OFF + 1] = new_sum & 0xFF
-            error = self._transmit(out, packet, hdr, next_hop)
-        if error == 0:
-            self.stats.forwarded += 1
-        else:
-            self._forward_failed(ifp, hdr, datagram, out, error, now)
-
-    def _forward_plain(self, ifp: Interface, frame: bytes | bytearray | memoryview, start: int,
-                       total: int, ttl: int, protocol: int, checksum: int, src: int, dst: int,
-                       now: float) -> bool:
-        """:meth:`_forward` for a datagram nothing stops: True once it went to output.
-
-        Takes the fields ``input`` read from a plain 20-byte header at
-        ``frame[start:]``. False, with nothing done, as soon as one of
-        ``_forward``'s checks would refuse the datagram or it needs
-        fragmenting: the caller then runs ``_forward``, which repeats the
-        checks (none has a side effect) in order and counts or answers the
-        outcome. The datagram to output is built in one join, TTL - 1 with
-        the RFC 1624 checksum.
-        """
-        config = self.config
-        if not config.forwarding or src == 0 or ttl <= 1 or not self.inet.can_forward(dst):
-            return False
-        route = self.routes.lookup(dst)
-        if route is None:
-            return False
-        bits = route.bits
-        if bits & _UNUSABLE_ROUTE:
-            return False
-        out = self.interface_of(route.ifindex)
-        if out is None or not out.flags & _UP or total > out.mtu:
-            return False
-        if (out is not ifp and not config.forward_directed_broadcast
-                and self.inet.is_broadcast(dst, out)):
-            return False
-        error = self.output(out, b"".join((
-            frame[start : start + _TTL_OFF],
-            _TTL_PROTO_SUM.pack(ttl - 1, protocol, TTL_DECREMENT_CHECKSUM[checksum]),
-            frame[start + _ADDRS_OFF : start + total],
-        )), route.gateway if bits & _GATEWAY else dst)
+            error = self._forward_fragmented(out, frame, start, total, next_hop)
         if error == 0:
             self.stats.forwarded += 1
         else:
             datagram = memoryview(frame)[start : start + total]
             self._forward_failed(ifp, parse_header(datagram), datagram, out, error, now)
-        return True
+
+    def _forward_fragmented(self, out: Interface, frame: bytes | bytearray | memoryview,
+                            start: int, total: int, next_hop: int) -> int:
+        """:meth:`_transmit` of a forwarded datagram larger than ``out``'s MTU, TTL - 1."""
+        packet = bytearray(frame[start : start + total])
+        hdr = parse_header(packet)
+        packet[_TTL_OFF] = hdr.ttl - 1
+        new_sum = TTL_DECREMENT_CHECKSUM[hdr.checksum]
+        packet[ip.CHECKSUM_OFF] = new_sum >> 8
+        packet[ip.CHECKSUM_OFF + 1] = new_sum & 0xFF
+        return self._transmit(out, packet, hdr, next_hop)
+
+    def _refuse(self, ifp: Interface, frame: bytes | bytearray | memoryview, start: int,
+                total: int, icmp_type: int, code: int, reason: DropReason, now: float) -> None:
+        """Answer a datagram :meth:`_forward` refuses with ICMP, and count why."""
+        datagram = memoryview(frame)[start : start + total]
+        self._error(datagram, parse_header(datagram), ifp, icmp_type, code, now)
+        self._drop(reason)
 
     def _forward_failed(self, ifp: Interface, hdr: Ipv4Header, datagram: memoryview,
                         out: Interface, error: int, now: float) -> None:
@@ -428,18 +412,6 @@ class Ipv4:
             self._drop(DropReason.CANNOT_FRAGMENT)
         else:
             self._drop(DropReason.OUTPUT_ERROR)
-
-    def _route_output(self, route: Route, dst: int) -> tuple[Interface, int] | DropReason:
-        """The output interface and next hop of ``route``, or why there is none."""
-        flags = route.bits
-        if flags & _BLACKHOLE:
-            return DropReason.BLACKHOLE_ROUTE
-        if flags & _REJECT:
-            return DropReason.REJECT_ROUTE
-        out = self.interface_of(route.ifindex)
-        if out is None or not out.flags & _UP:  # Interface.flags is a plain int
-            return DropReason.INTERFACE_DOWN
-        return out, (route.gateway if flags & _GATEWAY else dst)
 
     def _transmit(self, out: Interface, packet: bytearray, hdr: Ipv4Header,
                   next_hop: int) -> int:
@@ -512,10 +484,15 @@ class Ipv4:
             self._drop(DropReason.OUTPUT_ERROR)
         return error
 
-    def _why_unusable(self, route: Route) -> DropReason:
-        """Why ``route`` has no usable output interface (:meth:`_route_output`'s reason)."""
-        found = self._route_output(route, 0)
-        return found if isinstance(found, DropReason) else DropReason.INTERFACE_DOWN
+    @staticmethod
+    def _why_unusable(route: Route) -> DropReason:
+        """Why a route that gave no usable output interface gave none."""
+        bits = route.bits
+        if bits & _BLACKHOLE:
+            return DropReason.BLACKHOLE_ROUTE
+        if bits & _REJECT:
+            return DropReason.REJECT_ROUTE
+        return DropReason.INTERFACE_DOWN
 
     def source_for(self, ifp: Interface | None, dst: int) -> int:
         """Source address of a message we send to ``dst`` about a datagram from ``ifp``.
@@ -538,7 +515,6 @@ class Ipv4:
         return self.inet.address_on(out, dst) if out is not None else 0
 
 
-
 def parse_header(datagram: bytes | bytearray | memoryview) -> Ipv4Header:
     """``router.wire.ipv4.parse`` with the common case inlined (same result, same errors).
 
@@ -555,57 +531,3 @@ def parse_header(datagram: bytes | bytearray | memoryview) -> Ipv4Header:
                 and int.from_bytes(datagram[: ip.MIN_HEADER_LEN], "big") % 0xFFFF == 0):
             return Ipv4Header(ip.MIN_HEADER_LEN, *fields[1:])
     return ip.parse(datagram)
-
-
-def copied_options(options: bytes | bytearray | memoryview) -> bytes:
-    """The options a non-first fragment carries: those with the copied flag (RFC 791)."""
-    kept = bytearray()
-    pos = 0
-    while pos < len(options):
-        kind = options[pos]
-        if kind == 0:  # end of options
-            break
-        if kind == 1:  # no-operation, not copied
-            pos += 1
-            continue
-        if pos + 1 >= len(options) or options[pos + 1] < 2:
-            break  # malformed option list: keep what we have
-        length = options[pos + 1]
-        if kind & 0x80:
-            kept += options[pos : pos + length]
-        pos += length
-    kept += bytes(-len(kept) % 4)
-    return bytes(kept)
-
-
-def fragment(packet: bytes | bytearray | memoryview, hdr: Ipv4Header, mtu: int) -> list[bytes]:
-    """Split ``packet`` into fragments of at most ``mtu`` bytes (``ip_fragment``).
-
-    Data goes in multiples of 8 bytes; the first fragment keeps every
-    option, the others only the copied ones; a fragment of a fragment keeps
-    the original offset and MF. Empty if ``mtu`` cannot carry 8 data bytes.
-    """
-    header_len = hdr.header_len
-    head = bytes(packet[:header_len])
-    later_options = copied_options(head[ip.MIN_HEADER_LEN :])
-    payload = memoryview(packet)[header_len : hdr.total_length]
-    base_offset = hdr.frag & ip.OFFSET_MASK
-    last_has_mf = hdr.frag & ip.FLAG_MF
-    pieces: list[bytes] = []
-    pos = 0
-    options = head[ip.MIN_HEADER_LEN :]
-    while pos < len(payload):
-        room = (mtu - ip.MIN_HEADER_LEN - len(options)) & ~7
-        if room <= 0:
-            return []
-        chunk = payload[pos : pos + room]
-        more = pos + len(chunk) < len(payload)
-        frag = (hdr.frag & ip.FLAG_DF) | (base_offset + pos // 8)
-        if more or last_has_mf:
-            frag |= ip.FLAG_MF
-        pieces.append(ip.emit(src=hdr.src, dst=hdr.dst, protocol=hdr.protocol, payload=chunk,
-                              ttl=packet[ip.TTL_OFF], tos=hdr.tos, ident=hdr.ident, frag=frag,
-                              options=options))
-        pos += len(chunk)
-        options = later_options
-    return pieces

@@ -9,7 +9,8 @@ from scapy.layers.inet import defragment as scapy_defragment
 from router.contracts import Packet, PacketFlags
 from router.errors import EHOSTUNREACH, EJUSTRETURN, ENOBUFS
 from router.inet.route import RouteFlags
-from router.ipv4.input import DropReason, Ipv4, Ipv4Config, copied_options, fragment
+from router.ipv4.fragment import copied_options, fragment
+from router.ipv4.input import DropReason, Ipv4, Ipv4Config
 from router.link.ifnet import AF_INET, IfFamily, IfFlags
 from router.wire import ipv4 as wire_ip
 from tests.unit.test_ipv4_support import Rig, ip, make_if, no_rate_limit

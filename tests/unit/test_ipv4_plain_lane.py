@@ -1,22 +1,25 @@
 """``Ipv4.input``'s in-place lane for plain headers decides as the fully parsed path does.
 
-``input`` reads a 20-byte header without options in place and forwards
-through ``_forward_plain``, falling back to ``_forward`` when a check would
-stop the datagram; ``_input_parsed`` is the general path (full parse, an
-``Ipv4Header``, every check in ``_forward``). On any datagram, in any
-configuration, both must send the same datagrams and count the same things.
+``input`` reads a 20-byte header without options in place and hands its
+fields to ``_forward``; ``_input_parsed`` is the general path (full parse, an
+``Ipv4Header``), which hands ``_forward`` the same fields from the header.
+``_forward`` is the one definition of the forwarding checks. On any
+datagram, in any configuration, both lanes must send the same datagrams and
+count the same things.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.contracts import PacketFlags
 from router.errors import EHOSTUNREACH, EMSGSIZE, ENOBUFS
 from router.inet.route import RouteFlags
+from router.ipv4 import input as ipv4_input
 from router.ipv4.icmp import IcmpConfig
 from router.ipv4.input import Ipv4Config
 from router.link.ifnet import IfFlags
@@ -110,10 +113,12 @@ def test_plain_lane_sends_and_counts_what_the_parsed_path_does(
     assert _observed(lane) == _observed(parsed)
 
 
-def test_plain_lane_forwards_the_common_datagram() -> None:
-    # the lane is really taken: a clean datagram is forwarded without _forward
+def test_plain_lane_forwards_the_common_datagram(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the lane is really taken: a clean datagram is forwarded without the
+    # parsed path, and without parsing its header again
     rig = build(USUAL)
-    rig.ipv4._forward = None  # type: ignore[assignment,method-assign]
+    rig.ipv4._input_parsed = None  # type: ignore[assignment,method-assign]
+    monkeypatch.setattr(ipv4_input, "parse_header", None)
     datagram = wire_ip.emit(src=ip("10.0.0.7"), dst=ip("10.1.0.9"), protocol=17, payload=b"x")
     rig.ipv4.input(rig.eth0, bytes(14) + datagram, 14, 0, 0.0)
     (sent,) = rig.take()
