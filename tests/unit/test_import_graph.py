@@ -107,6 +107,39 @@ def test_router_has_no_runtime_import_circle() -> None:
     assert cycle is None, "run-time import circle: " + " -> ".join(cycle or [])
 
 
+#: The layers bottom up (docs/architecture.md): a module imports only from its
+#: own package and from lower layers; packages on one level are independent.
+LAYERS = {
+    "router.wire": 0, "router.errors": 0, "router.events": 0,
+    "router.contracts": 1,
+    "router.link": 2,
+    "router.inet": 3, "router.arp": 3,
+    "router.ipv4": 4, "router.ng": 4,
+    "router.engine": 5,
+    "router": 6,
+}
+
+
+def layer_of(module: str) -> str:
+    parts = module.split(".")
+    return ".".join(parts[:2])
+
+
+def test_imports_go_down_the_layers() -> None:
+    upward = sorted(
+        f"{module} -> {imported}"
+        for module, imports in import_graph().items()
+        for imported in imports
+        if layer_of(module) != layer_of(imported)
+        and LAYERS[layer_of(imported)] >= LAYERS[layer_of(module)]
+    )
+    assert not upward, f"imports that do not go down the layers: {upward}"
+
+
+def test_every_package_has_a_layer() -> None:
+    assert {layer_of(module) for module in MODULES} == set(LAYERS)
+
+
 def test_the_graph_sees_every_layer() -> None:
     graph = import_graph()
     assert len(MODULES) > 40
