@@ -175,7 +175,7 @@ class Reachability:
 
     def step(self, entry: LlEntry, event: NudEvent, now: float, *, lladdr: bytes = b"",
              packet: bytes | None = None) -> bool:
-        """Apply ``arp_nud.TRANSITIONS`` to ``entry``; False if the pair is not in the table."""
+        """Apply ``TRANSITIONS`` to ``entry``; False if the pair is not in the table."""
         found = transition(entry.state, event)
         if found is None:
             return False

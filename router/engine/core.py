@@ -204,7 +204,7 @@ class EngineCore:
         return 0
 
     def _ip_output(self, ifp: Interface, datagram: bytes, next_hop: int) -> int:
-        # one datagram: dlil_io.output_one, the one-packet form of DataLink.output
+        # one datagram: router.link.io.output_one, the one-packet form of DataLink.output
         return output_one(self.dl, ifp, AF_INET, Packet(datagram, 0, 0, 0, AF_INET), next_hop)
 
     def _arp_send(self, ifp: Interface, frame: bytes) -> None:

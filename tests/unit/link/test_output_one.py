@@ -1,4 +1,4 @@
-"""``dlil_io.output_one`` does for one packet what ``output_packets`` does for a list of one.
+"""``router.link.io.output_one`` does for one packet what ``output_packets`` does for a list of one.
 
 Each scenario runs on two fresh harnesses, one through each function, and
 compares the result, what the driver got, the counters, the drops and the
