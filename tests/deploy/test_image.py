@@ -79,11 +79,13 @@ def test_dockerignore_keeps_what_the_wheel_needs_and_drops_the_rest() -> None:
     with (ROOT / "pyproject.toml").open("rb") as handle:
         project = tomllib.load(handle)
     for kept in ("pyproject.toml", project["project"]["readme"], "router/__init__.py",
-                 "agents/daemon.py", "vrc/v1/agent_pb2.py"):
+                 "router/link/datalink.py", "agents/daemon.py", "cli/main.py",
+                 "vrc/v1/agent_pb2.py"):
         assert not smoke.is_ignored(kept, rules), kept
-    for dropped in (".git/config", "tests/unit/test_ifnet.py", "deploy/base/kustomization.yaml",
-                    "router/__pycache__/x.cpython-311.pyc", "vrc.egg-info/PKG-INFO",
-                    "agents/sub/__pycache__/y.pyc", "captures/a.pcap", "Dockerfile"):
+    for dropped in (".git/config", "tests/unit/link/test_ifnet.py",
+                    "deploy/base/kustomization.yaml", "router/__pycache__/x.cpython-311.pyc",
+                    "vrc.egg-info/PKG-INFO", "agents/sub/__pycache__/y.pyc", "captures/a.pcap",
+                    "Dockerfile"):
         assert smoke.is_ignored(dropped, rules), dropped
 
 
