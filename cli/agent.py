@@ -159,10 +159,11 @@ class Commands:
     def capture(self, args: argparse.Namespace) -> None:
         call = self.stub.Capture(pb.CaptureRequest(ifname=args.iface, count=args.count or 0,
                                                    snaplen=args.snaplen or 0))
+        batches = _announced(self._received(call), args.iface)
         if args.write:
-            seen = self._capture_to_file(self._received(call), args.write)
+            seen = self._capture_to_file(batches, args.write)
         else:
-            seen = self._capture_to_stdout(self._received(call))
+            seen = self._capture_to_stdout(batches)
         if args.count is None or seen < args.count:
             # the agent closes a tap only when its interface goes away
             raise CliError(f"capture on {args.iface} ended after {_frames(seen)}: "
@@ -203,6 +204,15 @@ class Commands:
             note = f", {dropped} dropped by the agent" if dropped else ""
             print(f"vrc: {_frames(count)} written to {path}{note}", file=sys.stderr)
         return count
+
+
+def _announced(call: Iterable[tpb.CaptureBatch], ifname: str) -> Iterator[tpb.CaptureBatch]:
+    """The batches of a capture, saying on stderr when it started (the agent's first
+    batch comes once its tap is open): scripts wait for that line, not a sleep."""
+    for number, batch in enumerate(call):
+        if number == 0:
+            print(f"vrc: capturing on {ifname}", file=sys.stderr, flush=True)
+        yield batch
 
 
 def _frames(count: int) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import signal
 import subprocess
 import time
@@ -202,7 +203,7 @@ def test_capture_writes_a_pcap_that_tshark_decodes_as_the_icmp_exchange(
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
-        time.sleep(0.5)  # let the capture stream attach
+        _wait_for_line(capture, "vrc: capturing on", 15.0)  # the tap is open
         assert ping(topo.a, R_A_ADDR, count=2).returncode == 0
         capture.wait(timeout=15)
     finally:
@@ -217,6 +218,20 @@ def test_capture_writes_a_pcap_that_tshark_decodes_as_the_icmp_exchange(
     ).stdout.split("\n")  # fmt: skip
     rows = [line.split("\t") for line in decoded if line.strip()]
     assert rows == [[A_ADDR, R_A_ADDR, "8"], [R_A_ADDR, A_ADDR, "0"]] * 2
+
+
+def _wait_for_line(proc: subprocess.Popen[str], prefix: str, timeout: float) -> None:
+    """Read ``proc``'s stderr until a line starting with ``prefix`` (bounded in time)."""
+    assert proc.stderr is not None
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        ready, _, _ = select.select([proc.stderr], [], [], left)
+        line = proc.stderr.readline() if ready else ""
+        if line.startswith(prefix):
+            return
+        if ready and not line:
+            break
+    raise LabError(f"no {prefix!r} line on stderr within {timeout}s")
 
 
 # --- (h) a hook on ng0 ------------------------------------------------------------------------
