@@ -31,7 +31,7 @@ from typing import Any
 from agents.dataplane import DataPlane
 from agents.isolation import PROC_SYS, IsolationSet
 from agents.link import PacketLink, RingConfig, TxMode
-from agents.logs import FORMATS, LEVELS, configure_logging, get_logger
+from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
 
 DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
 EXIT_OK = 0

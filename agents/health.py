@@ -15,7 +15,8 @@ from concurrent import futures
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from agents.server import AGENT_SERVICE, ListenAddress, _add_port, _bind_unix, parse_listen
+from agents.server import AGENT_SERVICE
+from serving.server import bind, parse_listen
 
 FLAG = "--health-listen"
 HEALTH_WORKERS = 4  # a probe is one unary call; Watch streams are for people, a few at most
@@ -36,11 +37,7 @@ def build_health_server(listen: str, services: tuple[str, ...] = ("", AGENT_SERV
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     for name in services:
         checker.set(name, health_pb2.HealthCheckResponse.SERVING)
-    if address.is_unix:
-        _bind_unix(server, address, None)
-        return server, checker, address.target()
-    port = _add_port(server, address.target(), None)
-    return server, checker, ListenAddress(host=address.host, port=port).target()
+    return server, checker, bind(server, address, None)
 
 
 def set_not_serving(checker: health.HealthServicer) -> None:

@@ -26,11 +26,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from prometheus_client import start_http_server
-from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from router import IfFlags
+from serving.metrics import MetricsServer, parse_hostport, serve_metrics
+
+__all__ = ["EngineCollector", "MetricsServer", "parse_hostport", "serve_metrics"]
 
 # if_data field -> metric stem and help text
 INTERFACE_COUNTERS: dict[str, tuple[str, str]] = {
@@ -170,34 +172,3 @@ def _loop_metrics(stats: Any) -> Iterator[CounterMetricFamily]:
         return
     for key, (name, text) in LOOP_COUNTERS.items():
         yield CounterMetricFamily(name, text, value=getattr(stats, key, 0))
-
-
-@dataclass(slots=True)
-class MetricsServer:
-    """The HTTP endpoint; ``close`` stops it."""
-
-    server: Any
-    thread: Any
-    address: str
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
-
-
-def parse_hostport(value: str) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--metrics {value!r}: expected HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
-def serve_metrics(collector: Collector, listen: str) -> MetricsServer:
-    """Serve ``collector`` (alone in its registry) over HTTP at ``HOST:PORT``."""
-    host, port = parse_hostport(listen)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
-    server, thread = start_http_server(port, addr=host, registry=registry)
-    bound_host, bound_port = server.server_address[:2]
-    return MetricsServer(server, thread, f"{bound_host!s}:{bound_port}")

@@ -8,179 +8,44 @@ certificate signed by that CA) or an explicit ``--insecure``, which is logged
 as a warning at start. Anything else is a ``ValueError`` naming the flag.
 
 Every server also answers grpc health checks (``grpc.health.v1``, SERVING for
-``""`` and ``vrc.v1.Agent``) and server reflection.
+``""`` and ``vrc.v1.Agent``) and server reflection. The rule and the binding
+live in :mod:`serving.server`, shared with ``vrc-controller``.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
-import os
-import stat
 from collections.abc import Callable
 from concurrent import futures
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_health.v1 import health
 
 from agents.api import AgentService
 from agents.gate import Gate
+from serving import server as serving
+from serving.server import (
+    ListenAddress,
+    TlsFiles,
+    check_access,
+    is_loopback,
+    parse_listen,
+    server_credentials,
+    tls_files,
+)
 from vrc.v1 import agent_pb2, agent_pb2_grpc
+
+__all__ = [
+    "DEFAULT_LISTEN", "ListenAddress", "TlsFiles", "add_health_and_reflection", "build_server",
+    "check_access", "is_loopback", "parse_listen", "server_credentials", "tls_files",
+]
 
 AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
 DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
-SOCKET_MODE = 0o600
 MAX_WORKERS = 32  # streams hold a worker each: captures, hooks, event watchers
 
 _log = logging.getLogger("vrc.agent.server")
-
-
-@dataclass(frozen=True, slots=True)
-class ListenAddress:
-    """A parsed ``--listen`` value: ``unix:PATH`` or ``HOST:PORT``."""
-
-    path: str = ""  # set for a Unix socket
-    host: str = ""
-    port: int = 0
-
-    @property
-    def is_unix(self) -> bool:
-        return bool(self.path)
-
-    @property
-    def is_local(self) -> bool:
-        """Reachable only from this host: a Unix socket or a loopback address."""
-        return self.is_unix or is_loopback(self.host)
-
-    def target(self) -> str:
-        """The address in grpc's own syntax (IPv6 hosts in brackets)."""
-        if self.is_unix:
-            return f"unix:{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
-
-
-def parse_listen(listen: str, flag: str = "--listen") -> ListenAddress:
-    """Parse ``unix:PATH``, ``HOST:PORT`` or ``[V6]:PORT``; ValueError names ``flag``."""
-    if listen.startswith("unix:"):
-        path = listen[len("unix:"):]
-        if path.startswith("//"):
-            path = path[2:]  # unix:///run/x.sock, grpc's absolute form
-        if not path:
-            raise ValueError(f"{flag} {listen!r}: a unix: address needs a path")
-        return ListenAddress(path=path)
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host:
-        raise ValueError(f"{flag} {listen!r}: expected unix:PATH or HOST:PORT")
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    if not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"{flag} {listen!r}: port must be 0..65535")
-    return ListenAddress(host=host, port=int(port))
-
-
-def is_loopback(host: str) -> bool:
-    """127/8, ::1 or ``localhost``; names are not resolved (no DNS at start)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    cert: str
-    key: str
-    client_ca: str | None = None
-
-
-def check_access(address: ListenAddress, tls: TlsFiles | None, insecure: bool) -> None:
-    """The access rule of the module docstring; ValueError names the flag to give."""
-    if tls is not None or address.is_local or insecure:
-        return
-    raise ValueError(
-        f"--listen {address.target()} is reachable from other hosts: give --tls-cert and "
-        "--tls-key (and --tls-client-ca for mutual TLS), or --insecure to serve it "
-        "without TLS")
-
-
-def tls_files(cert: str | None, key: str | None, client_ca: str | None) -> TlsFiles | None:
-    """Check the TLS flags go together: a cert needs a key and a client CA needs both."""
-    if cert is None and key is None:
-        if client_ca is not None:
-            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
-        return None
-    if cert is None:
-        raise ValueError("--tls-key needs --tls-cert")
-    if key is None:
-        raise ValueError("--tls-cert needs --tls-key")
-    return TlsFiles(cert, key, client_ca)
-
-
-def _read(flag: str, path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as error:
-        raise ValueError(f"{flag} {path}: cannot read: {error.strerror}") from None
-
-
-def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
-    key = _read("--tls-key", tls.key)
-    cert = _read("--tls-cert", tls.cert)
-    client_ca = _read("--tls-client-ca", tls.client_ca) if tls.client_ca else None
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None)
-
-
-def _remove_stale_socket(path: str) -> None:
-    """A socket file left by an agent that died would make bind fail: remove it.
-
-    Only a socket is removed; any other file at that path is an error, never
-    deleted.
-    """
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise ValueError(f"--listen unix:{path}: exists and is not a socket")
-    os.unlink(path)
-
-
-def _bind_unix(server: grpc.Server, address: ListenAddress,
-               credentials: grpc.ServerCredentials | None) -> None:
-    _remove_stale_socket(address.path)
-    directory = os.path.dirname(address.path)
-    if directory:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-    # grpc binds (creates the file) inside add_*_port: a restrictive umask makes
-    # the socket 0600 from its first moment; the chmod is for odd umask handling.
-    old_umask = os.umask(0o177)
-    try:
-        _add_port(server, address.target(), credentials)
-    finally:
-        os.umask(old_umask)
-    os.chmod(address.path, SOCKET_MODE)
-
-
-def _add_port(server: grpc.Server, target: str,
-              credentials: grpc.ServerCredentials | None) -> int:
-    try:
-        if credentials is None:
-            port = int(server.add_insecure_port(target))
-        else:
-            port = int(server.add_secure_port(target, credentials))
-    except RuntimeError as error:
-        raise OSError(f"cannot listen on {target}: {error}") from None
-    if port == 0:  # older grpc reports a failed bind this way
-        raise OSError(f"cannot listen on {target}")
-    return port
 
 
 def _service(target: AgentService | Gate, wall_offset: Callable[[], float] | None,
@@ -191,13 +56,7 @@ def _service(target: AgentService | Gate, wall_offset: Callable[[], float] | Non
 
 
 def add_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
-    checker = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    for name in ("", AGENT_SERVICE):
-        checker.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection(
-        (AGENT_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    return checker
+    return serving.add_health_and_reflection(server, (AGENT_SERVICE,))
 
 
 def build_server(
@@ -230,12 +89,8 @@ def build_server(
                                                     thread_name_prefix="vrc-grpc"))
     agent_pb2_grpc.add_AgentServicer_to_server(_service(target, wall_offset, nic_mtu), server)
     add_health_and_reflection(server)
-    if address.is_unix:
-        _bind_unix(server, address, credentials)
-        return server, address.target()
-    port = _add_port(server, address.target(), credentials)
+    bound = serving.bind(server, address, credentials)
     if tls is None and not address.is_local:
-        log.warning(f"agent API on {address.target()} without TLS (--insecure): "
+        log.warning(f"agent API on {bound} without TLS (--insecure): "
                     "anyone who can reach it can reconfigure this router")
-    return server, ListenAddress(host=address.host, port=port).target()
-
+    return server, bound

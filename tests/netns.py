@@ -32,7 +32,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # Console scripts as modules, so a test always runs the code of the checkout it
 # belongs to (not whichever checkout the editable install points at).
-CONSOLE_SCRIPTS = {"vrc": "cli.main", "vrc-agent": "agents.daemon"}
+CONSOLE_SCRIPTS = {"vrc": "cli.main", "vrc-agent": "agents.daemon",
+                   "vrc-controller": "controller.daemon"}
 
 
 class LabError(RuntimeError):

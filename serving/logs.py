@@ -1,7 +1,7 @@
-"""Structured logs for the agent: key=value text for people, JSON lines for machines.
+"""Structured logs for the vrc daemons: key=value text for people, JSON lines for machines.
 
-Both structlog loggers (the agent's own code) and stdlib ``logging`` loggers
-(grpc, ``agents.server``) end in the same handler, so ``--log-format json``
+Both structlog loggers (the daemon's own code) and stdlib ``logging`` loggers
+(grpc, ``serving.server``) end in the same handler, so ``--log-format json``
 gives exactly one JSON object per line whoever logged it. Nothing logs per
 packet: the data plane logs state changes and errors only, and counts the
 rest (metrics).
@@ -16,7 +16,7 @@ from typing import Any, TextIO
 import structlog
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
-_OURS = "_vrc_agent_handler"
+_OURS = "_vrc_log_handler"
 FORMATS = ("text", "json")
 
 

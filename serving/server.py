@@ -1,0 +1,209 @@
+"""Where a vrc daemon listens and who may talk to it; binding, health and reflection.
+
+Access rule: the Agent and Controller APIs reconfigure routers, so by default
+they are only reachable from the host itself — a Unix socket (mode 0600: only
+the daemon's user) or a loopback TCP address. Any other address needs TLS
+(``--tls-cert`` and ``--tls-key``; with ``--tls-client-ca`` clients must
+present a certificate signed by that CA) or an explicit ``--insecure``, which
+the daemon logs as a warning at start. Anything else is a ``ValueError``
+naming the flag.
+
+Every server also answers grpc health checks (``grpc.health.v1``) and server
+reflection for the services it names.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+SOCKET_MODE = 0o600
+
+
+def is_ascii_number(text: str) -> bool:
+    """Only ASCII digits: ``"²".isdigit()`` and Arabic-Indic digits are True in Python."""
+    return bool(text) and text.isascii() and text.isdigit()
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """A parsed ``--listen`` value: ``unix:PATH`` or ``HOST:PORT``."""
+
+    path: str = ""  # set for a Unix socket
+    host: str = ""
+    port: int = 0
+
+    @property
+    def is_unix(self) -> bool:
+        return bool(self.path)
+
+    @property
+    def is_local(self) -> bool:
+        """Reachable only from this host: a Unix socket or a loopback address."""
+        return self.is_unix or is_loopback(self.host)
+
+    def target(self) -> str:
+        """The address in grpc's own syntax (IPv6 hosts in brackets)."""
+        if self.is_unix:
+            return f"unix:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def parse_listen(listen: str, flag: str = "--listen") -> ListenAddress:
+    """Parse ``unix:PATH``, ``HOST:PORT`` or ``[V6]:PORT``; ValueError names ``flag``."""
+    if listen.startswith("unix:"):
+        path = listen[len("unix:"):]
+        if path.startswith("//"):
+            path = path[2:]  # unix:///run/x.sock, grpc's absolute form
+        if not path:
+            raise ValueError(f"{flag} {listen!r}: a unix: address needs a path")
+        return ListenAddress(path=path)
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host:
+        raise ValueError(f"{flag} {listen!r}: expected unix:PATH or HOST:PORT")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    if not is_ascii_number(port) or int(port) > 65535:
+        raise ValueError(f"{flag} {listen!r}: port must be 0..65535")
+    return ListenAddress(host=host, port=int(port))
+
+
+def parse_hostport(value: str, flag: str = "--metrics") -> tuple[str, int]:
+    """``HOST:PORT`` for an HTTP endpoint (an empty host: every address)."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not is_ascii_number(port) or int(port) > 65535:
+        raise ValueError(f"{flag} {value!r}: expected HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def is_loopback(host: str) -> bool:
+    """127/8, ::1 or ``localhost``; names are not resolved (no DNS at start)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class TlsFiles:
+    cert: str
+    key: str
+    client_ca: str | None = None
+
+
+def check_access(address: ListenAddress, tls: TlsFiles | None, insecure: bool) -> None:
+    """The access rule of the module docstring; ValueError names the flag to give."""
+    if tls is not None or address.is_local or insecure:
+        return
+    raise ValueError(
+        f"--listen {address.target()} is reachable from other hosts: give --tls-cert and "
+        "--tls-key (and --tls-client-ca for mutual TLS), or --insecure to serve it "
+        "without TLS")
+
+
+def tls_files(cert: str | None, key: str | None, client_ca: str | None) -> TlsFiles | None:
+    """Check the TLS flags go together: a cert needs a key and a client CA needs both."""
+    if cert is None and key is None:
+        if client_ca is not None:
+            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
+        return None
+    if cert is None:
+        raise ValueError("--tls-key needs --tls-cert")
+    if key is None:
+        raise ValueError("--tls-cert needs --tls-key")
+    return TlsFiles(cert, key, client_ca)
+
+
+def read_file(flag: str, path: str) -> bytes:
+    """A file a flag names; ValueError naming the flag when it cannot be read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as error:
+        raise ValueError(f"{flag} {path}: cannot read: {error.strerror}") from None
+
+
+def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
+    key = read_file("--tls-key", tls.key)
+    cert = read_file("--tls-cert", tls.cert)
+    client_ca = read_file("--tls-client-ca", tls.client_ca) if tls.client_ca else None
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None)
+
+
+def _remove_stale_socket(path: str) -> None:
+    """A socket file left by a daemon that died would make bind fail: remove it.
+
+    Only a socket is removed; any other file at that path is an error, never
+    deleted.
+    """
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise ValueError(f"--listen unix:{path}: exists and is not a socket")
+    os.unlink(path)
+
+
+def _bind_unix(server: grpc.Server, address: ListenAddress,
+               credentials: grpc.ServerCredentials | None) -> None:
+    _remove_stale_socket(address.path)
+    directory = os.path.dirname(address.path)
+    if directory:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    # grpc binds (creates the file) inside add_*_port: a restrictive umask makes
+    # the socket 0600 from its first moment; the chmod is for odd umask handling.
+    old_umask = os.umask(0o177)
+    try:
+        _add_port(server, address.target(), credentials)
+    finally:
+        os.umask(old_umask)
+    os.chmod(address.path, SOCKET_MODE)
+
+
+def _add_port(server: grpc.Server, target: str,
+              credentials: grpc.ServerCredentials | None) -> int:
+    try:
+        if credentials is None:
+            port = int(server.add_insecure_port(target))
+        else:
+            port = int(server.add_secure_port(target, credentials))
+    except RuntimeError as error:
+        raise OSError(f"cannot listen on {target}: {error}") from None
+    if port == 0:  # older grpc reports a failed bind this way
+        raise OSError(f"cannot listen on {target}")
+    return port
+
+
+def bind(server: grpc.Server, address: ListenAddress,
+         credentials: grpc.ServerCredentials | None) -> str:
+    """Bind ``server`` to ``address``; the bound address (port 0 becomes the real port)."""
+    if address.is_unix:
+        _bind_unix(server, address, credentials)
+        return address.target()
+    port = _add_port(server, address.target(), credentials)
+    return ListenAddress(host=address.host, port=port).target()
+
+
+def add_health_and_reflection(server: grpc.Server,
+                              services: Iterable[str]) -> health.HealthServicer:
+    """Health (SERVING for ``""`` and each service) and reflection for ``services``."""
+    names = tuple(services)
+    checker = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
+    for name in ("", *names):
+        checker.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (*names, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    return checker
