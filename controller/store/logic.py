@@ -1,0 +1,60 @@
+"""Pure rules of the cluster configuration: the effective policy, claim roles, route keys.
+
+No etcd here: the store and the Sync side (issue 13) both call these on
+records they hold, and tests call them on plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from controller.store.records import DEFAULT_MODE, ClaimRecord, Mode, Role
+from controller.validate import AliasSpec, ntoa
+
+
+def effective_mode(cluster: Mode | None, overrides: Mapping[str, Mode], host: str) -> Mode:
+    """The same-prefix mode a host's engine runs: its override, else the cluster's."""
+    if host in overrides:
+        return overrides[host]
+    return cluster if cluster is not None else DEFAULT_MODE
+
+
+def route_key(spec: AliasSpec, point_to_point: bool) -> str:
+    """The prefix route an alias counts under (in.c ``in_addprefix``): the destination as a
+    host route on a point-to-point interface, else the masked prefix."""
+    if point_to_point:
+        assert spec.destination is not None
+        return f"{ntoa(spec.destination)}/32"
+    return f"{ntoa(spec.subnet)}/{spec.plen}"
+
+
+@dataclass(frozen=True, slots=True)
+class RankedClaim:
+    record: ClaimRecord
+    create_revision: int  # orders the claims of one prefix: the oldest is first in line
+
+
+def claim_roles(claims: Sequence[RankedClaim], mode: Mode,
+                is_up: Callable[[str], bool]) -> list[Role]:
+    """The role of each claim of one prefix, in the order given.
+
+    A claim whose host is down is DOWN (not routed to). Under ``multipath``
+    every live claimant is an OWNER; otherwise the oldest live claim is the
+    OWNER and the other live ones are STANDBY (the hand-over goes to the next
+    oldest when the owner's claim is deleted or its host goes down).
+    """
+    order = sorted(range(len(claims)), key=lambda i: (claims[i].create_revision,
+                                                      claims[i].record.host,
+                                                      claims[i].record.ifname))
+    roles = [Role.DOWN] * len(claims)
+    owner_taken = False
+    for index in order:
+        if not is_up(claims[index].record.host):
+            continue
+        if mode is Mode.MULTIPATH or not owner_taken:
+            roles[index] = Role.OWNER
+            owner_taken = True
+        else:
+            roles[index] = Role.STANDBY
+    return roles
