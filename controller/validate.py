@@ -9,17 +9,19 @@ interface a registered host does not have) naming the field and the value.
 
 The checks that need the store's state — does the host exist, which NICs did
 its agent report, is the prefix taken — run inside the store's write, on what
-it read for the transaction; :func:`interface_on_host` is the one of those
-that is pure, given the host record.
+it read for the transaction (:func:`controller.store.logic.interface_on_host`).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
-from controller.store.errors import InvalidArgument, NotFound
-from controller.store.records import HostRecord, Mode, Nic
+from controller.store.errors import InvalidArgument
+from controller.store.logic import interface_on_host
+from controller.store.records import Mode
+from controller.store.spec import ALL_ONES, AliasSpec, ntoa, plen_mask
+
+__all__ = ["AliasSpec", "interface_on_host", "ntoa", "plen_mask"]
 
 MAX_HOST_ID = 253  # a DNS name (RFC 1123), as Kubernetes node names are
 MAX_LABEL = 63
@@ -31,36 +33,6 @@ _LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\Z")
 _IFNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,14}\Z")
 _OCTET = re.compile(r"(0|[1-9][0-9]{0,2})\Z")
 _PLEN = re.compile(r"([1-9]|[12][0-9]|3[0-2])\Z")
-
-ALL_ONES = 0xFFFFFFFF
-
-
-@dataclass(frozen=True, slots=True)
-class AliasSpec:
-    """A checked alias: integers for the addresses, None where a field was not given."""
-
-    host: str
-    ifname: str
-    address: int
-    plen: int
-    broadcast: int | None = None
-    destination: int | None = None
-
-    @property
-    def mask(self) -> int:
-        return plen_mask(self.plen)
-
-    @property
-    def subnet(self) -> int:
-        return self.address & self.mask
-
-
-def plen_mask(plen: int) -> int:
-    return (ALL_ONES << (32 - plen)) & ALL_ONES
-
-
-def ntoa(value: int) -> str:
-    return ".".join(str((value >> shift) & 0xFF) for shift in (24, 16, 8, 0))
 
 
 def _bounded(field: str, value: str, limit: int) -> str:
@@ -220,16 +192,3 @@ def mode(field: str, value: int) -> Mode:
         raise InvalidArgument(field, value, "expected POLICY_ALLOW, POLICY_REFUSE or "
                                             "POLICY_MULTIPATH")
     return chosen
-
-
-def interface_on_host(host: HostRecord, name: str, field: str) -> Nic | None:
-    """The NIC ``name`` of a registered host (NotFound listing the NICs it has), or None
-    for a host whose agent has not registered yet (only the name's syntax is known)."""
-    if not host.registered:
-        return None
-    nic = host.nic(name)
-    if nic is None:
-        known = ", ".join(sorted(n.name for n in host.nics))
-        raise NotFound(field, name, f"host {host.id} has no such interface (its agent "
-                                    f"reported: {known})")
-    return nic

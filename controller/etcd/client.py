@@ -305,13 +305,14 @@ class EtcdClient:
                      for op in reply.responses if op.WhichOneof("response") == "response_range"]
         return TxnResult(bool(reply.succeeded), int(reply.header.revision), reads)
 
-    def status(self) -> Status:
+    def status(self, *, wait: float | None = None) -> Status:
+        """The status of the endpoint in use (``wait``: as for :meth:`call`)."""
         def send(client: Any) -> Any:
             return client.maintenancestub.Status(etcdrpc.StatusRequest(),
                                                  timeout=self.config.timeout,
                                                  metadata=client.metadata)
 
-        reply = self.call(send)
+        reply = self.call(send, wait=wait)
         where = self._endpoint.url if self._endpoint else ""
         return Status(reply.version, int(reply.leader), int(reply.header.revision),
                       int(reply.dbSize), where)

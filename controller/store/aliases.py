@@ -22,7 +22,7 @@ from controller.etcd import Txn
 from controller.store.core import ReadSet, Unchanged
 from controller.store.errors import AlreadyExists, InvalidArgument, NotFound, ResourceExhausted
 from controller.store.hosts import HostWrites
-from controller.store.logic import effective_mode, route_key
+from controller.store.logic import effective_mode, interface_on_host, route_key
 from controller.store.reads import check_expected
 from controller.store.records import (
     AliasRecord,
@@ -33,7 +33,7 @@ from controller.store.records import (
     SamePrefixGuard,
     encode,
 )
-from controller.validate import AliasSpec, interface_on_host, ntoa
+from controller.store.spec import AliasSpec, ntoa
 
 MAX_ALIASES_PER_ROUTE = 1024  # members of one same-prefix guard (its value stays small)
 

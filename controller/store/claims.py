@@ -15,6 +15,7 @@ from controller.etcd import Txn
 from controller.store.aliases import AliasWrites
 from controller.store.core import ReadSet, Unchanged
 from controller.store.errors import AlreadyExists, NotFound, ResourceExhausted
+from controller.store.logic import interface_on_host
 from controller.store.reads import check_expected
 from controller.store.records import (
     Claimant,
@@ -27,7 +28,6 @@ from controller.store.records import (
     PrefixGuard,
     encode,
 )
-from controller.validate import interface_on_host
 
 MAX_CLAIMS_PER_PREFIX = 32  # deleting every claim of a prefix stays one transaction
 MAX_CLAIMS_PER_HOST = 1024

@@ -43,7 +43,7 @@ class StoreError(Exception):
         if not self.field:
             return self.detail
         value = self.shown_value()
-        named = f"{self.field} {value!r}" if value else f"{self.field}"
+        named = f"{self.field} '{value}'" if value else self.field
         return f"{named}: {self.detail}"
 
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from controller.store.records import DEFAULT_MODE, ClaimRecord, Mode, Role
-from controller.validate import AliasSpec, ntoa
+from controller.store.errors import NotFound
+from controller.store.records import DEFAULT_MODE, ClaimRecord, HostRecord, Mode, Nic, Role
+from controller.store.spec import AliasSpec, ntoa
 
 
 def effective_mode(cluster: Mode | None, overrides: Mapping[str, Mode], host: str) -> Mode:
@@ -58,3 +59,16 @@ def claim_roles(claims: Sequence[RankedClaim], mode: Mode,
         else:
             roles[index] = Role.STANDBY
     return roles
+
+
+def interface_on_host(host: HostRecord, name: str, field: str) -> Nic | None:
+    """The NIC ``name`` of a registered host (NotFound listing the NICs it has), or None
+    for a host whose agent has not registered yet (only the name's syntax is known)."""
+    if not host.registered:
+        return None
+    nic = host.nic(name)
+    if nic is None:
+        known = ", ".join(sorted(n.name for n in host.nics))
+        raise NotFound(field, name, f"host {host.id} has no such interface (its agent "
+                                    f"reported: {known})")
+    return nic

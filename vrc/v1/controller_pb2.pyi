@@ -33,14 +33,16 @@ ITEM_STATE_PENDING: ItemState
 ITEM_STATE_DRIFT: ItemState
 
 class Nic(_message.Message):
-    __slots__ = ("name", "mac", "mtu")
+    __slots__ = ("name", "mac", "mtu", "point_to_point")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     MTU_FIELD_NUMBER: _ClassVar[int]
+    POINT_TO_POINT_FIELD_NUMBER: _ClassVar[int]
     name: str
     mac: str
     mtu: int
-    def __init__(self, name: _Optional[str] = ..., mac: _Optional[str] = ..., mtu: _Optional[int] = ...) -> None: ...
+    point_to_point: bool
+    def __init__(self, name: _Optional[str] = ..., mac: _Optional[str] = ..., mtu: _Optional[int] = ..., point_to_point: _Optional[bool] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("id", "nics", "agent_endpoint", "software_version", "up", "controller", "revision", "registered_at")
@@ -207,7 +209,7 @@ class ListPrefixesResponse(_message.Message):
     def __init__(self, claims: _Optional[_Iterable[_Union[PrefixClaim, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class ClusterPolicy(_message.Message):
-    __slots__ = ("same_prefix", "host_overrides", "revision")
+    __slots__ = ("same_prefix", "host_overrides", "revision", "effective")
     class HostOverridesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -218,10 +220,12 @@ class ClusterPolicy(_message.Message):
     SAME_PREFIX_FIELD_NUMBER: _ClassVar[int]
     HOST_OVERRIDES_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_FIELD_NUMBER: _ClassVar[int]
     same_prefix: _types_pb2.Policy
     host_overrides: _containers.ScalarMap[str, _types_pb2.Policy]
     revision: int
-    def __init__(self, same_prefix: _Optional[_Union[_types_pb2.Policy, str]] = ..., host_overrides: _Optional[_Mapping[str, _types_pb2.Policy]] = ..., revision: _Optional[int] = ...) -> None: ...
+    effective: _types_pb2.Policy
+    def __init__(self, same_prefix: _Optional[_Union[_types_pb2.Policy, str]] = ..., host_overrides: _Optional[_Mapping[str, _types_pb2.Policy]] = ..., revision: _Optional[int] = ..., effective: _Optional[_Union[_types_pb2.Policy, str]] = ...) -> None: ...
 
 class GetClusterPolicyRequest(_message.Message):
     __slots__ = ("host",)
@@ -272,14 +276,18 @@ class ConfigChange(_message.Message):
     def __init__(self, action: _Optional[_Union[ConfigChange.Action, str]] = ..., revision: _Optional[int] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alias: _Optional[_Union[Alias, _Mapping]] = ..., claim: _Optional[_Union[PrefixClaim, _Mapping]] = ..., policy: _Optional[_Union[ClusterPolicy, _Mapping]] = ...) -> None: ...
 
 class ConfigBatch(_message.Message):
-    __slots__ = ("changes", "revision", "snapshot")
+    __slots__ = ("changes", "revision", "snapshot", "resync", "more")
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_FIELD_NUMBER: _ClassVar[int]
+    MORE_FIELD_NUMBER: _ClassVar[int]
     changes: _containers.RepeatedCompositeFieldContainer[ConfigChange]
     revision: int
     snapshot: bool
-    def __init__(self, changes: _Optional[_Iterable[_Union[ConfigChange, _Mapping]]] = ..., revision: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...
+    resync: bool
+    more: bool
+    def __init__(self, changes: _Optional[_Iterable[_Union[ConfigChange, _Mapping]]] = ..., revision: _Optional[int] = ..., snapshot: _Optional[bool] = ..., resync: _Optional[bool] = ..., more: _Optional[bool] = ...) -> None: ...
 
 class ItemStatus(_message.Message):
     __slots__ = ("key", "state", "error", "code", "version")

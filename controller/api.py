@@ -1,0 +1,229 @@
+"""The Controller gRPC servicer: request → validation → store → reply.
+
+Handlers stay thin: :mod:`controller.validate` checks every field before the
+store is asked, the store does the guarded write, :mod:`controller.errors`
+(applied to every RPC by :func:`~controller.errors.map_errors_of`) turns a
+refusal into its status. ``WatchConfig`` holds a slot of a bounded stream
+budget for as long as it runs, so streams never starve unary calls.
+``Sync`` and the real content of the status calls arrive with issue 13.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+
+from controller import validate
+from controller.convert import change_pb, claim_pb, host_pb, policy_pb, stored_alias_pb
+from controller.errors import map_errors_of
+from controller.etcd import Change, ChangeKind, EtcdCompacted, Snapshot, Watcher, snapshot
+from controller.store import (
+    InvalidArgument,
+    OutOfRange,
+    ResourceExhausted,
+    Store,
+)
+from controller.store.core import etcd_errors
+from serving.streams import BudgetExceeded, StreamBudget
+from vrc.v1 import controller_pb2 as pb
+from vrc.v1 import controller_pb2_grpc
+
+CHANGES_PER_BATCH = 1000  # a ConfigBatch stays far below grpc's 4 MB message limit
+
+
+def expected(request: Any) -> int | None:
+    return int(request.expected_revision) if request.HasField("expected_revision") else None
+
+
+@map_errors_of
+class ControllerService(controller_pb2_grpc.ControllerServicer):
+    """The vrc.v1.Controller service over one store."""
+
+    def __init__(self, store: Store, *, watch_budget: StreamBudget | None = None) -> None:
+        self.store = store
+        self.watch_budget = watch_budget or StreamBudget(32, 8, what="WatchConfig streams")
+
+    # --- hosts -----------------------------------------------------------------------
+
+    def ListHosts(self, request: pb.ListHostsRequest,
+                  context: grpc.ServicerContext) -> pb.ListHostsResponse:
+        listing = self.store.list_hosts()
+        return pb.ListHostsResponse(hosts=[host_pb(h) for h in listing.items],
+                                    revision=listing.revision)
+
+    def GetHost(self, request: pb.GetHostRequest, context: grpc.ServicerContext) -> pb.Host:
+        return host_pb(self.store.get_host(validate.host_id("id", request.id)))
+
+    def AddHost(self, request: pb.AddHostRequest,
+                context: grpc.ServicerContext) -> pb.WriteResponse:
+        host = validate.host_id("id", request.id)
+        return pb.WriteResponse(revision=self.store.add_host(
+            host, expected_revision=expected(request)))
+
+    def RemoveHost(self, request: pb.RemoveHostRequest,
+                   context: grpc.ServicerContext) -> pb.WriteResponse:
+        host = validate.host_id("id", request.id)
+        return pb.WriteResponse(revision=self.store.remove_host(
+            host, cascade=request.cascade, expected_revision=expected(request)))
+
+    # --- aliases ---------------------------------------------------------------------
+
+    def PutAlias(self, request: pb.PutAliasRequest,
+                 context: grpc.ServicerContext) -> pb.WriteResponse:
+        alias = request.alias
+        spec = validate.alias(alias.host, alias.ifname, alias.address, alias.broadcast,
+                              alias.destination)
+        return pb.WriteResponse(revision=self.store.put_alias(
+            spec, expected_revision=expected(request)))
+
+    def DeleteAlias(self, request: pb.DeleteClusterAliasRequest,
+                    context: grpc.ServicerContext) -> pb.WriteResponse:
+        host = validate.host_id("host", request.host)
+        ifname = validate.ifname("ifname", request.ifname)
+        address, plen = validate.alias_address("address", request.address)
+        return pb.WriteResponse(revision=self.store.delete_alias(
+            host, ifname, address, plen, expected_revision=expected(request)))
+
+    def ListAliases(self, request: pb.ListAliasesRequest,
+                    context: grpc.ServicerContext) -> pb.ListAliasesResponse:
+        host = validate.host_id("host", request.host) if request.host else ""
+        listing = self.store.list_aliases(host)
+        return pb.ListAliasesResponse(aliases=[stored_alias_pb(a) for a in listing.items],
+                                      revision=listing.revision)
+
+    # --- prefix claims ---------------------------------------------------------------
+
+    def PutPrefix(self, request: pb.PutPrefixRequest,
+                  context: grpc.ServicerContext) -> pb.WriteResponse:
+        prefix = validate.prefix_text(*validate.cluster_prefix("prefix", request.prefix))
+        host = validate.host_id("host", request.host)
+        ifname = validate.ifname("ifname", request.ifname)
+        return pb.WriteResponse(revision=self.store.put_claim(
+            prefix, host, ifname, expected_revision=expected(request)))
+
+    def DeletePrefix(self, request: pb.DeletePrefixRequest,
+                     context: grpc.ServicerContext) -> pb.WriteResponse:
+        prefix = validate.prefix_text(*validate.cluster_prefix("prefix", request.prefix))
+        host = validate.host_id("host", request.host) if request.host else ""
+        ifname = validate.ifname("ifname", request.ifname) if request.ifname else ""
+        if ifname and not host:
+            raise InvalidArgument("ifname", ifname, "an interface needs its host")
+        return pb.WriteResponse(revision=self.store.delete_claims(
+            prefix, host, ifname, expected_revision=expected(request)))
+
+    def ListPrefixes(self, request: pb.ListPrefixesRequest,
+                     context: grpc.ServicerContext) -> pb.ListPrefixesResponse:
+        prefix = (validate.prefix_text(*validate.cluster_prefix("prefix", request.prefix))
+                  if request.prefix else "")
+        listing = self.store.list_claims(prefix)
+        return pb.ListPrefixesResponse(claims=[claim_pb(c) for c in listing.items],
+                                       revision=listing.revision)
+
+    # --- policy ----------------------------------------------------------------------
+
+    def GetPolicy(self, request: pb.GetClusterPolicyRequest,
+                  context: grpc.ServicerContext) -> pb.ClusterPolicy:
+        host = validate.host_id("host", request.host) if request.host else ""
+        return policy_pb(self.store.get_policy(host))
+
+    def SetPolicy(self, request: pb.SetClusterPolicyRequest,
+                  context: grpc.ServicerContext) -> pb.WriteResponse:
+        host = validate.host_id("host", request.host) if request.host else ""
+        if request.clear:
+            if request.same_prefix:
+                raise InvalidArgument("same_prefix", request.same_prefix,
+                                      "give a mode or clear, not both")
+            mode = None
+        else:
+            mode = validate.mode("same_prefix", request.same_prefix)
+        return pb.WriteResponse(revision=self.store.set_policy(
+            mode, host, clear=request.clear, expected_revision=expected(request)))
+
+    # --- watch -----------------------------------------------------------------------
+
+    def WatchConfig(self, request: pb.WatchConfigRequest,
+                    context: grpc.ServicerContext) -> Iterator[pb.ConfigBatch]:
+        try:
+            release = self.watch_budget.acquire(context.peer())
+        except BudgetExceeded as error:
+            raise ResourceExhausted("", "", str(error)) from None
+        try:
+            yield from self._watch(request.after_revision, context)
+        finally:
+            release()
+
+    def _watch(self, after: int, context: grpc.ServicerContext) -> Iterator[pb.ConfigBatch]:
+        root = self.store.keys.root
+        etcd = self.store.etcd
+        with etcd_errors():
+            start = snapshot(etcd, root) if after == 0 else self._start_after(after)
+        if after == 0:
+            yield from self._snapshot_batches(start)
+        else:  # at once, so the client knows it is subscribed
+            yield pb.ConfigBatch(revision=after)
+        watcher = Watcher(etcd, root, start)
+        context.add_callback(watcher.close)
+        if not context.is_active():
+            watcher.close()
+        for batch in watcher:
+            changes = [c for c in (change_pb(self.store.keys, ch) for ch in batch.changes)
+                       if c is not None]
+            if changes or batch.resync:
+                yield from _chunked(changes, batch.revision, resync=batch.resync)
+
+    def _start_after(self, after: int) -> Snapshot:
+        current = self.store.etcd.revision()
+        if after > current:
+            raise OutOfRange("after_revision", after,
+                             f"is ahead of the store (current revision {current})")
+        try:
+            return snapshot(self.store.etcd, self.store.keys.root, after)
+        except EtcdCompacted:
+            raise OutOfRange("after_revision", after,
+                             "has been compacted: list again (or watch from 0 for a "
+                             f"snapshot; the current revision is {current})") from None
+
+    def _snapshot_batches(self, start: Snapshot) -> Iterator[pb.ConfigBatch]:
+        changes = [c for c in (change_pb(self.store.keys, Change(
+            ChangeKind.PUT, kv.key, kv.value, kv.mod_revision, kv.create_revision))
+            for kv in sorted(start.kvs.values(), key=lambda kv: (kv.mod_revision, kv.key)))
+            if c is not None]
+        yield from _chunked(changes, start.revision, snapshot=True)
+
+    # --- status (issue 13 fills them) ------------------------------------------------
+
+    def GetHostStatus(self, request: pb.GetHostStatusRequest,
+                      context: grpc.ServicerContext) -> pb.HostStatus:
+        view = self.store.host_status(validate.host_id("host", request.host))
+        host = view.host
+        return pb.HostStatus(
+            host=host.record.id, up=host.up,
+            controller=host.live.controller if host.live else "",
+            agent_endpoint=(host.live.agent_endpoint if host.live else "")
+            or host.record.agent_endpoint)
+
+    def GetFleetStatus(self, request: pb.GetFleetStatusRequest,
+                       context: grpc.ServicerContext) -> pb.FleetStatus:
+        listing = self.store.list_hosts()
+        up = [h.record.id for h in listing.items if h.up]
+        return pb.FleetStatus(revision=listing.revision, hosts_up=len(up),
+                              hosts_down=len(listing.items) - len(up), lagging=sorted(up))
+
+    def Sync(self, request_iterator: Iterator[pb.SyncRequest],
+             context: grpc.ServicerContext) -> Iterator[pb.SyncResponse]:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                      "Sync is not served by this controller release (the agent keeps running "
+                      "standalone)")
+        yield from ()  # a generator, as the streaming signature wants
+
+
+def _chunked(changes: list[pb.ConfigChange], revision: int, *, snapshot: bool = False,
+             resync: bool = False) -> Iterator[pb.ConfigBatch]:
+    """One ConfigBatch per CHANGES_PER_BATCH changes; all but the last say ``more``."""
+    chunks = [changes[i:i + CHANGES_PER_BATCH]
+              for i in range(0, len(changes), CHANGES_PER_BATCH)] or [[]]
+    for index, chunk in enumerate(chunks):
+        yield pb.ConfigBatch(changes=chunk, revision=revision, snapshot=snapshot,
+                             resync=resync, more=index < len(chunks) - 1)

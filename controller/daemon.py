@@ -1,0 +1,413 @@
+"""``vrc-controller``: the cluster controller process (docs/controller.md).
+
+Start order: options checked (nothing touched yet); without ``--etcd`` the
+data directory is locked and a private etcd started in it; the etcd client
+waits for a healthy endpoint; the gRPC server (Controller, health,
+reflection) starts, then metrics and the etcd health monitor. Stop order is
+the reverse: server first (streams cancelled, unary calls finish within the
+grace), monitor, etcd client, the private etcd. SIGTERM and SIGINT stop it
+that way and it exits 0. Replicas share nothing but etcd: start as many as
+you like on one etcd, no leader is elected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent import futures
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2
+
+from controller.api import ControllerService
+from controller.etcd import (
+    EmbeddedEtcd,
+    EmbeddedEtcdError,
+    EtcdClient,
+    EtcdConfig,
+    EtcdError,
+    parse_endpoints,
+)
+from controller.metrics import ControllerCollector, RequestCounter, registry_for
+from controller.store import Store
+from serving import server as serving
+from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
+from serving.metrics import MetricsServer, serve_metrics
+from serving.streams import StreamBudget
+from vrc.v1 import controller_pb2, controller_pb2_grpc
+
+CONTROLLER_SERVICE = controller_pb2.DESCRIPTOR.services_by_name["Controller"].full_name
+ROOT_DATA_DIR = "/var/lib/vrc-controller"
+EXIT_OK = 0
+EXIT_START_FAILED = 1
+EXIT_USAGE = 2
+UNARY_WORKERS = 16  # threads kept for unary calls and health, whatever the streams do
+MAX_REQUEST_BYTES = 64 * 1024  # a Controller request is a few hundred bytes
+HEALTH_INTERVAL = 2.0
+# protoc's grpc plugin writes no type hints; this is the signature it has.
+add_servicer: Callable[[ControllerService, grpc.Server], None] = (
+    controller_pb2_grpc.add_ControllerServicer_to_server)
+STOP_GRACE = 2.0
+
+
+def default_data_dir() -> str:
+    """/var/lib/vrc-controller for root; else under $XDG_STATE_HOME (~/.local/state)."""
+    if os.geteuid() == 0:
+        return ROOT_DATA_DIR
+    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
+    return os.path.join(state, "vrc-controller")
+
+
+def default_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def positive_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 1 or more")
+    return int(text)
+
+
+def positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="vrc-controller",
+        description="Keep the vrc cluster's desired configuration (hosts, aliases, prefix "
+                    "claims, the same-prefix policy) in etcd and serve the Controller API. "
+                    "Without --etcd it runs a private etcd in --data-dir. Several replicas "
+                    "on one etcd run side by side (no leader). SIGTERM or Ctrl-C stops it.",
+        epilog="example: vrc-controller --data-dir /tmp/vrc, then: "
+               "vrc --controller unix:/tmp/vrc/controller.sock hosts",
+    )  # fmt: skip
+    parser.add_argument(
+        "--listen", default=None, metavar="unix:PATH|HOST:PORT",
+        help="where the API listens (default unix:DATA_DIR/controller.sock); an address "
+             "other hosts can reach needs TLS or --insecure")  # fmt: skip
+    parser.add_argument(
+        "--etcd", default=env("VRC_ETCD"), metavar="URL[,URL...]",
+        help="etcd client URLs (env VRC_ETCD); default: start a private etcd in --data-dir")
+    parser.add_argument("--etcd-cacert", default=env("VRC_ETCD_CACERT"), metavar="FILE",
+                        help="CA that signed etcd's certificate (env VRC_ETCD_CACERT)")
+    parser.add_argument("--etcd-cert", default=env("VRC_ETCD_CERT"), metavar="FILE",
+                        help="client certificate for etcd (env VRC_ETCD_CERT)")
+    parser.add_argument("--etcd-key", default=env("VRC_ETCD_KEY"), metavar="FILE",
+                        help="its private key (env VRC_ETCD_KEY)")
+    parser.add_argument("--etcd-user", default=env("VRC_ETCD_USER"), metavar="NAME",
+                        help="etcd user (env VRC_ETCD_USER)")
+    parser.add_argument("--etcd-password", default=env("VRC_ETCD_PASSWORD"), metavar="TEXT",
+                        help="its password (env VRC_ETCD_PASSWORD; prefer the env: a flag "
+                             "shows in ps)")
+    parser.add_argument("--etcd-wait", type=positive_seconds, default=30.0, metavar="SECONDS",
+                        help="how long to wait for a healthy etcd at start (default 30)")
+    parser.add_argument(
+        "--data-dir", default=None, metavar="DIR",
+        help=f"the private etcd's data and the default socket (default {ROOT_DATA_DIR} for "
+             "root, else $XDG_STATE_HOME/vrc-controller)")  # fmt: skip
+    parser.add_argument("--tls-cert", default=None, metavar="FILE",
+                        help="server certificate (PEM); serves the API over TLS")
+    parser.add_argument("--tls-key", default=None, metavar="FILE",
+                        help="the certificate's private key (PEM)")
+    parser.add_argument("--tls-client-ca", default=None, metavar="FILE",
+                        help="CA (PEM) that must sign client certificates (mutual TLS)")
+    parser.add_argument("--insecure", action="store_true",
+                        help="serve a non-local API without TLS")
+    parser.add_argument("--metrics", default=None, metavar="HOST:PORT",
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics")
+    parser.add_argument("--log-format", choices=FORMATS, default="text",
+                        help="log lines for people or JSON lines (default text)")
+    parser.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower,
+                        help="default info")
+    parser.add_argument(
+        "--lease-ttl", type=positive_seconds, default=5.0, metavar="SECONDS",
+        help="TTL of agents' liveness leases (used by the Sync stream of a later release; "
+             "default 5)")  # fmt: skip
+    parser.add_argument("--id", default=None, metavar="NAME",
+                        help="this replica's name in logs and status (default HOSTNAME-PID)")
+    parser.add_argument("--max-watch-streams", type=positive_int, default=32, metavar="N",
+                        help="WatchConfig streams open at once, in total (default 32)")
+    parser.add_argument("--max-watch-streams-per-client", type=positive_int, default=8,
+                        metavar="N", help="... per client address (default 8; every Unix-socket "
+                                          "client counts as one)")
+    return parser
+
+
+@dataclass(slots=True)
+class ControllerOptions:
+    listen: str
+    data_dir: str
+    etcd: EtcdConfig | None  # None: the private etcd
+    etcd_wait: float = 30.0
+    tls: serving.TlsFiles | None = None
+    insecure: bool = False
+    metrics: str | None = None
+    lease_ttl: float = 5.0
+    replica_id: str = ""
+    max_watch_streams: int = 32
+    max_watch_streams_per_client: int = 8
+
+
+def options_from(args: argparse.Namespace) -> ControllerOptions:
+    """Every option checked before anything starts (ValueError naming the flag)."""
+    data_dir = args.data_dir or default_data_dir()
+    listen = args.listen or f"unix:{os.path.join(data_dir, 'controller.sock')}"
+    address = serving.parse_listen(listen)
+    tls = serving.tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
+    serving.check_access(address, tls, args.insecure)
+    if tls is not None:
+        serving.server_credentials(tls)  # the files are readable
+    if args.metrics:
+        serving.parse_hostport(args.metrics)
+    etcd = None
+    if args.etcd:
+        etcd = EtcdConfig(parse_endpoints(args.etcd), cacert=args.etcd_cacert,
+                          cert=args.etcd_cert, key=args.etcd_key, user=args.etcd_user,
+                          password=args.etcd_password)
+        etcd.channel_credentials()  # the TLS files are readable
+    elif any((args.etcd_cacert, args.etcd_cert, args.etcd_key, args.etcd_user)):
+        raise ValueError("--etcd-cacert/--etcd-cert/--etcd-key/--etcd-user need --etcd "
+                         "(the private etcd runs without them)")
+    return ControllerOptions(
+        listen=listen, data_dir=data_dir, etcd=etcd, etcd_wait=args.etcd_wait, tls=tls,
+        insecure=args.insecure, metrics=args.metrics, lease_ttl=args.lease_ttl,
+        replica_id=args.id or default_id(), max_watch_streams=args.max_watch_streams,
+        max_watch_streams_per_client=args.max_watch_streams_per_client)
+
+
+class StartError(Exception):
+    """The controller cannot start for a reason the operator can fix; the text says which."""
+
+
+class DataDirLock:
+    """An exclusive lock on ``DIR/controller.lock``: one private etcd per data directory."""
+
+    def __init__(self, directory: str) -> None:
+        self.path = os.path.join(directory, "controller.lock")
+        self._handle: IO[str] | None = None
+
+    def acquire(self) -> None:
+        os.makedirs(os.path.dirname(self.path), mode=0o700, exist_ok=True)
+        handle = open(self.path, "a+")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StartError(f"--data-dir {os.path.dirname(self.path)}: in use by "
+                             f"{holder}; give each controller its own, or share one etcd "
+                             "with --etcd") from None
+        handle.truncate(0)
+        handle.write(f"vrc-controller pid {os.getpid()}\n")
+        handle.flush()
+        self._handle = handle
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+
+class Controller:
+    """The running pieces of one replica; ``start`` and ``stop`` in the documented orders."""
+
+    def __init__(self, options: ControllerOptions, *, log: Any = None) -> None:
+        self.options = options
+        self.log = log or get_logger("vrc.controller", replica=options.replica_id)
+        self.lock: DataDirLock | None = None
+        self.embedded: EmbeddedEtcd | None = None
+        self.etcd: EtcdClient | None = None
+        self.store: Store | None = None
+        self.server: grpc.Server | None = None
+        self.health: health.HealthServicer | None = None
+        self.address = ""
+        self.metrics: MetricsServer | None = None
+        self.etcd_up = False
+        self._stop = threading.Event()
+        self._monitor: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Bring everything up; on any failure undo what was done and re-raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        opts = self.options
+        config = opts.etcd if opts.etcd is not None else self._start_embedded()
+        self.etcd = EtcdClient(config, connect_timeout=opts.etcd_wait)
+        try:
+            endpoint = self.etcd.wait_healthy()
+        except EtcdError as error:
+            raise StartError(f"etcd at {config.describe()}: {error}") from None
+        self.etcd_up = True
+        self.log.info("etcd healthy", endpoint=endpoint.url,
+                      embedded=self.embedded is not None)
+        self.store = Store(self.etcd)
+        budget = StreamBudget(opts.max_watch_streams, opts.max_watch_streams_per_client,
+                              what="WatchConfig streams", flag="--max-watch-streams-per-client "
+                              "and --max-watch-streams")
+        requests = RequestCounter()
+        self._build_server(ControllerService(self.store, watch_budget=budget), requests, budget)
+        if opts.metrics:
+            collector = ControllerCollector(self.store, requests, budget, lambda: self.etcd_up)
+            self.metrics = serve_metrics(registry_for(collector), opts.metrics)
+            self.log.info("metrics", listen=self.metrics.address)
+        self._monitor = threading.Thread(target=self._watch_etcd_health, daemon=True,
+                                         name="vrc-etcd-health")
+        self._monitor.start()
+        self.log.info("controller started", listen=self.address, etcd=config.describe(),
+                      lease_ttl=opts.lease_ttl)
+
+    def _start_embedded(self) -> EtcdConfig:
+        self.lock = DataDirLock(self.options.data_dir)
+        self.lock.acquire()
+        self.embedded = EmbeddedEtcd(self.options.data_dir)
+        try:
+            self.embedded.start(timeout=self.options.etcd_wait)
+        except EmbeddedEtcdError as error:
+            raise StartError(str(error)) from None
+        self.log.info("private etcd started", url=self.embedded.url, pid=self.embedded.pid,
+                      data_dir=str(self.embedded.data_dir / "etcd"))
+        return self.embedded.config()
+
+    def _build_server(self, service: ControllerService, requests: RequestCounter,
+                      budget: StreamBudget) -> None:
+        opts = self.options
+        workers = budget.total + UNARY_WORKERS
+        server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vrc-ctl"),
+            interceptors=[requests],
+            options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
+        add_servicer(service, server)
+        self.health = serving.add_health_and_reflection(server, (CONTROLLER_SERVICE,))
+        credentials = serving.server_credentials(opts.tls) if opts.tls is not None else None
+        self.address = serving.bind(server, serving.parse_listen(opts.listen), credentials)
+        if opts.tls is None and not serving.parse_listen(opts.listen).is_local:
+            self.log.warning(f"controller API on {self.address} without TLS (--insecure): "
+                             "anyone who can reach it can reconfigure the cluster")
+        self.server = server
+        server.start()
+
+    def _watch_etcd_health(self) -> None:
+        """Health says NOT_SERVING while etcd does not answer (readiness for Kubernetes)."""
+        while not self._stop.wait(HEALTH_INTERVAL):
+            up = self._etcd_answers()
+            if up != self.etcd_up:
+                self.etcd_up = up
+                if up:
+                    self.log.info("etcd reachable again")
+                else:
+                    self.log.warning("etcd unreachable: writes and reads fail with "
+                                     "UNAVAILABLE until it is back")
+            if self.health is not None:
+                status = (health_pb2.HealthCheckResponse.SERVING if up
+                          else health_pb2.HealthCheckResponse.NOT_SERVING)
+                for name in ("", CONTROLLER_SERVICE):
+                    self.health.set(name, status)
+
+    def _etcd_answers(self) -> bool:
+        if self.etcd is None:
+            return False
+        try:
+            self.etcd.status(wait=0)
+        except EtcdError:
+            return False
+        return True
+
+    def stop(self) -> None:
+        """Stop in reverse order; every step runs even if an earlier one failed."""
+        self._stop.set()
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.stop(grace=STOP_GRACE).wait(STOP_GRACE + 3)
+            self.server = None
+        if self.metrics is not None:
+            with contextlib.suppress(Exception):
+                self.metrics.close()
+            self.metrics = None
+        if self._monitor is not None:
+            self._monitor.join(HEALTH_INTERVAL + 3)
+            self._monitor = None
+        if self.etcd is not None:
+            with contextlib.suppress(Exception):
+                self.etcd.close()
+            self.etcd = None
+        if self.embedded is not None:
+            with contextlib.suppress(Exception):
+                self.embedded.stop()
+            self.log.info("private etcd stopped")
+            self.embedded = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+        if self.address.startswith("unix:"):
+            with contextlib.suppress(OSError):
+                Path(self.address[len("unix:"):]).unlink()
+
+
+def install_stop_signals(stop: threading.Event) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        configure_logging(args.log_format, args.log_level)
+        options = options_from(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+    log = get_logger("vrc.controller", replica=options.replica_id)
+    stop = threading.Event()
+    install_stop_signals(stop)
+    controller = Controller(options, log=log)
+    try:
+        controller.start()
+    except ValueError as exc:
+        log.error("bad option", error=str(exc))
+        return EXIT_USAGE
+    except (StartError, OSError) as exc:
+        log.error("controller failed to start", error=str(exc))
+        return EXIT_START_FAILED
+    except Exception as exc:
+        log.error("controller failed to start", error=str(exc), kind=type(exc).__name__)
+        return EXIT_START_FAILED
+    try:
+        while not stop.wait(1.0):
+            pass
+        log.info("stopping")
+    finally:
+        controller.stop()
+    log.info("controller stopped")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""The controller's Prometheus metrics, read at scrape time.
+
+* ``vrc_controller_requests_total{method,code}``: RPCs by outcome (an interceptor);
+* ``vrc_controller_etcd_up``: 1 while the last health probe of etcd succeeded;
+* ``vrc_controller_etcd_client_builds_total``: etcd clients built (a rebuild
+  follows every UNAVAILABLE);
+* ``vrc_controller_store_commits_total``, ``..._store_unchanged_total``,
+  ``..._store_lost_races_total``, ``..._store_aborted_total``: the write loop;
+* ``vrc_controller_watch_streams``: WatchConfig streams open.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+from prometheus_client.core import CollectorRegistry, CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from controller.store import Store
+from serving.streams import StreamBudget
+
+
+class RequestCounter(grpc.ServerInterceptor):
+    """Counts every RPC by method and final status code."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def count(self, method: str, code: str) -> None:
+        with self._lock:
+            self.counts[(method, code)] += 1
+
+    def snapshot(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self.counts)
+
+    def intercept_service(self, continuation: Callable[[Any], Any],
+                          handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = str(handler_call_details.method).rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer)
+        return handler
+
+    def _code(self, context: Any, failed: bool) -> str:
+        code = context.code() if hasattr(context, "code") else None
+        if code is None:
+            return "UNKNOWN" if failed else "OK"
+        return str(getattr(code, "name", code))
+
+    def _unary(self, method: str, behaviour: Callable[[Any, Any], Any]
+               ) -> Callable[[Any, Any], Any]:
+        def call(request: Any, context: Any) -> Any:
+            failed = True
+            try:
+                reply = behaviour(request, context)
+                failed = False
+                return reply
+            finally:
+                self.count(method, self._code(context, failed))
+        return call
+
+    def _stream(self, method: str, behaviour: Callable[[Any, Any], Iterator[Any]]
+                ) -> Callable[[Any, Any], Iterator[Any]]:
+        def call(request: Any, context: Any) -> Iterator[Any]:
+            failed = True
+            try:
+                yield from behaviour(request, context)
+                failed = False
+            finally:
+                self.count(method, self._code(context, failed))
+        return call
+
+
+class ControllerCollector(Collector):
+    def __init__(self, store: Store, requests: RequestCounter, watch_budget: StreamBudget,
+                 etcd_up: Callable[[], bool]) -> None:
+        self.store = store
+        self.requests = requests
+        self.watch_budget = watch_budget
+        self.etcd_up = etcd_up
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        requests = CounterMetricFamily("vrc_controller_requests", "Controller RPCs by outcome",
+                                       labels=["method", "code"])
+        for (method, code), count in sorted(self.requests.snapshot().items()):
+            requests.add_metric([method, code], count)
+        yield requests
+        yield GaugeMetricFamily("vrc_controller_etcd_up", "1 while etcd answers health probes",
+                                value=1 if self.etcd_up() else 0)
+        yield CounterMetricFamily("vrc_controller_etcd_client_builds",
+                                  "etcd clients built (each UNAVAILABLE rebuilds)",
+                                  value=self.store.etcd.rebuilds)
+        stats = self.store.stats
+        for name, text, value in (
+                ("commits", "Store writes committed", stats.commits),
+                ("unchanged", "Store writes that found nothing to change", stats.unchanged),
+                ("lost_races", "Write attempts that lost a race and retried", stats.lost_races),
+                ("aborted", "Writes that lost every retry (ABORTED)", stats.aborted)):
+            yield CounterMetricFamily(f"vrc_controller_store_{name}", text, value=value)
+        yield GaugeMetricFamily("vrc_controller_watch_streams", "WatchConfig streams open",
+                                value=self.watch_budget.open)
+
+
+def registry_for(collector: Collector) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return registry
