@@ -40,7 +40,7 @@ from controller.etcd import (
     parse_endpoints,
 )
 from controller.metrics import ControllerCollector, RequestCounter, registry_for
-from controller.store import Store
+from controller.store import DEFAULT_ROOT, Keys, Store
 from serving import server as serving
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
 from serving.metrics import MetricsServer, serve_metrics
@@ -62,7 +62,10 @@ STOP_GRACE = 2.0
 
 
 def default_data_dir() -> str:
-    """/var/lib/vrc-controller for root; else under $XDG_STATE_HOME (~/.local/state)."""
+    """$VRC_DATA_DIR, else /var/lib/vrc-controller for root, else under $XDG_STATE_HOME
+    (~/.local/state)."""
+    if os.environ.get("VRC_DATA_DIR"):
+        return os.environ["VRC_DATA_DIR"]
     if os.geteuid() == 0:
         return ROOT_DATA_DIR
     state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
@@ -118,12 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--etcd-password", default=env("VRC_ETCD_PASSWORD"), metavar="TEXT",
                         help="its password (env VRC_ETCD_PASSWORD; prefer the env: a flag "
                              "shows in ps)")
+    parser.add_argument("--store-root", default=DEFAULT_ROOT, metavar="PREFIX",
+                        help=f"the etcd key prefix of this cluster's records (default "
+                             f"{DEFAULT_ROOT}; clusters sharing one etcd need their own)")
     parser.add_argument("--etcd-wait", type=positive_seconds, default=30.0, metavar="SECONDS",
                         help="how long to wait for a healthy etcd at start (default 30)")
     parser.add_argument(
         "--data-dir", default=None, metavar="DIR",
-        help=f"the private etcd's data and the default socket (default {ROOT_DATA_DIR} for "
-             "root, else $XDG_STATE_HOME/vrc-controller)")  # fmt: skip
+        help=f"the private etcd's data and the default socket (env VRC_DATA_DIR; default "
+             f"{ROOT_DATA_DIR} for root, else $XDG_STATE_HOME/vrc-controller)")  # fmt: skip
     parser.add_argument("--tls-cert", default=None, metavar="FILE",
                         help="server certificate (PEM); serves the API over TLS")
     parser.add_argument("--tls-key", default=None, metavar="FILE",
@@ -165,6 +171,7 @@ class ControllerOptions:
     replica_id: str = ""
     max_watch_streams: int = 32
     max_watch_streams_per_client: int = 8
+    store_root: str = DEFAULT_ROOT
 
 
 def options_from(args: argparse.Namespace) -> ControllerOptions:
@@ -191,7 +198,8 @@ def options_from(args: argparse.Namespace) -> ControllerOptions:
         listen=listen, data_dir=data_dir, etcd=etcd, etcd_wait=args.etcd_wait, tls=tls,
         insecure=args.insecure, metrics=args.metrics, lease_ttl=args.lease_ttl,
         replica_id=args.id or default_id(), max_watch_streams=args.max_watch_streams,
-        max_watch_streams_per_client=args.max_watch_streams_per_client)
+        max_watch_streams_per_client=args.max_watch_streams_per_client,
+        store_root=Keys(args.store_root).root)
 
 
 class StartError(Exception):
@@ -265,7 +273,7 @@ class Controller:
         self.etcd_up = True
         self.log.info("etcd healthy", endpoint=endpoint.url,
                       embedded=self.embedded is not None)
-        self.store = Store(self.etcd)
+        self.store = Store(self.etcd, root=opts.store_root)
         budget = StreamBudget(opts.max_watch_streams, opts.max_watch_streams_per_client,
                               what="WatchConfig streams", flag="--max-watch-streams-per-client "
                               "and --max-watch-streams")
