@@ -61,9 +61,9 @@ def test_same_prefix_aliases_under_refuse_never_both_pass(
     for round_ in range(ROUNDS):
         net = f"10.{round_ // 250}.{round_ % 250}"
         outcomes.append(race(
-            lambda: a.PutAlias(pb.PutAliasRequest(alias=pb.Alias(
+            lambda net=net: a.PutAlias(pb.PutAliasRequest(alias=pb.Alias(
                 host="h1", ifname="eth1", address=f"{net}.1/24")), timeout=TIMEOUT),
-            lambda: b.PutAlias(pb.PutAliasRequest(alias=pb.Alias(
+            lambda net=net: b.PutAlias(pb.PutAliasRequest(alias=pb.Alias(
                 host="h1", ifname="eth2", address=f"{net}.2/24")), timeout=TIMEOUT)))
     assert all(sorted(o, key=str) == sorted([grpc.StatusCode.OK,
                                              grpc.StatusCode.ALREADY_EXISTS], key=str)
@@ -87,10 +87,10 @@ def test_competing_prefix_claims_under_refuse_never_both_pass(
     for round_ in range(ROUNDS):
         prefix = f"10.{round_ // 250}.{round_ % 250}.0/24"
         outcomes.append(race(
-            lambda: a.PutPrefix(pb.PutPrefixRequest(prefix=prefix, host="h1", ifname="eth1"),
-                                timeout=TIMEOUT),
-            lambda: b.PutPrefix(pb.PutPrefixRequest(prefix=prefix, host="h2", ifname="eth1"),
-                                timeout=TIMEOUT)))
+            lambda prefix=prefix: a.PutPrefix(pb.PutPrefixRequest(
+                prefix=prefix, host="h1", ifname="eth1"), timeout=TIMEOUT),
+            lambda prefix=prefix: b.PutPrefix(pb.PutPrefixRequest(
+                prefix=prefix, host="h2", ifname="eth1"), timeout=TIMEOUT)))
     assert all(o.count(grpc.StatusCode.OK) == 1 and
                o.count(grpc.StatusCode.ALREADY_EXISTS) == 1 for o in outcomes)
     claims = b.ListPrefixes(pb.ListPrefixesRequest(), timeout=TIMEOUT).claims
@@ -110,7 +110,7 @@ def test_switching_to_refuse_and_a_conflicting_alias_never_both_pass(
         policy, alias = race(
             lambda: a.SetPolicy(pb.SetClusterPolicyRequest(same_prefix=tpb.POLICY_REFUSE),
                                 timeout=TIMEOUT),
-            lambda: b.PutAlias(pb.PutAliasRequest(alias=pb.Alias(
+            lambda net=net: b.PutAlias(pb.PutAliasRequest(alias=pb.Alias(
                 host="h1", ifname="eth2", address=f"{net}.2/24")), timeout=TIMEOUT))
         assert not (policy == alias == grpc.StatusCode.OK), f"round {round_}: both passed"
         assert grpc.StatusCode.OK in (policy, alias), f"round {round_}: neither passed"
