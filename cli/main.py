@@ -6,7 +6,8 @@
 Tables for people, ``-o json`` for programs (streams print one JSON object a
 line). A gRPC error prints as ``vrc: STATUS: message`` on stderr and exits 1,
 never a traceback; usage errors exit 2 (argparse). The commands themselves
-live in :mod:`cli.agent` (the agent half of the CLI).
+live in :mod:`cli.agent` (the agent half of the CLI); with ``--controller``
+(or ``$VRC_CONTROLLER``) the whole command line goes to :mod:`cli.cluster`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import grpc
 
-from cli import agent
+from cli import agent, cluster
 from cli.options import CliError, output_flag, positive_seconds
 from cli.output import Output
 from vrc.v1 import agent_pb2_grpc
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-key", metavar="FILE", help="client private key, for mutual TLS")
     parser.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
                         help="seconds to wait for a reply (default 10)")
+    parser.add_argument("--controller", metavar="unix:PATH|HOST:PORT",
+                        help="talk to the cluster controller instead (env VRC_CONTROLLER): "
+                             "'vrc --controller TARGET -h' lists its commands")
     output_flag(parser, "table")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     agent.add_commands(commands, common)
@@ -70,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if cluster.wants_controller(sys.argv[1:] if argv is None else argv):
+        return cluster.main(argv)
     args = build_parser().parse_args(argv)
     if args.func == "query" and args.kind == "broadcast" and not args.iface:
         args.command_parser.error("broadcast needs IFACE (the interface to ask about)")

@@ -17,9 +17,9 @@ from agents.daemon import DEFAULT_LISTEN, build_parser, main, options_from
 from agents.dataplane import LoopStats
 from agents.gate import Gate
 from agents.link import LinkStats, TxMode
-from serving.logs import configure_logging, get_logger
 from agents.metrics import EngineCollector, parse_hostport, serve_metrics
 from router.link.ifnet import IfFlags, Interface
+from serving.logs import configure_logging, get_logger
 
 
 @dataclass
