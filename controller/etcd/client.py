@@ -57,6 +57,9 @@ CHANNEL_OPTIONS = [
     ("grpc.keepalive_timeout_ms", 10_000),
 ]
 _REBUILD = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+# After a failed build, requests fail at once for this long instead of each waiting
+# for its own health probe in turn (threads queue on the build lock).
+FAIL_FAST = 1.0
 
 _log = logging.getLogger("vrc.controller.etcd")
 
@@ -122,6 +125,8 @@ class EtcdClient:
         self._credentials = config.channel_credentials()
         self.rebuilds = 0  # how many times a client was built (metrics, tests)
         self._stop = threading.Event()
+        self._failure: EtcdUnavailable | None = None
+        self._failed_at = 0.0
 
     # -- health -------------------------------------------------------------------------
 
@@ -198,7 +203,15 @@ class EtcdClient:
             if self._stop.is_set():
                 raise EtcdUnavailable("etcd client closed")
             if self._client is None:
-                self._client = self._build(wait)
+                recent = time.monotonic() - self._failed_at < FAIL_FAST
+                if self._failure is not None and recent:
+                    raise EtcdUnavailable(str(self._failure))
+                try:
+                    self._client = self._build(wait)
+                except EtcdUnavailable as error:
+                    self._failure, self._failed_at = error, time.monotonic()
+                    raise
+                self._failure = None
             return self._client
 
     def _drop(self, client: Any) -> None:
