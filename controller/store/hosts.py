@@ -55,7 +55,8 @@ class HostWrites(StoreReads):
 
     def remove_host(self, host: str, *, cascade: bool = False,
                     expected_revision: int | None = None) -> int:
-        """Remove a host; with ``cascade`` its aliases, claims, override and status too.
+        """Remove a host (and its policy override and status); with ``cascade`` its aliases
+        and claims too.
 
         Without ``cascade`` a host that still has aliases or claims is
         FAILED_PRECONDITION. A cascade of more than :data:`CASCADE_CHUNK`
@@ -135,8 +136,9 @@ class HostWrites(StoreReads):
             txn.delete_prefix(aliases)
             txn.delete_prefix(self.keys.same_prefix_guards(host))
             self._release_claims(reads, txn, host, claims)
-            txn.delete(self.keys.override(host))
-            txn.delete(self.keys.status(host))
+        # What is about the host itself goes with it, cascade or not.
+        txn.delete(self.keys.override(host))
+        txn.delete(self.keys.status(host))
         txn.delete(self.keys.claims_of(host))
         return reads, txn
 

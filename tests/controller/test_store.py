@@ -102,6 +102,13 @@ def test_removing_a_host_with_aliases_or_claims_needs_cascade(store: Store) -> N
     assert keys_under(store) == {}, "the cascade left records behind"
 
 
+def test_a_removed_host_takes_its_override_along(store: Store) -> None:
+    store.add_host("h1")
+    store.set_policy(Mode.REFUSE, "h1")
+    store.remove_host("h1")
+    assert keys_under(store) == {}
+
+
 def test_a_cascade_with_many_claims_removes_them_all_within_etcd_limits(store: Store) -> None:
     store.add_host("h1")
     store.add_host("h2")
