@@ -9,8 +9,9 @@ hourly. The binary: ``etcd`` on PATH when that is a real executable (Debian's
 which we skip to run the binary directly), else /usr/bin/etcd.
 ``VRC_ETCD_BINARY`` overrides the choice.
 
-The child gets ``PR_SET_PDEATHSIG`` (SIGTERM), so a controller killed with
-SIGKILL does not leave its etcd behind; :meth:`EmbeddedEtcd.stop` sends
+The child gets ``PR_SET_PDEATHSIG`` (SIGTERM) from a small exec wrapper, so a
+controller killed with SIGKILL does not leave its etcd behind (the signal
+follows the thread that started it: start it from the main thread); :meth:`EmbeddedEtcd.stop` sends
 SIGTERM, waits, then SIGKILL. Only the process this object started is ever
 signalled, by its PID.
 """
@@ -18,13 +19,12 @@ signalled, by its PID.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,11 +96,22 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when the parent goes (Linux)."""
-    with contextlib.suppress(Exception):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+# Run in a fresh interpreter that then becomes etcd (same PID): ask for SIGTERM when
+# the parent goes (PR_SET_PDEATHSIG survives execve), give up if the parent is already
+# gone, exec. Not a preexec_fn: forking a process with grpc's threads and running
+# Python in the child before exec aborts now and then (grpc's fork handlers).
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    f"ctypes.CDLL(None, use_errno=True).prctl({PR_SET_PDEATHSIG}, signal.SIGTERM, 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    sys.exit(1)\n"
+    "os.execv(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def with_parent_death_signal(argv: list[str]) -> list[str]:
+    """``argv`` run so that the process gets SIGTERM when this one exits."""
+    return [sys.executable, "-I", "-S", "-c", _DIE_WITH_PARENT, str(os.getpid()), *argv]
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,11 +191,10 @@ class EmbeddedEtcd:
         self.ports = self._choose_ports()
         (self.data_dir / "etcd").mkdir(exist_ok=True, mode=0o700)
         os.chmod(self.data_dir / "etcd", 0o700)  # etcd wants its data dir private
-        argv = self.argv()
+        argv = with_parent_death_signal(self.argv())
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                preexec_fn=_die_with_parent, close_fds=True)
+            self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=log, close_fds=True)
         try:
             self._wait_healthy(timeout)
         except BaseException:

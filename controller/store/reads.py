@@ -6,7 +6,6 @@ it, so a client can watch from exactly there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
@@ -158,10 +157,6 @@ class StoreReads(StoreCore):
         view = self._host_in(reads, host, "host")
         status = reads.kv(self.keys.status(host))
         return StatusView(view, status.value if status is not None else None, reads.revision)
-
-    def hosts_up_down(self, hosts: Sequence[HostView]) -> tuple[int, int]:
-        up = sum(1 for h in hosts if h.up)
-        return up, len(hosts) - up
 
 
 def _octets(address: str) -> tuple[int, ...]:
