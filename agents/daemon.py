@@ -31,6 +31,8 @@ from typing import Any
 from agents.dataplane import DataPlane
 from agents.isolation import PROC_SYS, IsolationSet
 from agents.link import PacketLink, RingConfig, TxMode
+from agents.numbers import argparse_count
+from agents.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
 
 DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
@@ -59,6 +61,8 @@ class AgentOptions:
     allow_primary_interface: bool = False
     health_listen: str | None = None
     proc_sys: str = str(PROC_SYS)
+    max_streams: int = MAX_STREAMS
+    max_streams_per_client: int = MAX_STREAMS_PER_CLIENT
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the kernel's IP stack on the data-plane NICs (it will answer too)",
     )  # fmt: skip
     parser.add_argument(
-        "--arp-probes", type=int, default=None, metavar="N",
+        "--arp-probes", type=argparse_count(0), default=None, metavar="N",
         help="RFC 5227 probes before a new address is used (default 3, the RFC's; "
              "0 announces at once and still defends)",
     )  # fmt: skip
@@ -127,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--proc-sys", default=str(PROC_SYS), metavar="DIR",
         help=f"where the kernel's sysctl tree is mounted (default {PROC_SYS}); in a container "
              "whose /proc/sys is read-only, a writable mount of the node's /proc/sys/net",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-streams", type=argparse_count(1), default=MAX_STREAMS, metavar="N",
+        help=f"API streams (events, captures, hooks) open at once, all clients together "
+             f"(default {MAX_STREAMS}); more are refused with RESOURCE_EXHAUSTED, and "
+             "unary calls and health checks are served whatever streams are open",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-streams-per-client", type=argparse_count(1), default=MAX_STREAMS_PER_CLIENT,
+        metavar="N",
+        help=f"API streams one client may hold open (default {MAX_STREAMS_PER_CLIENT}); a client "
+             "is a TCP peer's address, a client certificate, or the Unix socket",
     )  # fmt: skip
     parser.add_argument(
         "--tx-mode", choices=[mode.value for mode in TxMode], default=TxMode.AUTO.value,
@@ -152,9 +168,9 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
         allow_primary_interface=args.allow_primary_interface,
         health_listen=args.health_listen,
         proc_sys=args.proc_sys,
+        max_streams=args.max_streams,
+        max_streams_per_client=args.max_streams_per_client,
     )
-    if options.arp_probes is not None and options.arp_probes < 0:
-        raise ValueError(f"--arp-probes {options.arp_probes}: must be 0 or more")
     if args.host_id:
         options.host_id = args.host_id
     return options
@@ -259,7 +275,7 @@ class Agent:
 
     def _start(self) -> None:
         from agents.gate import Gate
-        from agents.server import build_server
+        from agents.server import build_server, stream_budget
 
         opts = self.options
         check_options(opts)
@@ -288,6 +304,7 @@ class Agent:
             self.gate, opts.listen, tls_cert=opts.tls_cert, tls_key=opts.tls_key,
             tls_client_ca=opts.tls_client_ca, insecure=opts.insecure, log=self.log,
             wall_offset=wall_offset, nic_mtu=self.nic_mtu,
+            streams=stream_budget(opts.max_streams, opts.max_streams_per_client),
         )  # fmt: skip
         self.server.start()
         if opts.metrics:

@@ -10,13 +10,17 @@ as a warning at start. Anything else is a ``ValueError`` naming the flag.
 Every server also answers grpc health checks (``grpc.health.v1``, SERVING for
 ``""`` and ``vrc.v1.Agent``) and server reflection. The rule and the binding
 live in :mod:`serving.server`, shared with ``vrc-controller``.
+
+Streams (``WatchEvents``, ``Capture``, ``Hook``, reflection) hold a thread
+each while open; they get a budget of their own, per client and in total,
+and the thread pool keeps threads they cannot take, so unary calls and
+health checks are always served (:mod:`serving.streams`).
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent import futures
 from typing import Any
 
 import grpc
@@ -34,6 +38,7 @@ from serving.server import (
     server_credentials,
     tls_files,
 )
+from serving.streams import DEFAULT_UNARY_THREADS, StreamBudget, budgeted_server
 from vrc.v1 import agent_pb2, agent_pb2_grpc
 
 __all__ = [
@@ -43,7 +48,8 @@ __all__ = [
 
 AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
 DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
-MAX_WORKERS = 32  # streams hold a worker each: captures, hooks, event watchers
+MAX_STREAMS = 64  # open at once, all clients together (vrc-agent --max-streams)
+MAX_STREAMS_PER_CLIENT = 16  # ... one client (vrc-agent --max-streams-per-client)
 
 _log = logging.getLogger("vrc.agent.server")
 
@@ -53,6 +59,13 @@ def _service(target: AgentService | Gate, wall_offset: Callable[[], float] | Non
     if isinstance(target, AgentService):
         return target
     return AgentService(target, wall_offset=wall_offset, nic_mtu=nic_mtu)
+
+
+def stream_budget(total: int = MAX_STREAMS,
+                  per_client: int = MAX_STREAMS_PER_CLIENT) -> StreamBudget:
+    """The Agent API's stream budget; refusals name vrc-agent's flags."""
+    return StreamBudget(total, per_client, what="API streams", total_flag="--max-streams",
+                        per_client_flag="--max-streams-per-client")
 
 
 def add_health_and_reflection(server: grpc.Server) -> health.HealthServicer:
@@ -68,7 +81,8 @@ def build_server(
     tls_client_ca: str | None = None,
     insecure: bool = False,
     log: Any = None,
-    max_workers: int = MAX_WORKERS,
+    streams: StreamBudget | None = None,
+    unary_threads: int = DEFAULT_UNARY_THREADS,
     wall_offset: Callable[[], float] | None = None,
     nic_mtu: Callable[[str], int | None] | None = None,
 ) -> tuple[grpc.Server, str]:
@@ -79,14 +93,15 @@ def build_server(
     logger with ``warning`` (stdlib or structlog). ``wall_offset`` (seconds to
     add to the engine's clock for UNIX time) stamps captured frames with real time;
     ``nic_mtu`` (the MTU of the host NIC behind an interface) caps ``SetInterface``.
+    ``streams`` bounds open streams (default :func:`stream_budget`); the pool
+    has a thread per stream of it plus ``unary_threads`` that streams never take.
     """
     log = log if log is not None else _log
     address = parse_listen(listen)
     tls = tls_files(tls_cert, tls_key, tls_client_ca)
     check_access(address, tls, insecure)
     credentials = server_credentials(tls) if tls is not None else None
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                    thread_name_prefix="vrc-grpc"))
+    server = budgeted_server(streams or stream_budget(), unary_threads=unary_threads)
     agent_pb2_grpc.add_AgentServicer_to_server(_service(target, wall_offset, nic_mtu), server)
     add_health_and_reflection(server)
     bound = serving.bind(server, address, credentials)

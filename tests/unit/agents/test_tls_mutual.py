@@ -167,3 +167,30 @@ def test_server_tls_without_client_ca_accepts_clients_without_certificate(pki: P
         assert list_interfaces(address, credentials) == ["eth0", "eth1"]
     finally:
         server.stop(None).wait()
+
+
+def test_with_mutual_tls_a_client_is_its_certificate(pki: Pki) -> None:
+    """The stream budget counts a certificate's subject, not an address (agents/streams.py)."""
+    from agents.server import stream_budget
+
+    server, address = build_server(Gate(sample_engine()), "127.0.0.1:0",
+                                   tls_cert=pki.server_cert, tls_key=pki.server_key,
+                                   tls_client_ca=pki.ca,
+                                   streams=stream_budget(4, 1))
+    server.start()
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=_read(pki.ca), private_key=_read(pki.client_key),
+        certificate_chain=_read(pki.client_cert))
+    try:
+        with grpc.secure_channel(address, credentials) as channel:
+            stub = agent_pb2_grpc.AgentStub(channel)
+            first = stub.WatchEvents(agent_pb2.WatchEventsRequest(), timeout=TIMEOUT)
+            next(first)
+            second = stub.WatchEvents(agent_pb2.WatchEventsRequest(), timeout=TIMEOUT)
+            with pytest.raises(grpc.RpcError) as info:
+                next(second)
+            first.cancel()
+    finally:
+        server.stop(None).wait()
+    assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert info.value.details().startswith("cert:operator already has 1")

@@ -1,0 +1,52 @@
+"""Numbers typed by people or sent by programs: ASCII digits only.
+
+``str.isdigit`` is true for superscripts (``"²"``) that ``int`` then refuses,
+and ``int`` itself takes Arabic-Indic and other Unicode digits, surrounding
+blanks, a sign and ``_`` separators. None of that belongs in a prefix
+length, an MTU, a port or a count: every number vrc parses from text goes
+through :func:`ascii_int`, which takes ``[0-9]+`` and nothing else, with a
+bound on the digit count so a megabyte of digits is refused before ``int``
+sees it (Python refuses over 4,300 digits with a ``ValueError`` of its own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+
+MAX_DIGITS = 20  # 2**64 has 20 digits
+_DIGITS = re.compile(f"[0-9]{{1,{MAX_DIGITS}}}")
+
+
+def ascii_int(text: str) -> int | None:
+    """``text`` as a non-negative integer if it is 1-20 ASCII digits, else None."""
+    if not isinstance(text, str) or _DIGITS.fullmatch(text) is None:
+        return None
+    return int(text)
+
+
+def in_range(text: str, low: int, high: int) -> int | None:
+    """``ascii_int(text)`` when it lies in ``low..high``, else None."""
+    value = ascii_int(text)
+    return value if value is not None and low <= value <= high else None
+
+
+def argparse_count(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: ASCII digits in ``low..high`` (no upper bound for None).
+
+    argparse names the flag in the usage error; the message names the value
+    and the range.
+    """
+
+    def parse(text: str) -> int:
+        value = ascii_int(text)
+        if value is None:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (digits 0-9)")
+        if value < low or (high is not None and value > high):
+            bound = f"{low} or more" if high is None else f"{low}..{high}"
+            raise argparse.ArgumentTypeError(f"{text!r}: must be {bound}")
+        return value
+
+    parse.__name__ = "whole number"
+    return parse
