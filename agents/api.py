@@ -66,6 +66,7 @@ def policy_to_pb(policy: Any) -> types_pb2.Policy:
 
 
 @map_errors_of
+@convert.check_requests_of
 class AgentService(agent_pb2_grpc.AgentServicer):
     """The vrc.v1.Agent service over one engine gate."""
 
@@ -326,6 +327,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         first = next(request_iterator, None)
         if first is None or not first.HasField("attach"):
             raise invalid("attach", "", "the first message must name the interface and hook")
+        convert.check_enums(first)
         ifname = require("attach.ifname", first.attach.ifname)
         hook = require("attach.hook", first.attach.hook)
         handle, mailbox = self._gate.open_hook(ifname, hook)

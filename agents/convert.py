@@ -4,7 +4,12 @@ Parsing functions take the request field's name and raise
 ``RouterError(EINVAL, field, value)`` (INVALID_ARGUMENT at the gRPC edge) with
 a reason, so a bad IP string never reaches the engine and the user is told
 which field to fix. They return normalised text, which is what the Engine
-facade accepts.
+facade accepts. Numbers and hex digits are ASCII only (:mod:`agents.numbers`):
+``10.9.9.1/²`` and Arabic-Indic digits are refused, not half-parsed.
+
+:func:`check_requests_of` checks every enum field of every request before
+its handler runs: proto3 enums are open, so a client can send ``mode=99``,
+which would otherwise read as "unspecified".
 
 Rendering functions read engine objects by attribute (or key, for the plain
 dicts some facade calls return) and never touch engine state.
@@ -13,16 +18,23 @@ dicts some facade calls return) and never touch engine state.
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 import ipaddress
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from google.protobuf.message import Message
+
 from agents.errors import invalid
+from agents.numbers import in_range
 from router import Event, IfExtFlags, IfFlags
 from vrc.v1 import agent_pb2, types_pb2
 
 MAX_PLEN = 32
 _MISSING = object()
+_MAC_BYTE = re.compile(r"[0-9A-Fa-f]{1,2}")
 
 
 # --- request validation --------------------------------------------------------------
@@ -53,9 +65,11 @@ def optional_ipv4(field: str, text: str) -> str | None:
 
 
 def parse_prefix_len(field: str, text: str, whole: str) -> int:
-    if not text.isdigit() or int(text) > MAX_PLEN:
-        raise invalid(field, whole, "prefix length must be 0..32")
-    return int(text)
+    """The ``LEN`` of ``A/LEN``: ASCII digits, 0..32 (``/024`` is 24, as ``ip`` reads it)."""
+    length = in_range(text, 0, MAX_PLEN)
+    if length is None:
+        raise invalid(field, whole, "prefix length must be 0..32 (digits 0-9)")
+    return length
 
 
 def parse_alias(field: str, text: str) -> str:
@@ -80,12 +94,66 @@ def parse_prefix(field: str, text: str) -> str:
 def parse_mac(field: str, text: str) -> bytes:
     """A 48-bit MAC address, ``02:00:00:00:00:01`` or with ``-`` separators."""
     parts = text.replace("-", ":").split(":")
-    if len(parts) != 6 or not all(1 <= len(p) <= 2 for p in parts):
+    if len(parts) != 6 or not all(_MAC_BYTE.fullmatch(p) for p in parts):
         raise invalid(field, text, "not a MAC address (six hex bytes)")
-    try:
-        return bytes(int(p, 16) for p in parts)
-    except ValueError:
-        raise invalid(field, text, "not a MAC address (six hex bytes)") from None
+    return bytes(int(p, 16) for p in parts)
+
+
+# --- enums: proto3 lets any number through ----------------------------------------------
+
+
+def check_enums(message: Message, prefix: str = "") -> None:
+    """EINVAL naming the field and the number for any enum value the proto does not define.
+
+    Nested messages are checked too (``attach.kind``); the field is named by
+    its path.
+    """
+    for field, value in message.ListFields():
+        path = prefix + field.name
+        if field.enum_type is not None:
+            values = value if field.is_repeated else (value,)
+            for number in values:
+                if number not in field.enum_type.values_by_number:
+                    names = ", ".join(v.name for v in field.enum_type.values)
+                    raise invalid(path, number, f"unknown {field.enum_type.name} value; "
+                                  f"expected one of {names}")
+        elif field.message_type is not None and not field.message_type.GetOptions().map_entry:
+            children = value if field.is_repeated else (value,)
+            for child in children:
+                check_enums(child, f"{path}.")
+
+
+def check_requests_of(cls: type) -> type:
+    """Class decorator: every RPC (CamelCase method) checks its request's enums first.
+
+    Apply it inside :func:`agents.errors.map_errors_of` so the refusal is
+    mapped to INVALID_ARGUMENT. Requests that arrive as a stream (``Hook``)
+    are messages without enums today; their handlers check what they read.
+    """
+    for name, member in list(vars(cls).items()):
+        if callable(member) and name[:1].isupper():
+            setattr(cls, name, _checked(member))
+    return cls
+
+
+def _checked(handler: Callable[..., Any]) -> Callable[..., Any]:
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def stream(self: Any, request: Any, context: Any) -> Iterator[Any]:
+            if isinstance(request, Message):
+                check_enums(request)
+            yield from handler(self, request, context)
+
+        return stream
+
+    @functools.wraps(handler)
+    def unary(self: Any, request: Any, context: Any) -> Any:
+        if isinstance(request, Message):
+            check_enums(request)
+        return handler(self, request, context)
+
+    return unary
 
 
 # --- engine objects → messages ---------------------------------------------------------

@@ -8,6 +8,22 @@ error's own text (it names the field and the value). The errno name, field and
 value also travel as trailing metadata (``vrc-errno``, ``vrc-field``,
 ``vrc-value``) so programs need not parse the message.
 
+What a client sent is echoed with care (:func:`echo_text`, :func:`trailers_of`):
+
+* metadata values must be printable ASCII, so ``vrc-field`` and
+  ``vrc-value`` are percent-encoded UTF-8 (every byte outside ``!``..``~``
+  and ``%`` itself as ``%XX``, the escaping grpc uses for ``grpc-message``;
+  ``urllib.parse.unquote`` decodes it). ASCII values without spaces read as
+  they are: ``10.0.0.256/24``, ``eth0``; ``é`` is ``%C3%A9``.
+* values are cut at :data:`MAX_ECHO` characters, in the trailers (then
+  ``vrc-value-length`` carries the length of the whole value) and in the
+  message (``xxxx… (7000 characters, cut)``), and the message as a whole at
+  :data:`MAX_MESSAGE`: a huge value can never make the status itself too big
+  to send (grpc's 8 KiB header limit turned such an error into
+  RESOURCE_EXHAUSTED).
+* control characters in the message are shown escaped (``\\n``, ``\\x00``),
+  so an error stays one line in a log or on a terminal.
+
 Request validation at the edge raises the same ``RouterError(EINVAL, field,
 value)``, so a bad IP string and an engine refusal take the same path.
 """
@@ -16,6 +32,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import string
+import urllib.parse
 from collections.abc import Callable, Iterator
 from errno import ENOSPC
 from typing import Any, NoReturn, TypeVar
@@ -72,6 +90,11 @@ STATUS_BY_ERRNO: dict[int, grpc.StatusCode] = {
 ERRNO_KEY = "vrc-errno"
 FIELD_KEY = "vrc-field"
 VALUE_KEY = "vrc-value"
+VALUE_LENGTH_KEY = "vrc-value-length"
+MAX_ECHO = 128  # characters of a client's value echoed in messages and trailers
+MAX_MESSAGE = 1024  # characters of a status message
+# printable ASCII but space and '%': left as they are in a trailer value
+_TRAILER_SAFE = "".join(c for c in string.printable if "!" <= c <= "~" and c != "%")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -127,14 +150,57 @@ def message_of(error: RouterError) -> str:
     return f"{head} [{field} {error.value}]"
 
 
+def cut(text: str, limit: int = MAX_ECHO) -> str:
+    """``text``, or its first ``limit`` characters and how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters, cut)"
+
+
+def _shown(char: str) -> str:
+    """A control character as its escape (``\\n``, ``\\x1b``), anything else as itself."""
+    if char.isprintable() or char == " ":
+        return char
+    return char.encode("unicode_escape").decode("ascii")
+
+
+def echo_text(text: str, value: str = "") -> str:
+    """A message fit to send and to print: long values cut, controls escaped, bounded.
+
+    ``value`` (the error's value) is cut wherever the message shows it; any
+    other run without spaces longer than :data:`MAX_ECHO` (another input the
+    engine's text quotes) is cut too.
+    """
+    if len(value) > MAX_ECHO:
+        text = text.replace(value, cut(value))
+    shown = "".join(_shown(c) for c in text) if not text.isprintable() else text
+    words = [cut(word) for word in shown.split(" ")]
+    return cut(" ".join(words), MAX_MESSAGE - 40)
+
+
+def trailer_text(text: str) -> str:
+    """Percent-encoded UTF-8: printable ASCII but space and ``%`` stay as they are."""
+    return urllib.parse.quote(text, safe=_TRAILER_SAFE)
+
+
+def trailers_of(error: RouterError) -> tuple[tuple[str, str], ...]:
+    """``vrc-errno``, ``vrc-field``, ``vrc-value`` (and ``vrc-value-length`` when cut)."""
+    value = str(error.value) if _given(error.value) else ""
+    pairs = [
+        (ERRNO_KEY, error.name),
+        (FIELD_KEY, trailer_text(api_field(error.field))),
+        (VALUE_KEY, trailer_text(value[:MAX_ECHO])),
+    ]
+    if len(value) > MAX_ECHO:
+        pairs.append((VALUE_LENGTH_KEY, str(len(value))))
+    return tuple(pairs)
+
+
 def abort(context: grpc.ServicerContext, error: RouterError) -> NoReturn:
     """End the call with the status of ``error``, its text and its errno/field/value."""
-    context.set_trailing_metadata((
-        (ERRNO_KEY, error.name),
-        (FIELD_KEY, api_field(error.field)),
-        (VALUE_KEY, str(error.value) if _given(error.value) else ""),
-    ))
-    context.abort(status_for(error.errno), message_of(error))
+    context.set_trailing_metadata(trailers_of(error))
+    value = str(error.value) if _given(error.value) else ""
+    context.abort(status_for(error.errno), echo_text(message_of(error), value))
     raise AssertionError("grpc's abort returned")  # it raises; this keeps the type honest
 
 

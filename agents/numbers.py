@@ -3,25 +3,27 @@
 ``str.isdigit`` is true for superscripts (``"²"``) that ``int`` then refuses,
 and ``int`` itself takes Arabic-Indic and other Unicode digits, surrounding
 blanks, a sign and ``_`` separators. None of that belongs in a prefix
-length, an MTU, a port or a count: every number vrc parses from text goes
-through :func:`ascii_int`, which takes ``[0-9]+`` and nothing else, with a
-bound on the digit count so a megabyte of digits is refused before ``int``
+length, an MTU, a port or a count: every number the agent parses from text
+goes through :func:`ascii_int`, which takes ``[0-9]+`` and nothing else, with
+a bound on the digit count so a megabyte of digits is refused before ``int``
 sees it (Python refuses over 4,300 digits with a ``ValueError`` of its own).
+The test is :func:`serving.server.is_ascii_number`, shared with the
+listen and metrics addresses of both daemons.
 """
 
 from __future__ import annotations
 
 import argparse
-import re
 from collections.abc import Callable
 
+from serving.server import is_ascii_number
+
 MAX_DIGITS = 20  # 2**64 has 20 digits
-_DIGITS = re.compile(f"[0-9]{{1,{MAX_DIGITS}}}")
 
 
 def ascii_int(text: str) -> int | None:
     """``text`` as a non-negative integer if it is 1-20 ASCII digits, else None."""
-    if not isinstance(text, str) or _DIGITS.fullmatch(text) is None:
+    if not isinstance(text, str) or not is_ascii_number(text, MAX_DIGITS):
         return None
     return int(text)
 

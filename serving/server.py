@@ -27,9 +27,13 @@ from grpc_reflection.v1alpha import reflection
 SOCKET_MODE = 0o600
 
 
-def is_ascii_number(text: str) -> bool:
-    """Only ASCII digits: ``"²".isdigit()`` and Arabic-Indic digits are True in Python."""
-    return bool(text) and text.isascii() and text.isdigit()
+def is_ascii_number(text: str, max_digits: int = 20) -> bool:
+    """Only ASCII digits: ``"²".isdigit()`` and Arabic-Indic digits are True in Python.
+
+    At most ``max_digits`` of them, so ``int`` never sees a megabyte of digits
+    (it refuses over 4,300 with a ValueError of its own, not naming the flag).
+    """
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 @dataclass(frozen=True, slots=True)
