@@ -309,7 +309,7 @@ class AgentService(agent_pb2_grpc.AgentServicer):
                 remaining = remaining - len(frames) if remaining > 0 else remaining
                 offset = self._wall_offset() if self._wall_offset is not None else 0.0
                 yield types_pb2.CaptureBatch(
-                    linktype=tap.linktype, dropped=tap.mailbox.dropped,
+                    linktype=tap.linktype, dropped=tap.dropped,
                     frames=[_frame_pb(ifname, f, offset) for f in frames])
         finally:
             self._gate.close_tap(tap)

@@ -16,6 +16,12 @@ the engine produced for API clients — events, packets for hook streams —
 and hands them to per-client mailboxes. Only the gate drains those engine
 outputs; frames to transmit (``engine.transmit()``) stay the data-plane
 loop's business. Stream handlers wait on the mailboxes, never on the lock.
+
+Mailboxes are bounded in items and, for captures and hooks, in bytes: each
+stream may hold :data:`STREAM_BYTES` of frames or packets its client has not
+read yet, and all of them together :data:`TOTAL_BYTES` (one
+:class:`BytePool` per gate). What does not fit is dropped and counted — a
+capture never stalls routing, nor grows the agent without bound.
 """
 
 from __future__ import annotations
@@ -35,8 +41,31 @@ Item = TypeVar("Item")
 
 EVENT_HISTORY = 65536  # events kept for clients that resume from a sequence number
 MAILBOX_SIZE = 65536  # items a slow stream client may fall behind before drops
+STREAM_BYTES = 16 << 20  # unread frames/packets one capture or hook stream may hold
+TOTAL_BYTES = 64 << 20  # ... all capture and hook streams of one agent together
+RECORD_OVERHEAD = 128  # bytes a queued frame costs beyond its data (objects, deque slot)
 LINKTYPE_NULL = 0  # pcap: BSD loopback, a 4-byte address family header (ngN)
 LINKTYPE_ETHERNET = 1
+
+
+class BytePool:
+    """Bytes several mailboxes share, up to ``limit``; thread-safe."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def take(self, wanted: int) -> int:
+        """Reserve up to ``wanted`` bytes; returns how many were granted."""
+        with self._lock:
+            granted = max(0, min(wanted, self.limit - self.used))
+            self.used += granted
+            return granted
+
+    def give(self, count: int) -> None:
+        with self._lock:
+            self.used -= count
 
 
 class Mailbox(Generic[Item]):
@@ -44,23 +73,56 @@ class Mailbox(Generic[Item]):
 
     ``put_many`` never blocks the engine side: when the client is too slow the
     newest items are dropped and counted (a capture must not stall routing).
+    The bound is ``limit`` items and, when ``size_of`` is given, ``byte_limit``
+    bytes of this mailbox and whatever ``pool`` (shared with other mailboxes)
+    still has.
     """
 
-    def __init__(self, limit: int = MAILBOX_SIZE) -> None:
-        self._items: deque[Item] = deque()
+    def __init__(self, limit: int = MAILBOX_SIZE, *, byte_limit: int | None = None,
+                 pool: BytePool | None = None,
+                 size_of: Callable[[Item], int] | None = None) -> None:
+        self._items: deque[tuple[Item, int]] = deque()
         self._limit = limit
+        self._byte_limit = byte_limit
+        self._pool = pool
+        self._size_of = size_of
         self._ready = threading.Condition()
+        self.bytes = 0
         self.dropped = 0
         self.closed = False
 
     def put_many(self, items: list[Item]) -> None:
         with self._ready:
-            room = self._limit - len(self._items)
-            if room < len(items):
-                self.dropped += len(items) - max(room, 0)
-                items = items[:max(room, 0)]
-            self._items.extend(items)
+            sized = self._fitting(items)
+            self.dropped += len(items) - len(sized)
+            self._items.extend(sized)
             self._ready.notify_all()
+
+    def _fitting(self, items: list[Item]) -> list[tuple[Item, int]]:
+        """The leading ``items`` that fit the bounds, each with its size (bytes reserved)."""
+        room = max(self._limit - len(self._items), 0)
+        items = items[:room]
+        if self._size_of is None:
+            return [(item, 0) for item in items]
+        sizes = [self._size_of(item) for item in items]
+        wanted = 0
+        budget = (self._byte_limit - self.bytes) if self._byte_limit is not None else None
+        for size in sizes:
+            if budget is not None and wanted + size > budget:
+                break
+            wanted += size
+        granted = self._pool.take(wanted) if self._pool is not None else wanted
+        fitting: list[tuple[Item, int]] = []
+        used = 0
+        for item, size in zip(items, sizes, strict=False):
+            if used + size > granted:
+                break
+            fitting.append((item, size))
+            used += size
+        if self._pool is not None and granted > used:
+            self._pool.give(granted - used)
+        self.bytes += used
+        return fitting
 
     def take(self, timeout: float | None, limit: int = MAILBOX_SIZE) -> list[Item]:
         """Up to ``limit`` items; waits up to ``timeout`` for the first one."""
@@ -68,7 +130,21 @@ class Mailbox(Generic[Item]):
             if not self._items and not self.closed:
                 self._ready.wait(timeout)
             count = min(limit, len(self._items))
-            return [self._items.popleft() for _ in range(count)]
+            taken = [self._items.popleft() for _ in range(count)]
+            self._release(sum(size for _, size in taken))
+            return [item for item, _ in taken]
+
+    def discard(self) -> None:
+        """Drop whatever is queued (the stream is over) and give its bytes back."""
+        with self._ready:
+            self._items.clear()
+            self._release(self.bytes)
+
+    def _release(self, count: int) -> None:
+        if count:
+            self.bytes -= count
+            if self._pool is not None:
+                self._pool.give(count)
 
     def close(self) -> None:
         with self._ready:
@@ -150,6 +226,23 @@ class TapStream:
     handle: Any = None
     mailbox: Mailbox[Any] = field(default_factory=Mailbox)
 
+    @property
+    def dropped(self) -> int:
+        """Frames this client lost: the engine's tap queue overflowed, or our mailbox."""
+        return self.mailbox.dropped + int(getattr(self.handle, "dropped", 0) or 0)
+
+
+def _packet_size(packet: bytes) -> int:
+    return len(packet) + RECORD_OVERHEAD
+
+
+def _record_size(record: Any) -> int:
+    """A tap record's cost: its frame (``router.tap.TapRecord.frame``) and the objects."""
+    frame = getattr(record, "frame", None)
+    if frame is None:
+        frame = getattr(record, "data", b"")
+    return len(frame) + RECORD_OVERHEAD
+
 
 def linktype_of(ifp: Any) -> int:
     """pcap link type of an interface's frames: DLT_NULL for ngN, else Ethernet."""
@@ -160,9 +253,12 @@ def linktype_of(ifp: Any) -> int:
 class Gate:
     """The locked entry point to one engine; see the module docstring."""
 
-    def __init__(self, engine: Any, *, event_history: int = EVENT_HISTORY) -> None:
+    def __init__(self, engine: Any, *, event_history: int = EVENT_HISTORY,
+                 stream_bytes: int = STREAM_BYTES, total_bytes: int = TOTAL_BYTES) -> None:
         self.engine = engine
         self.events = EventLog(event_history)
+        self.stream_bytes = BytePool(total_bytes)  # shared by capture and hook mailboxes
+        self._per_stream_bytes = stream_bytes
         self.on_change: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._hooks: dict[Any, Mailbox[bytes]] = {}
@@ -192,9 +288,13 @@ class Gate:
 
     # --- hooks: packets the engine sends to an ngN hook go to one stream ---------
 
+    def _bounded_mailbox(self, size_of: Callable[[Any], int]) -> Mailbox[Any]:
+        return Mailbox(byte_limit=self._per_stream_bytes, pool=self.stream_bytes,
+                       size_of=size_of)
+
     def open_hook(self, ifname: str, hook: str) -> tuple[Any, Mailbox[bytes]]:
         """Connect an ngN hook (the engine raises EISCONN if taken) and its mailbox."""
-        mailbox: Mailbox[bytes] = Mailbox()
+        mailbox: Mailbox[bytes] = self._bounded_mailbox(_packet_size)
 
         def connect(engine: Any) -> Any:
             handle = engine.hook_connect(ifname, hook)
@@ -208,6 +308,7 @@ class Gate:
             mailbox = self._hooks.pop(handle, None)
             if mailbox is not None:
                 mailbox.close()
+                mailbox.discard()
             engine.hook_disconnect(handle)
 
         self.call(disconnect)
@@ -227,7 +328,7 @@ class Gate:
                 raise RouterError(ENXIO, "ifname", ifname)
             tap = engine.tap(ifname, snaplen=snaplen) if snaplen else engine.tap(ifname)
             stream = TapStream(ifname, int(getattr(tap, "linktype", linktype_of(ifp))),
-                               snaplen, tap)
+                               snaplen, tap, self._bounded_mailbox(_record_size))
             self._taps[id(tap)] = stream
             return stream
 
@@ -236,6 +337,7 @@ class Gate:
     def close_tap(self, stream: TapStream) -> None:
         def stop(engine: Any) -> None:
             stream.mailbox.close()
+            stream.mailbox.discard()
             if self._taps.pop(id(stream.handle), None) is not None:
                 engine.untap(stream.handle)
 
