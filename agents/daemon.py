@@ -10,6 +10,10 @@ metrics and health endpoints). Stop order is the reverse: health
 NOT_SERVING, API stopped (no new calls), loop joined, links closed (their
 promiscuous memberships go with the sockets), isolation removed. SIGTERM and
 SIGINT stop the agent that way and it exits 0.
+
+Before any of that, NICs a previous agent left isolated (it was killed) are
+restored from their records in ``--run-dir``; ``vrc-agent --restore-nics``
+does only that and exits (:mod:`agents.nicrecord`).
 """
 
 from __future__ import annotations
@@ -29,8 +33,9 @@ from types import FrameType
 from typing import Any
 
 from agents.dataplane import DataPlane
-from agents.isolation import PROC_SYS, IsolationSet
+from agents.isolation import PROC_SYS, IsolationSet, RestoreReport, restore_previous
 from agents.link import PacketLink, RingConfig, TxMode
+from agents.nicrecord import DEFAULT_RUN_DIR, RecordError, RunDir
 from agents.numbers import argparse_count
 from agents.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
@@ -63,6 +68,7 @@ class AgentOptions:
     proc_sys: str = str(PROC_SYS)
     max_streams: int = MAX_STREAMS
     max_streams_per_client: int = MAX_STREAMS_PER_CLIENT
+    run_dir: str = DEFAULT_RUN_DIR
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -133,6 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
              "whose /proc/sys is read-only, a writable mount of the node's /proc/sys/net",
     )  # fmt: skip
     parser.add_argument(
+        "--run-dir", default=DEFAULT_RUN_DIR, metavar="DIR",
+        help=f"where the NICs' original state is kept while they are isolated (default "
+             f"{DEFAULT_RUN_DIR}); a start after a crash restores the NICs from it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--restore-nics", action="store_true",
+        help="restore the NICs a killed vrc-agent left isolated (from --run-dir) and exit",
+    )  # fmt: skip
+    parser.add_argument(
         "--max-streams", type=argparse_count(1), default=MAX_STREAMS, metavar="N",
         help=f"API streams (events, captures, hooks) open at once, all clients together "
              f"(default {MAX_STREAMS}); more are refused with RESOURCE_EXHAUSTED, and "
@@ -170,6 +185,7 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
         proc_sys=args.proc_sys,
         max_streams=args.max_streams,
         max_streams_per_client=args.max_streams_per_client,
+        run_dir=args.run_dir,
     )
     if args.host_id:
         options.host_id = args.host_id
@@ -255,7 +271,7 @@ class Agent:
         self.engine_factory = engine_factory
         self.log = log or get_logger("vrc.agent", host=options.host_id)
         self.links: dict[int, PacketLink] = {}
-        self.isolation = IsolationSet(proc_sys=Path(options.proc_sys))
+        self.isolation = IsolationSet(RunDir(options.run_dir), proc_sys=Path(options.proc_sys))
         self.gate: Any = None
         self.dataplane: DataPlane | None = None
         self.server: Any = None
@@ -279,6 +295,7 @@ class Agent:
 
         opts = self.options
         check_options(opts)
+        self._restore_previous_run()
         if opts.isolation:
             self._refuse_primary_interfaces()
         ring = RingConfig(tx_mode=opts.tx_mode)
@@ -342,6 +359,19 @@ class Agent:
         self.health, self.health_checker, address = build_health_server(listen)
         self.health.start()
         self.log.info("health", listen=address)
+    def _restore_previous_run(self) -> None:
+        """NICs a killed agent left isolated go back to their recorded state first.
+
+        A NIC of ours whose record cannot be restored is refused later (by
+        ``IsolationSet.add``): isolating it now would take its isolated state
+        for the original one.
+        """
+        assert self.isolation.run_dir is not None
+        try:
+            report = restore_previous(self.isolation.run_dir, self.isolation.proc_sys)
+        except RecordError as error:
+            raise StartError(str(error)) from None
+        log_restore(self.log, report)
 
     def nic_mtu(self, ifname: str) -> int | None:
         """The MTU the host NIC had when its link opened (the transmit ring's slots are
@@ -365,6 +395,8 @@ class Agent:
     def _isolate(self, ifname: str) -> Any:
         try:
             return self.isolation.add(ifname)
+        except RecordError as error:
+            raise StartError(str(error)) from None
         except OSError as error:
             if error.errno in (errno.EPERM, errno.EACCES):
                 raise StartError(f"isolating {ifname}: permission denied: {NEEDS_PRIVILEGE}"
@@ -419,6 +451,32 @@ class Agent:
             self.log.error("isolation not fully removed", error=error)
 
 
+def log_restore(log: Any, report: RestoreReport) -> None:
+    for ifname in report.restored:
+        log.warning("NIC restored from the record of an agent that did not stop cleanly",
+                    ifname=ifname)
+    for ifname in report.dropped:
+        log.info("record of a NIC that is gone or was replaced dropped", ifname=ifname)
+    for ifname in report.busy:
+        log.info("NIC held by another running vrc-agent left alone", ifname=ifname)
+    for ifname, errors in report.failed.items():
+        log.error("NIC could not be restored; its record is kept", ifname=ifname,
+                  errors=errors)
+
+
+def restore_nics(run_dir: str, proc_sys: str, log: Any) -> int:
+    """``vrc-agent --restore-nics``: 0 when every stale record was restored."""
+    try:
+        report = restore_previous(RunDir(run_dir), Path(proc_sys))
+    except RecordError as error:
+        log.error("cannot restore NICs", error=str(error))
+        return EXIT_START_FAILED
+    log_restore(log, report)
+    if not (report.restored or report.dropped or report.busy or report.failed):
+        log.info("no NIC to restore", run_dir=run_dir)
+    return EXIT_OK if report.ok and not report.busy else EXIT_START_FAILED
+
+
 def wall_offset() -> float:
     """Seconds from the data-plane clock (``time.monotonic``) to UNIX time, for captures."""
     return time.time() - time.monotonic()
@@ -435,12 +493,15 @@ def install_stop_signals(stop: threading.Event) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not args.interface:
+    if not args.interface and not args.restore_nics:
         parser.error("at least one --interface is required")
     try:
         configure_logging(args.log_format, args.log_level)
     except ValueError as exc:
         parser.error(str(exc))
+    if args.restore_nics:
+        log = get_logger("vrc.agent", host=args.host_id or socket.gethostname())
+        return restore_nics(args.run_dir, args.proc_sys, log)
     try:
         options = options_from(args)
     except ValueError as exc:

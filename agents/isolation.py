@@ -26,6 +26,12 @@ What ``isolate`` does on one data-plane NIC, and ``Isolation.remove`` undoes:
 
 Management traffic is untouched because it runs on NICs the agent does not
 take: never give the agent the NIC you reach the host through.
+
+Steps 2 and 3, and the ``tc`` drop, outlive the process. So the NIC's state
+before any change is recorded first (:mod:`agents.nicrecord`), and
+:func:`restore` puts a NIC back from that record: at a clean stop, at the next
+start after a crash (:func:`restore_previous`), or with ``vrc-agent
+--restore-nics``.
 """
 
 from __future__ import annotations
@@ -38,9 +44,11 @@ import platform
 import socket
 import struct
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from agents.nicrecord import NicClaim, NicOriginal, RecordError, RunDir, TcOriginal
 
 # tc filter preference reserved for vrc's drop filter; removed by this exact value.
 FILTER_PREF = 49001
@@ -145,72 +153,129 @@ def has_drop_filter(ifname: str) -> bool:
     return f"pref {FILTER_PREF} " in out
 
 
+def _other_filters(ifname: str) -> bool:
+    """Whether the NIC's clsact holds filters (someone else's) in either direction."""
+    return any(_run("tc", "filter", "show", "dev", ifname, hook, check=False).stdout.strip()
+               for hook in ("ingress", "egress"))
+
+
+def read_original(ifname: str, proc_sys: Path = PROC_SYS) -> NicOriginal:
+    """What isolation would change on ``ifname``, as it is now (nothing is changed)."""
+    try:
+        ifindex = socket.if_nametoindex(ifname)
+    except OSError as error:
+        raise IsolationError(f"{ifname}: {error.strerror or error}") from None
+    sysctl = _ipv6_sysctl(ifname, proc_sys)
+    disable_ipv6 = sysctl.read_text().strip() if sysctl.exists() else None
+    return NicOriginal(ifname, ifindex, _arp_disabled(ifname), disable_ipv6)
+
+
+def gone_reason(original: NicOriginal) -> str | None:
+    """Why a recorded NIC cannot be restored (it is gone or was replaced), or None."""
+    try:
+        ifindex = socket.if_nametoindex(original.ifname)
+    except OSError:
+        return "the NIC no longer exists"
+    if ifindex != original.ifindex:
+        return (f"the NIC was replaced (ifindex {ifindex}, recorded {original.ifindex}): "
+                "a new NIC has the kernel's defaults")
+    return None
+
+
+def restore(original: NicOriginal, proc_sys: Path = PROC_SYS) -> list[str]:
+    """Put ``original.ifname`` back as ``original`` says; returns the errors (never raises).
+
+    Idempotent: each setting is compared with the record and only changed if
+    it differs, so restoring twice, or a NIC the agent never got to change,
+    is harmless. The TCX drop needs nothing: it went with its descriptor.
+    ``proc_sys`` is where the sysctl tree is mounted.
+    """
+    ifname = original.ifname
+    errors: list[str] = []
+
+    def attempt(action: Callable[[], None]) -> None:
+        try:
+            action()
+        except (IsolationError, OSError) as exc:
+            errors.append(str(exc))
+
+    if original.tc is not None:
+        had_clsact = original.tc.had_clsact
+        attempt(lambda: _remove_tc_drop(ifname, had_clsact))
+    attempt(lambda: _restore_arp(ifname, original.arp_off))
+    if original.disable_ipv6 is not None:
+        attempt(lambda: _restore_ipv6(ifname, str(original.disable_ipv6), proc_sys))
+    return errors
+
+
+def _remove_tc_drop(ifname: str, had_clsact: bool) -> None:
+    if has_drop_filter(ifname):
+        _run("tc", "filter", "del", "dev", ifname, "ingress", "pref", str(FILTER_PREF))
+    if not had_clsact and _has_clsact(ifname) and not _other_filters(ifname):
+        _run("tc", "qdisc", "del", "dev", ifname, "clsact")
+
+
+def _restore_arp(ifname: str, arp_off: bool) -> None:
+    if _arp_disabled(ifname) != arp_off:
+        _run("ip", "link", "set", "dev", ifname, "arp", "off" if arp_off else "on")
+
+
+def _restore_ipv6(ifname: str, value: str, proc_sys: Path) -> None:
+    sysctl = _ipv6_sysctl(ifname, proc_sys)
+    try:
+        if sysctl.exists() and sysctl.read_text().strip() != value:
+            sysctl.write_text(value)
+    except OSError as exc:
+        raise IsolationError(f"restore disable_ipv6 on {ifname}: {exc}") from None
+
+
+Save = Callable[[NicOriginal], None]
+
+
 @dataclass(slots=True)
 class Isolation:
-    """What was changed on one NIC, so that ``remove`` restores exactly that."""
+    """One isolated NIC: what it was like before, and the TCX link that drops for us."""
 
     ifname: str
+    original: NicOriginal
     method: DropMethod | None = None
     tcx_link_fd: int = -1
-    added_clsact: bool = False
-    added_filter: bool = False
-    turned_arp_off: bool = False
-    previous_ipv6: str | None = None
     removed: bool = False
     proc_sys: Path = PROC_SYS
 
     def remove(self) -> list[str]:
-        """Undo every step that was applied; returns the errors (never raises)."""
+        """Undo isolation: back to ``original``; returns the errors (never raises)."""
         if self.removed:
             return []
         self.removed = True
-        errors: list[str] = []
         if self.tcx_link_fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self.tcx_link_fd)
             self.tcx_link_fd = -1
-        steps: list[tuple[bool, Sequence[str]]] = [
-            (
-                self.added_filter and not self.added_clsact,
-                ("tc", "filter", "del", "dev", self.ifname, "ingress", "pref", str(FILTER_PREF)),
-            ),
-            (self.added_clsact, ("tc", "qdisc", "del", "dev", self.ifname, "clsact")),
-            (self.turned_arp_off, ("ip", "link", "set", "dev", self.ifname, "arp", "on")),
-        ]
-        for wanted, argv in steps:
-            if wanted:
-                try:
-                    _run(*argv)
-                except IsolationError as exc:
-                    errors.append(str(exc))
-        if self.previous_ipv6 is not None:
-            try:
-                _ipv6_sysctl(self.ifname, self.proc_sys).write_text(self.previous_ipv6)
-            except OSError as exc:
-                errors.append(f"restore disable_ipv6 on {self.ifname}: {exc}")
-        return errors
+        return restore(self.original, self.proc_sys)
 
 
 def isolate(ifname: str, methods: Sequence[DropMethod] = tuple(DropMethod),
-            proc_sys: Path = PROC_SYS) -> Isolation:
+            proc_sys: Path = PROC_SYS, save: Save | None = None) -> Isolation:
     """Apply the three steps to ``ifname``; on failure undo what was done and raise.
 
-    ``methods`` are tried in order for the ingress drop; the first that works
-    is recorded in ``Isolation.method``. ``proc_sys`` is where the sysctl tree
-    is mounted.
+    ``save`` is called with the NIC's original state before anything is
+    changed, and again (with ``tc`` set) before the tc fallback changes
+    anything, so a record of it exists whenever the NIC differs from it.
+    ``methods`` are tried in order for the ingress drop; the first that
+    works is recorded in ``Isolation.method``. ``proc_sys`` is where the
+    sysctl tree is mounted.
     """
-    state = Isolation(ifname, proc_sys=proc_sys)
+    original = read_original(ifname, proc_sys)
+    remember: Save = save if save is not None else (lambda _original: None)
+    remember(original)
+    state = Isolation(ifname, original, proc_sys=proc_sys)
     try:
-        _drop_ingress(state, methods)
-        if not _arp_disabled(ifname):
+        _drop_ingress(state, methods, remember)
+        if not original.arp_off:
             _run("ip", "link", "set", "dev", ifname, "arp", "off")
-            state.turned_arp_off = True
-        sysctl = _ipv6_sysctl(ifname, proc_sys)
-        if sysctl.exists():
-            previous = sysctl.read_text().strip()
-            if previous != "1":
-                sysctl.write_text("1")
-                state.previous_ipv6 = previous
+        if original.disable_ipv6 not in (None, "1"):
+            _ipv6_sysctl(ifname, proc_sys).write_text("1")
     except BaseException:
         with contextlib.suppress(Exception):
             state.remove()
@@ -218,14 +283,17 @@ def isolate(ifname: str, methods: Sequence[DropMethod] = tuple(DropMethod),
     return state
 
 
-def _drop_ingress(state: Isolation, methods: Sequence[DropMethod]) -> None:
+def _drop_ingress(state: Isolation, methods: Sequence[DropMethod], remember: Save) -> None:
     failures: list[str] = []
     for method in methods:
         try:
             if method is DropMethod.TCX:
                 state.tcx_link_fd = attach_tcx_drop(state.ifname)
             else:
-                _add_tc_drop(state)
+                if state.original.tc is None:
+                    state.original.tc = TcOriginal(had_clsact=_has_clsact(state.ifname))
+                    remember(state.original)
+                _add_tc_drop(state.ifname, state.original.tc.had_clsact)
         except IsolationError as exc:
             failures.append(f"{method.value}: {exc}")
             continue
@@ -234,39 +302,117 @@ def _drop_ingress(state: Isolation, methods: Sequence[DropMethod]) -> None:
     raise IsolationError(f"cannot drop ingress on {state.ifname}: {'; '.join(failures)}")
 
 
-def _add_tc_drop(state: Isolation) -> None:
-    ifname = state.ifname
-    if not _has_clsact(ifname):
+def _add_tc_drop(ifname: str, had_clsact: bool) -> None:
+    if not had_clsact:
         _run("tc", "qdisc", "add", "dev", ifname, "clsact")
-        state.added_clsact = True
     try:
         _run(
             "tc", "filter", "add", "dev", ifname, "ingress", "pref", str(FILTER_PREF),
             "protocol", "all", "matchall", "action", "drop",
         )  # fmt: skip
     except IsolationError:
-        if state.added_clsact:
+        if not had_clsact:
             _run("tc", "qdisc", "del", "dev", ifname, "clsact", check=False)
-            state.added_clsact = False
         raise
-    state.added_filter = True
+
+
+@dataclass(slots=True)
+class RestoreReport:
+    """What restoring a previous run's records did."""
+
+    restored: list[str] = field(default_factory=list)  # NICs put back
+    dropped: list[str] = field(default_factory=list)  # records of NICs gone or replaced
+    busy: list[str] = field(default_factory=list)  # held by a running agent: left alone
+    failed: dict[str, list[str]] = field(default_factory=dict)  # record kept
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def restore_previous(run_dir: RunDir, proc_sys: Path = PROC_SYS) -> RestoreReport:
+    """Restore every NIC that an agent of this namespace left isolated (a stale record)."""
+    report = RestoreReport()
+    for ifname in run_dir.recorded():
+        with run_dir.stale(ifname) as found:
+            if found is None:
+                if run_dir.record_path(ifname).exists():
+                    report.busy.append(ifname)
+                continue
+            claim, original = found
+            if gone_reason(original) is not None:
+                report.dropped.append(ifname)
+                claim.release()
+                continue
+            errors = restore(original, proc_sys)
+            if errors:
+                report.failed[ifname] = errors
+                claim.release(keep_record=True)
+            else:
+                report.restored.append(ifname)
+                claim.release()
+    return report
 
 
 @dataclass(slots=True)
 class IsolationSet:
-    """Isolation of several NICs, removed together (in reverse order)."""
+    """Isolation of several NICs, removed together (in reverse order).
 
+    With a ``run_dir`` each NIC is claimed (locked) and its original state
+    recorded before it is changed; removing restores it and deletes the record.
+    """
+
+    run_dir: RunDir | None = None
     applied: list[Isolation] = field(default_factory=list)
+    _claims: dict[str, NicClaim] = field(default_factory=dict)
     proc_sys: Path = PROC_SYS
 
     def add(self, ifname: str, methods: Sequence[DropMethod] = tuple(DropMethod)) -> Isolation:
-        state = isolate(ifname, methods, self.proc_sys)
+        claim = self._claim(ifname)
+        saved: list[NicOriginal] = []
+
+        def save(original: NicOriginal) -> None:
+            if claim is not None:
+                claim.save(original)
+            saved.append(original)
+
+        try:
+            state = isolate(ifname, methods, self.proc_sys, save)
+        except BaseException:
+            if claim is not None:
+                # isolate undid its changes; keep the record if that did not work out
+                left = restore(saved[-1], self.proc_sys) if saved else []
+                claim.release(keep_record=bool(left))
+            raise
         self.applied.append(state)
+        if claim is not None:
+            self._claims[ifname] = claim
         return state
+
+    def _claim(self, ifname: str) -> NicClaim | None:
+        if self.run_dir is None:
+            return None
+        claim = self.run_dir.claim(ifname)
+        try:
+            leftover = self.run_dir.read(ifname)
+        except BaseException:
+            claim.release(keep_record=True)
+            raise
+        if leftover is not None:
+            claim.release(keep_record=True)
+            raise RecordError(
+                f"--interface {ifname}: {self.run_dir.record_path(ifname)} holds the NIC's "
+                "state from a previous run that could not be restored; fix what the log "
+                "said and run vrc-agent --restore-nics")
+        return claim
 
     def remove(self) -> list[str]:
         errors: list[str] = []
         for state in reversed(self.applied):
-            errors.extend(state.remove())
+            failed = state.remove()
+            errors.extend(failed)
+            claim = self._claims.pop(state.ifname, None)
+            if claim is not None:
+                claim.release(keep_record=bool(failed))
         self.applied.clear()
         return errors

@@ -134,6 +134,8 @@ class AgentProc:
         self.target = f"unix:{self.socket}"
         argv = [*script_argv("vrc-agent"), "--listen", self.target, "--host-id", "r",
                 "--log-format", "json", "--log-level", "debug", *extra]
+        if "--run-dir" not in extra:
+            argv += ["--run-dir", str(self.dir / "run")]  # never the host's /run/vrc-agent
         if "--arp-probes" not in extra:
             # RFC 5227 probing holds a new address back ~5-9 s; the test that
             # proves it gives its own value, the others start at once.

@@ -17,14 +17,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from agents.isolation import DropMethod, Isolation, isolate
+from agents.isolation import DropMethod, Isolation, IsolationSet, isolate, restore_previous
 from agents.link import PacketLink, RingConfig, TxMode
+from agents.nicrecord import RunDir
 
 
 class Helper:
     def __init__(self) -> None:
         self.link: PacketLink | None = None
         self.isolation: Isolation | None = None
+        self.recorded: IsolationSet | None = None
 
     def _link(self) -> PacketLink:
         if self.link is None:
@@ -68,15 +70,30 @@ class Helper:
                 "tx_errors": stats.tx_errors, "kernel_packets": packets,
                 "kernel_drops": drops, "outgoing_skipped": stats.rx_outgoing_skipped}
 
-    def op_isolate(self, ifname: str, methods: list[str]) -> dict[str, Any]:
-        self.isolation = isolate(ifname, tuple(DropMethod(m) for m in methods))
+    def op_isolate(self, ifname: str, methods: list[str],
+                   run_dir: str | None = None) -> dict[str, Any]:
+        """Isolate ``ifname``; with ``run_dir``, recorded there first (as vrc-agent does)."""
+        drop = tuple(DropMethod(m) for m in methods)
+        if run_dir is None:
+            self.isolation = isolate(ifname, drop)
+        else:
+            self.recorded = self.recorded or IsolationSet(RunDir(run_dir))
+            self.isolation = self.recorded.add(ifname, drop)
         method = self.isolation.method
         return {"method": method.value if method else None}
 
     def op_unisolate(self) -> dict[str, Any]:
-        errors = self.isolation.remove() if self.isolation is not None else []
-        self.isolation = None
+        if self.recorded is not None:
+            errors = self.recorded.remove()
+        else:
+            errors = self.isolation.remove() if self.isolation is not None else []
+        self.isolation = self.recorded = None
         return {"errors": errors}
+
+    def op_restore_previous(self, run_dir: str) -> dict[str, Any]:
+        report = restore_previous(RunDir(run_dir))
+        return {"restored": report.restored, "dropped": report.dropped, "busy": report.busy,
+                "failed": report.failed}
 
     def op_close(self) -> dict[str, Any]:
         if self.link is not None:
@@ -96,7 +113,9 @@ def main() -> None:
         except Exception as exc:
             reply = {"error": f"{type(exc).__name__}: {exc}"}
         print(json.dumps(reply), flush=True)
-    if helper.isolation is not None:
+    if helper.recorded is not None:
+        helper.recorded.remove()
+    elif helper.isolation is not None:
         helper.isolation.remove()
     if helper.link is not None:
         helper.link.close()

@@ -424,3 +424,76 @@ def test_agent_on_a_missing_nic_fails_to_start_and_leaves_nothing(lab: Lab) -> N
         AgentProc(Topology(lab, r, r, r, "", "vtnope0", "vtnope1", ""),
                   interfaces=("vtnope0",))
     assert r.run("ip", "-o", "link").stdout.count("NOARP") == 0
+
+
+# --- a crash: the NICs' original state survives it (issue 11 item 3) ------------------------
+
+
+def _nic_state(topo: Topology, ifname: str) -> tuple[bool, str]:
+    """(NOARP set, disable_ipv6) of one of R's NICs."""
+    flags = topo.r.run("ip", "-o", "link", "show", ifname).stdout
+    ipv6 = topo.r.run("cat", f"/proc/sys/net/ipv6/conf/{ifname}/disable_ipv6").stdout.strip()
+    return "NOARP" in flags, ipv6
+
+
+def _kill_isolating_agent(topo: Topology, run_dir: str) -> None:
+    """Start an agent with ``run_dir``, check it isolated R's NICs, SIGKILL it."""
+    for ifname in (topo.ra, topo.rb):
+        topo.r.sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", "0")
+        assert _nic_state(topo, ifname) == (False, "0")
+    first = AgentProc(topo, "--run-dir", run_dir)
+    try:
+        assert _nic_state(topo, topo.ra) == (True, "1")
+        first.proc.kill()
+        first.proc.wait(10)
+    finally:
+        first.cleanup()
+    # what a crash leaves: the NICs stay cut off from the kernel
+    for ifname in (topo.ra, topo.rb):
+        assert _nic_state(topo, ifname) == (True, "1")
+
+
+def test_after_a_crash_the_next_agent_restores_the_nics_original_state(
+    topo: Topology, tmp_path: Path
+) -> None:
+    run_dir = str(tmp_path / "run")
+    _kill_isolating_agent(topo, run_dir)
+    second = AgentProc(topo, "--run-dir", run_dir)
+    try:
+        assert _nic_state(topo, topo.ra) == (True, "1")  # isolated again while it runs
+        records = [record.get("event") for record in second.log_records()]
+        assert records.count("NIC restored from the record of an agent that did not stop "
+                             "cleanly") == 2
+    finally:
+        assert second.stop() == 0
+        second.cleanup()
+    # its clean stop puts back the state from before the first agent, not the isolated one
+    for ifname in (topo.ra, topo.rb):
+        assert _nic_state(topo, ifname) == (False, "0")
+    assert list(Path(run_dir).iterdir()) == []
+
+
+def test_restore_nics_puts_back_what_a_killed_agent_left(topo: Topology,
+                                                         tmp_path: Path) -> None:
+    from tests.netns import script_argv
+
+    run_dir = str(tmp_path / "run")
+    _kill_isolating_agent(topo, run_dir)
+    restored = topo.r.run(*script_argv("vrc-agent"), "--restore-nics", "--run-dir", run_dir,
+                          "--log-format", "json", check=False, timeout=60)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    for ifname in (topo.ra, topo.rb):
+        assert _nic_state(topo, ifname) == (False, "0")
+    again = topo.r.run(*script_argv("vrc-agent"), "--restore-nics", "--run-dir", run_dir,
+                       check=False, timeout=60)
+    assert again.returncode == 0 and "no NIC to restore" in again.stdout + again.stderr
+
+
+def test_a_second_agent_on_the_same_nic_is_refused_and_changes_nothing(
+    agent: AgentProc, topo: Topology
+) -> None:
+    run_dir = str(agent.dir / "run")  # the running agent's
+    with pytest.raises(LabError, match="another vrc-agent"):
+        AgentProc(topo, "--run-dir", run_dir, "--listen", f"unix:{agent.dir}/second.sock")
+    assert ping(topo.a, R_A_ADDR, count=1).returncode == 0  # the first one is unharmed
+    assert _nic_state(topo, topo.ra)[0]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -236,3 +237,76 @@ def test_tc_method_either_drops_or_fails_without_leftovers(pair: Pair) -> None:
     assert "matchall" in filters
     link.call("unisolate")
     assert "clsact" not in pair.r.run("tc", "qdisc", "show", "dev", pair.ra).stdout
+
+
+# --- a killed holder: the record puts the NIC back ---------------------------------------
+
+
+def _isolated_state(pair: Pair) -> tuple[bool, str, bool]:
+    """(NOARP set, disable_ipv6, vrc's tc drop filter present) on ``pair.ra``."""
+    flags = pair.r.run("ip", "-o", "link", "show", pair.ra).stdout
+    ipv6 = pair.r.run("cat", f"/proc/sys/net/ipv6/conf/{pair.ra}/disable_ipv6").stdout.strip()
+    filters = pair.r.run("tc", "filter", "show", "dev", pair.ra, "ingress", check=False).stdout
+    return "NOARP" in flags, ipv6, "matchall" in filters
+
+
+def test_a_killed_holder_leaves_a_record_that_puts_the_nic_back(pair: Pair,
+                                                                tmp_path: Path) -> None:
+    run_dir = str(tmp_path / "run")
+    pair.r.sysctl(f"net.ipv6.conf.{pair.ra}.disable_ipv6", "0")
+    assert _isolated_state(pair) == (False, "0", False)
+    holder = pair.helper(pair.r)
+    assert holder.call("isolate", ifname=pair.ra, methods=["tcx"],
+                       run_dir=run_dir)["method"] == "tcx"
+    assert _isolated_state(pair)[:2] == (True, "1")
+    holder.proc.kill()
+    holder.proc.wait(10)
+    # arp off and disable_ipv6 outlive the process (the TCX link does not)
+    assert _isolated_state(pair)[:2] == (True, "1")
+    report = pair.helper(pair.r).call("restore_previous", run_dir=run_dir)
+    assert report["restored"] == [pair.ra] and not report["failed"]
+    assert _isolated_state(pair) == (False, "0", False)
+    assert list(Path(run_dir).iterdir()) == []  # record and lock gone
+
+
+@pytest.mark.parametrize("someone_elses_filter", [False, True])
+def test_restore_removes_a_tc_drop_left_behind_and_only_ours(
+    pair: Pair, tmp_path: Path, someone_elses_filter: bool
+) -> None:
+    """The tc fallback's filter outlives the agent too. This kernel may lack matchall
+    (the test machine does), so a classify-only u32 filter at vrc's preference stands
+    in for the one a killed agent left, with the record it would have written."""
+    from agents.isolation import FILTER_PREF
+    from agents.nicrecord import NicOriginal, RunDir, TcOriginal
+
+    ifindex = int(pair.r.run("cat", f"/sys/class/net/{pair.ra}/ifindex").stdout)
+    netns_inode = int(pair.r.run("stat", "-L", "-c", "%i", "/proc/self/ns/net").stdout)
+    run = RunDir(tmp_path / "run", netns=netns_inode)
+    run.write(NicOriginal(pair.ra, ifindex, arp_off=False, disable_ipv6="0",
+                          tc=TcOriginal(had_clsact=False), pid=1))
+    pair.r.run("tc", "qdisc", "add", "dev", pair.ra, "clsact")
+    pair.r.run("tc", "filter", "add", "dev", pair.ra, "ingress", "pref", str(FILTER_PREF),
+               "protocol", "all", "u32", "match", "u32", "0", "0")
+    if someone_elses_filter:
+        pair.r.run("tc", "filter", "add", "dev", pair.ra, "egress", "pref", "7",
+                   "protocol", "all", "u32", "match", "u32", "0", "0")
+    pair.r.ip("link", "set", "dev", pair.ra, "arp", "off")
+    assert _isolated_state(pair)[0] and f"pref {FILTER_PREF} " in pair.r.run(
+        "tc", "filter", "show", "dev", pair.ra, "ingress").stdout
+    report = pair.helper(pair.r).call("restore_previous", run_dir=str(run.path))
+    assert report["restored"] == [pair.ra], report
+    assert f"pref {FILTER_PREF} " not in pair.r.run(
+        "tc", "filter", "show", "dev", pair.ra, "ingress", check=False).stdout
+    assert "NOARP" not in pair.r.run("ip", "-o", "link", "show", pair.ra).stdout
+    qdiscs = pair.r.run("tc", "qdisc", "show", "dev", pair.ra).stdout
+    # our clsact goes, unless someone else's filter lives in it now
+    assert ("clsact" in qdiscs) is someone_elses_filter
+
+
+def test_a_clean_unisolate_removes_the_record(pair: Pair, tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    holder = pair.helper(pair.r)
+    holder.call("isolate", ifname=pair.ra, methods=["tcx", "tc"], run_dir=str(run_dir))
+    assert [p.suffix for p in sorted(run_dir.iterdir())] == [".json", ".lock"]
+    assert holder.call("unisolate")["errors"] == []
+    assert list(run_dir.iterdir()) == []
