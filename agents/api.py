@@ -22,6 +22,7 @@ from agents import convert
 from agents.convert import address_to_pb, arp_to_pb, interface_to_pb, require, route_to_pb
 from agents.errors import invalid, map_errors_of
 from agents.gate import Gate, Mailbox
+from agents.stats import StatsSnapshot, StatsSource
 from router import Event, EventKind, RouterError
 from router.errors import EADDRNOTAVAIL, ENXIO
 from vrc.v1 import agent_pb2, agent_pb2_grpc, types_pb2
@@ -71,14 +72,18 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     """The vrc.v1.Agent service over one engine gate."""
 
     def __init__(self, gate: Gate, *, wall_offset: Callable[[], float] | None = None,
-                 nic_mtu: Callable[[str], int | None] | None = None) -> None:
+                 nic_mtu: Callable[[str], int | None] | None = None,
+                 stats: StatsSource | None = None) -> None:
         """``wall_offset`` turns the engine's clock into UNIX time for captured frames
         (the agent's loop runs on ``time.monotonic``); None keeps the engine's clock.
         ``nic_mtu`` gives the MTU of the host NIC behind an engine interface (None
-        for interfaces without one, such as ``ngN``)."""
+        for interfaces without one, such as ``ngN``). ``stats`` is what GetStats
+        reads (the metrics endpoint's source in vrc-agent); by default the
+        engine's numbers only."""
         self._gate = gate
         self._wall_offset = wall_offset
         self._nic_mtu = nic_mtu
+        self._stats = stats if stats is not None else StatsSource(gate)
 
     # --- interfaces ------------------------------------------------------------------
 
@@ -262,6 +267,12 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         return self._gate.call(lambda e: agent_pb2.QueryResponse(
             result=bool(e.query(kind, address, ifname))))
 
+    # --- counters --------------------------------------------------------------------
+
+    def GetStats(self, request: agent_pb2.GetStatsRequest,
+                 context: grpc.ServicerContext) -> agent_pb2.GetStatsResponse:
+        return stats_to_pb(self._stats.read())
+
     # --- streams ---------------------------------------------------------------------
 
     def WatchEvents(self, request: agent_pb2.WatchEventsRequest,
@@ -351,6 +362,36 @@ class AgentService(agent_pb2_grpc.AgentServicer):
             feeder.raise_error()
         finally:
             self._gate.close_hook(handle)
+
+
+def stats_to_pb(snap: StatsSnapshot) -> agent_pb2.GetStatsResponse:
+    """A stats snapshot as the GetStats reply (the metrics endpoint renders the same one)."""
+    reply = agent_pb2.GetStatsResponse(
+        drops=[agent_pb2.DropCount(reason=r, count=n) for r, n in sorted(snap.drops.items())],
+        fast_path_hits=snap.fast_path_hits,
+        protocols=[agent_pb2.ProtocolCounter(name=k, value=v)
+                   for k, v in sorted(snap.protocols.items())],
+        interfaces=[agent_pb2.InterfaceStats(
+            ifname=ifp.name, up=ifp.up, mtu=ifp.mtu,
+            counters=convert.counters_to_pb(ifp.counters), arp_entries=ifp.arp_entries,
+            arp_states=[agent_pb2.ArpStateCount(state=s, count=n)
+                        for s, n in ifp.arp_states.items()])
+            for ifp in snap.interfaces],
+        links=[agent_pb2.LinkStats(
+            ifname=link.ifname, receive_frames=link.counts["rx_frames"],
+            transmit_frames=link.counts["tx_frames"], transmit_errors=link.counts["tx_errors"],
+            transmit_oversize=link.counts["tx_oversize"],
+            ring_drops=link.counts["kernel_drops"], promiscuous=link.promiscuous)
+            for link in snap.links],
+    )
+    if snap.loop is not None:
+        loop = snap.loop
+        reply.dataplane.CopyFrom(agent_pb2.DataplaneStats(
+            iterations=loop["iterations"], frames_in=loop["frames_in"],
+            frames_out=loop["frames_out"], timer_runs=loop["ticks"],
+            unroutable=loop["tx_unroutable"], transmit_failed=loop["tx_failed"],
+            errors=loop["engine_errors"]))
+    return reply
 
 
 def _interface_pb(engine: Any, name: str) -> types_pb2.Interface:

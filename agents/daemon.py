@@ -38,6 +38,7 @@ from agents.link import PacketLink, RingConfig, TxMode
 from agents.nicrecord import DEFAULT_RUN_DIR, RecordError, RunDir
 from agents.numbers import argparse_count
 from agents.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT
+from agents.stats import StatsSource
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
 
 DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
@@ -279,6 +280,7 @@ class Agent:
         self.metrics: Any = None
         self.health: Any = None
         self.health_checker: Any = None
+        self.stats: Any = None
         self._opened: list[PacketLink] = []
 
     def start(self) -> None:
@@ -317,11 +319,16 @@ class Agent:
         self.gate = Gate(engine)
         self.dataplane = DataPlane(self.gate, self.links, log=self.log)
         self.dataplane.start()
+        dataplane = self.dataplane
+        self.stats = StatsSource(
+            self.gate, links=lambda: list(self.links.values()),
+            loop_stats=lambda: dataplane.stats if self.dataplane is not None else None)
         self.server, self.address = build_server(
             self.gate, opts.listen, tls_cert=opts.tls_cert, tls_key=opts.tls_key,
             tls_client_ca=opts.tls_client_ca, insecure=opts.insecure, log=self.log,
             wall_offset=wall_offset, nic_mtu=self.nic_mtu,
             streams=stream_budget(opts.max_streams, opts.max_streams_per_client),
+            stats=self.stats,
         )  # fmt: skip
         self.server.start()
         if opts.metrics:
@@ -411,13 +418,7 @@ class Agent:
     def _start_metrics(self, listen: str) -> None:
         from agents.metrics import EngineCollector, serve_metrics
 
-        dataplane = self.dataplane
-        collector = EngineCollector(
-            self.gate,
-            links=lambda: list(self.links.values()),
-            loop_stats=lambda: dataplane.stats if dataplane is not None else None,
-        )
-        self.metrics = serve_metrics(collector, listen)
+        self.metrics = serve_metrics(EngineCollector.of(self.stats), listen)
         self.log.info("metrics", listen=self.metrics.address)
 
     def stop(self) -> None:

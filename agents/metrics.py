@@ -1,18 +1,21 @@
 """Prometheus metrics: read at scrape time, never on the packet path.
 
-``EngineCollector`` is a custom collector. On each scrape it takes the
-engine gate's lock once, copies the numbers it needs (interface counters,
-ARP table sizes, drop counters by reason) and releases the lock; the data
-plane only pays for that copy, once per scrape. Link and loop statistics are
-plain attributes of the agent's own objects and are read without the lock.
+``EngineCollector`` is a custom collector. On each scrape it reads one
+:class:`agents.stats.StatsSnapshot` (the engine gate's lock taken once; the
+links' and the loop's counts without it) — the same snapshot ``GetStats``
+answers with, so the two always agree.
 
 Metric names:
 
 * ``vrc_interface_<counter>_total{ifname}`` for every ``if_data`` counter
   (``receive_packets``, ``transmit_bytes``, ``input_errors``...);
 * ``vrc_interface_up{ifname}``, ``vrc_interface_mtu{ifname}``;
-* ``vrc_arp_entries{ifname}``: ARP table size per interface;
+* ``vrc_arp_entries{ifname}``: ARP table size per interface, and
+  ``vrc_arp_entries_by_state{ifname,state}``;
 * ``vrc_drops_total{reason}``: packets the engine dropped, by reason;
+* ``vrc_fastpath_hits_total``: packets the fast path forwarded;
+* ``vrc_protocol_total{counter}``: the engine's protocol counters
+  (``ipv4.forwarded``, ``arp.requests_in``...);
 * ``vrc_link_*{ifname}``: the AF_PACKET link's own counts (frames taken from
   the ring, kernel ring drops, transmit errors);
 * ``vrc_dataplane_*``: loop iterations, frames in/out, timer runs.
@@ -20,16 +23,13 @@ Metric names:
 
 from __future__ import annotations
 
-import contextlib
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from router import IfFlags
+from agents.stats import StatsSnapshot, StatsSource
 from serving.metrics import MetricsServer, parse_hostport, serve_metrics
 
 __all__ = ["EngineCollector", "MetricsServer", "parse_hostport", "serve_metrics"]
@@ -50,35 +50,7 @@ INTERFACE_COUNTERS: dict[str, tuple[str, str]] = {
     "collisions": ("collisions", "Collisions"),
 }
 
-
-@dataclass(slots=True)
-class EngineSnapshot:
-    """Numbers copied out of the engine under the lock."""
-
-    interfaces: list[tuple[str, dict[str, int], bool, int]] = field(default_factory=list)
-    arp_sizes: dict[str, int] = field(default_factory=dict)
-    drops: dict[str, int] = field(default_factory=dict)
-
-
-def snapshot_engine(engine: Any) -> EngineSnapshot:
-    """Copy what the collector exports; runs under the gate's lock."""
-    snap = EngineSnapshot()
-    for ifp in engine.interfaces():
-        counters = ifp.counters.as_dict() if hasattr(ifp.counters, "as_dict") else {}
-        snap.interfaces.append((ifp.name, counters, bool(ifp.flags & IfFlags.UP), ifp.mtu))
-    sizes: Counter[str] = Counter(entry.ifname for entry in engine.arp_entries(""))
-    snap.arp_sizes = {ifname: sizes.get(ifname, 0) for ifname, *_ in snap.interfaces}
-    snap.drops = {str(reason): int(count) for reason, count in drop_counts(engine).items()}
-    return snap
-
-
-def drop_counts(engine: Any) -> Mapping[Any, int]:
-    """The engine's drop counters by reason (``Engine.drop_counts()``), if it has them."""
-    reader = getattr(engine, "drop_counts", None)
-    if reader is None:
-        return {}
-    counts = reader()
-    return {getattr(reason, "name", reason): value for reason, value in counts.items()}
+Family = CounterMetricFamily | GaugeMetricFamily
 
 
 class EngineCollector(Collector):
@@ -90,41 +62,61 @@ class EngineCollector(Collector):
         links: Callable[[], Iterable[Any]] = list,
         loop_stats: Callable[[], Any] = lambda: None,
     ) -> None:
-        self.gate = gate
-        self.links = links
-        self.loop_stats = loop_stats
+        self.source = StatsSource(gate, links, loop_stats)
 
-    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
-        with self.gate.locked() as engine:
-            snap = snapshot_engine(engine)
+    @classmethod
+    def of(cls, source: StatsSource) -> EngineCollector:
+        """A collector over an existing source (the one GetStats reads too)."""
+        collector = cls.__new__(cls)
+        collector.source = source
+        return collector
+
+    def collect(self) -> Iterator[Family]:
+        snap = self.source.read()
         yield from _interface_metrics(snap)
-        arp = GaugeMetricFamily("vrc_arp_entries", "ARP table entries", labels=["ifname"])
-        for ifname, size in sorted(snap.arp_sizes.items()):
-            arp.add_metric([ifname], size)
-        yield arp
+        yield from _arp_metrics(snap)
         drops = CounterMetricFamily("vrc_drops", "Packets dropped, by reason", labels=["reason"])
         for reason, count in sorted(snap.drops.items()):
             drops.add_metric([reason], count)
         yield drops
-        yield from _link_metrics(list(self.links()))
-        yield from _loop_metrics(self.loop_stats())
+        yield CounterMetricFamily("vrc_fastpath_hits", "Packets the fast path forwarded",
+                                  value=snap.fast_path_hits)
+        protocols = CounterMetricFamily("vrc_protocol", "Engine protocol counters",
+                                        labels=["counter"])
+        for name, value in sorted(snap.protocols.items()):
+            protocols.add_metric([name], value)
+        yield protocols
+        yield from _link_metrics(snap)
+        yield from _loop_metrics(snap)
 
 
-def _interface_metrics(snap: EngineSnapshot) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+def _interface_metrics(snap: StatsSnapshot) -> Iterator[Family]:
     families = {
         key: CounterMetricFamily(f"vrc_interface_{stem}", text, labels=["ifname"])
         for key, (stem, text) in INTERFACE_COUNTERS.items()
     }
     up = GaugeMetricFamily("vrc_interface_up", "1 when the interface is UP", labels=["ifname"])
     mtu = GaugeMetricFamily("vrc_interface_mtu", "Interface MTU", labels=["ifname"])
-    for ifname, counters, is_up, ifmtu in snap.interfaces:
+    for ifp in snap.interfaces:
         for key, family in families.items():
-            family.add_metric([ifname], counters.get(key, 0))
-        up.add_metric([ifname], 1 if is_up else 0)
-        mtu.add_metric([ifname], ifmtu)
+            family.add_metric([ifp.name], ifp.counters.get(key, 0))
+        up.add_metric([ifp.name], 1 if ifp.up else 0)
+        mtu.add_metric([ifp.name], ifp.mtu)
     yield from families.values()
     yield up
     yield mtu
+
+
+def _arp_metrics(snap: StatsSnapshot) -> Iterator[Family]:
+    sizes = GaugeMetricFamily("vrc_arp_entries", "ARP table entries", labels=["ifname"])
+    by_state = GaugeMetricFamily("vrc_arp_entries_by_state", "ARP table entries by state",
+                                 labels=["ifname", "state"])
+    for ifp in sorted(snap.interfaces, key=lambda i: i.name):
+        sizes.add_metric([ifp.name], ifp.arp_entries)
+        for state, count in ifp.arp_states.items():
+            by_state.add_metric([ifp.name, state], count)
+    yield sizes
+    yield by_state
 
 
 LINK_COUNTERS = {
@@ -136,7 +128,7 @@ LINK_COUNTERS = {
 }
 
 
-def _link_metrics(links: list[Any]) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+def _link_metrics(snap: StatsSnapshot) -> Iterator[Family]:
     families = {
         key: CounterMetricFamily(name, text, labels=["ifname"])
         for key, (name, text) in LINK_COUNTERS.items()
@@ -144,13 +136,9 @@ def _link_metrics(links: list[Any]) -> Iterator[CounterMetricFamily | GaugeMetri
     promisc = GaugeMetricFamily(
         "vrc_link_promiscuous", "1 while the NIC is held promiscuous", labels=["ifname"]
     )
-    for link in links:
-        refresh = getattr(link, "kernel_stats", None)
-        if refresh is not None and not getattr(link, "closed", False):
-            with contextlib.suppress(OSError):
-                refresh()
+    for link in snap.links:
         for key, family in families.items():
-            family.add_metric([link.ifname], getattr(link.stats, key, 0))
+            family.add_metric([link.ifname], link.counts.get(key, 0))
         promisc.add_metric([link.ifname], 1 if link.promiscuous else 0)
     yield from families.values()
     yield promisc
@@ -167,8 +155,8 @@ LOOP_COUNTERS = {
 }
 
 
-def _loop_metrics(stats: Any) -> Iterator[CounterMetricFamily]:
-    if stats is None:
+def _loop_metrics(snap: StatsSnapshot) -> Iterator[Family]:
+    if snap.loop is None:
         return
     for key, (name, text) in LOOP_COUNTERS.items():
-        yield CounterMetricFamily(name, text, value=getattr(stats, key, 0))
+        yield CounterMetricFamily(name, text, value=snap.loop.get(key, 0))

@@ -28,6 +28,7 @@ from grpc_health.v1 import health
 
 from agents.api import AgentService
 from agents.gate import Gate
+from agents.stats import StatsSource
 from serving import server as serving
 from serving.server import (
     ListenAddress,
@@ -55,10 +56,11 @@ _log = logging.getLogger("vrc.agent.server")
 
 
 def _service(target: AgentService | Gate, wall_offset: Callable[[], float] | None,
-             nic_mtu: Callable[[str], int | None] | None) -> AgentService:
+             nic_mtu: Callable[[str], int | None] | None,
+             stats: StatsSource | None) -> AgentService:
     if isinstance(target, AgentService):
         return target
-    return AgentService(target, wall_offset=wall_offset, nic_mtu=nic_mtu)
+    return AgentService(target, wall_offset=wall_offset, nic_mtu=nic_mtu, stats=stats)
 
 
 def stream_budget(total: int = MAX_STREAMS,
@@ -83,6 +85,7 @@ def build_server(
     log: Any = None,
     streams: StreamBudget | None = None,
     unary_threads: int = DEFAULT_UNARY_THREADS,
+    stats: StatsSource | None = None,
     wall_offset: Callable[[], float] | None = None,
     nic_mtu: Callable[[str], int | None] | None = None,
 ) -> tuple[grpc.Server, str]:
@@ -95,6 +98,7 @@ def build_server(
     ``nic_mtu`` (the MTU of the host NIC behind an interface) caps ``SetInterface``.
     ``streams`` bounds open streams (default :func:`stream_budget`); the pool
     has a thread per stream of it plus ``unary_threads`` that streams never take.
+    ``stats`` is what GetStats reads (vrc-agent passes the metrics endpoint's).
     """
     log = log if log is not None else _log
     address = parse_listen(listen)
@@ -102,7 +106,8 @@ def build_server(
     check_access(address, tls, insecure)
     credentials = server_credentials(tls) if tls is not None else None
     server = budgeted_server(streams or stream_budget(), unary_threads=unary_threads)
-    agent_pb2_grpc.add_AgentServicer_to_server(_service(target, wall_offset, nic_mtu), server)
+    service = _service(target, wall_offset, nic_mtu, stats)
+    agent_pb2_grpc.add_AgentServicer_to_server(service, server)
     add_health_and_reflection(server)
     bound = serving.bind(server, address, credentials)
     if tls is None and not address.is_local:

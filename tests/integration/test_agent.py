@@ -322,6 +322,13 @@ def test_malformed_frames_are_counted_by_reason_and_the_router_keeps_answering(
             return all(after.get(r, 0) - before.get(r, 0) >= 1 for r in reasons)
 
         wait_for(counted, 10.0, f"drops {reasons} to be counted")
+        # GetStats and /metrics read one snapshot source: the same numbers
+        stats = agent.stub.GetStats(agent_pb2.GetStatsRequest(), timeout=10)
+        by_reason = {drop.reason: drop.count for drop in stats.drops}
+        scraped = _drops(topo.r)
+        assert {r: by_reason[r] for r in reasons} == {r: scraped[r] for r in reasons}
+        assert stats.dataplane.frames_in > 0 and {link.ifname for link in stats.links} == {
+            topo.ra, topo.rb}
         result = ping(topo.a, R_A_ADDR, count=2)
         assert result.returncode == 0, result.stdout
         assert agent.proc.poll() is None

@@ -302,3 +302,99 @@ class HookResponse(_message.Message):
     attached: bool
     packets: _containers.RepeatedScalarFieldContainer[bytes]
     def __init__(self, attached: _Optional[bool] = ..., packets: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class GetStatsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class DropCount(_message.Message):
+    __slots__ = ("reason", "count")
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    reason: str
+    count: int
+    def __init__(self, reason: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class ArpStateCount(_message.Message):
+    __slots__ = ("state", "count")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    state: str
+    count: int
+    def __init__(self, state: _Optional[str] = ..., count: _Optional[int] = ...) -> None: ...
+
+class InterfaceStats(_message.Message):
+    __slots__ = ("ifname", "up", "mtu", "counters", "arp_entries", "arp_states")
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    UP_FIELD_NUMBER: _ClassVar[int]
+    MTU_FIELD_NUMBER: _ClassVar[int]
+    COUNTERS_FIELD_NUMBER: _ClassVar[int]
+    ARP_ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    ARP_STATES_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    up: bool
+    mtu: int
+    counters: _types_pb2.Counters
+    arp_entries: int
+    arp_states: _containers.RepeatedCompositeFieldContainer[ArpStateCount]
+    def __init__(self, ifname: _Optional[str] = ..., up: _Optional[bool] = ..., mtu: _Optional[int] = ..., counters: _Optional[_Union[_types_pb2.Counters, _Mapping]] = ..., arp_entries: _Optional[int] = ..., arp_states: _Optional[_Iterable[_Union[ArpStateCount, _Mapping]]] = ...) -> None: ...
+
+class ProtocolCounter(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: int
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+
+class LinkStats(_message.Message):
+    __slots__ = ("ifname", "receive_frames", "transmit_frames", "transmit_errors", "transmit_oversize", "ring_drops", "promiscuous")
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    RECEIVE_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TRANSMIT_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    TRANSMIT_ERRORS_FIELD_NUMBER: _ClassVar[int]
+    TRANSMIT_OVERSIZE_FIELD_NUMBER: _ClassVar[int]
+    RING_DROPS_FIELD_NUMBER: _ClassVar[int]
+    PROMISCUOUS_FIELD_NUMBER: _ClassVar[int]
+    ifname: str
+    receive_frames: int
+    transmit_frames: int
+    transmit_errors: int
+    transmit_oversize: int
+    ring_drops: int
+    promiscuous: bool
+    def __init__(self, ifname: _Optional[str] = ..., receive_frames: _Optional[int] = ..., transmit_frames: _Optional[int] = ..., transmit_errors: _Optional[int] = ..., transmit_oversize: _Optional[int] = ..., ring_drops: _Optional[int] = ..., promiscuous: _Optional[bool] = ...) -> None: ...
+
+class DataplaneStats(_message.Message):
+    __slots__ = ("iterations", "frames_in", "frames_out", "timer_runs", "unroutable", "transmit_failed", "errors")
+    ITERATIONS_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_IN_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_OUT_FIELD_NUMBER: _ClassVar[int]
+    TIMER_RUNS_FIELD_NUMBER: _ClassVar[int]
+    UNROUTABLE_FIELD_NUMBER: _ClassVar[int]
+    TRANSMIT_FAILED_FIELD_NUMBER: _ClassVar[int]
+    ERRORS_FIELD_NUMBER: _ClassVar[int]
+    iterations: int
+    frames_in: int
+    frames_out: int
+    timer_runs: int
+    unroutable: int
+    transmit_failed: int
+    errors: int
+    def __init__(self, iterations: _Optional[int] = ..., frames_in: _Optional[int] = ..., frames_out: _Optional[int] = ..., timer_runs: _Optional[int] = ..., unroutable: _Optional[int] = ..., transmit_failed: _Optional[int] = ..., errors: _Optional[int] = ...) -> None: ...
+
+class GetStatsResponse(_message.Message):
+    __slots__ = ("drops", "interfaces", "fast_path_hits", "protocols", "links", "dataplane")
+    DROPS_FIELD_NUMBER: _ClassVar[int]
+    INTERFACES_FIELD_NUMBER: _ClassVar[int]
+    FAST_PATH_HITS_FIELD_NUMBER: _ClassVar[int]
+    PROTOCOLS_FIELD_NUMBER: _ClassVar[int]
+    LINKS_FIELD_NUMBER: _ClassVar[int]
+    DATAPLANE_FIELD_NUMBER: _ClassVar[int]
+    drops: _containers.RepeatedCompositeFieldContainer[DropCount]
+    interfaces: _containers.RepeatedCompositeFieldContainer[InterfaceStats]
+    fast_path_hits: int
+    protocols: _containers.RepeatedCompositeFieldContainer[ProtocolCounter]
+    links: _containers.RepeatedCompositeFieldContainer[LinkStats]
+    dataplane: DataplaneStats
+    def __init__(self, drops: _Optional[_Iterable[_Union[DropCount, _Mapping]]] = ..., interfaces: _Optional[_Iterable[_Union[InterfaceStats, _Mapping]]] = ..., fast_path_hits: _Optional[int] = ..., protocols: _Optional[_Iterable[_Union[ProtocolCounter, _Mapping]]] = ..., links: _Optional[_Iterable[_Union[LinkStats, _Mapping]]] = ..., dataplane: _Optional[_Union[DataplaneStats, _Mapping]] = ...) -> None: ...

@@ -141,6 +141,11 @@ class AgentStub:
                 request_serializer=vrc_dot_v1_dot_agent__pb2.HookRequest.SerializeToString,
                 response_deserializer=vrc_dot_v1_dot_agent__pb2.HookResponse.FromString,
                 _registered_method=True)
+        self.GetStats = channel.unary_unary(
+                '/vrc.v1.Agent/GetStats',
+                request_serializer=vrc_dot_v1_dot_agent__pb2.GetStatsRequest.SerializeToString,
+                response_deserializer=vrc_dot_v1_dot_agent__pb2.GetStatsResponse.FromString,
+                _registered_method=True)
 
 
 class AgentServicer:
@@ -286,6 +291,15 @@ class AgentServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStats(self, request, context):
+        """Counters: drops by reason, per-interface counters and ARP tables, the
+        fast path, protocol counters and, in vrc-agent, the AF_PACKET links and
+        the data-plane loop. The same numbers as the Prometheus /metrics endpoint.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AgentServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -393,6 +407,11 @@ def add_AgentServicer_to_server(servicer, server):
                     servicer.Hook,
                     request_deserializer=vrc_dot_v1_dot_agent__pb2.HookRequest.FromString,
                     response_serializer=vrc_dot_v1_dot_agent__pb2.HookResponse.SerializeToString,
+            ),
+            'GetStats': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStats,
+                    request_deserializer=vrc_dot_v1_dot_agent__pb2.GetStatsRequest.FromString,
+                    response_serializer=vrc_dot_v1_dot_agent__pb2.GetStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -963,6 +982,33 @@ class Agent:
             '/vrc.v1.Agent/Hook',
             vrc_dot_v1_dot_agent__pb2.HookRequest.SerializeToString,
             vrc_dot_v1_dot_agent__pb2.HookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vrc.v1.Agent/GetStats',
+            vrc_dot_v1_dot_agent__pb2.GetStatsRequest.SerializeToString,
+            vrc_dot_v1_dot_agent__pb2.GetStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,
