@@ -39,7 +39,13 @@ from serving.server import (
     server_credentials,
     tls_files,
 )
-from serving.streams import DEFAULT_UNARY_THREADS, StreamBudget, budgeted_server
+from serving.streams import (
+    DEFAULT_KEEPALIVE_SECONDS,
+    DEFAULT_KEEPALIVE_TIMEOUT_SECONDS,
+    DEFAULT_UNARY_THREADS,
+    StreamBudget,
+    budgeted_server,
+)
 from vrc.v1 import agent_pb2, agent_pb2_grpc
 
 __all__ = [
@@ -85,6 +91,8 @@ def build_server(
     log: Any = None,
     streams: StreamBudget | None = None,
     unary_threads: int = DEFAULT_UNARY_THREADS,
+    keepalive: tuple[float, float] = (DEFAULT_KEEPALIVE_SECONDS,
+                                      DEFAULT_KEEPALIVE_TIMEOUT_SECONDS),
     stats: StatsSource | None = None,
     wall_offset: Callable[[], float] | None = None,
     nic_mtu: Callable[[str], int | None] | None = None,
@@ -97,7 +105,9 @@ def build_server(
     add to the engine's clock for UNIX time) stamps captured frames with real time;
     ``nic_mtu`` (the MTU of the host NIC behind an interface) caps ``SetInterface``.
     ``streams`` bounds open streams (default :func:`stream_budget`); the pool
-    has a thread per stream of it plus ``unary_threads`` that streams never take.
+    has a thread per stream of it plus ``unary_threads`` that streams never take;
+    ``keepalive`` (seconds between pings on an idle connection, seconds to wait
+    for the answer) ends the streams of a peer that vanished.
     ``stats`` is what GetStats reads (vrc-agent passes the metrics endpoint's).
     """
     log = log if log is not None else _log
@@ -105,7 +115,8 @@ def build_server(
     tls = tls_files(tls_cert, tls_key, tls_client_ca)
     check_access(address, tls, insecure)
     credentials = server_credentials(tls) if tls is not None else None
-    server = budgeted_server(streams or stream_budget(), unary_threads=unary_threads)
+    server = budgeted_server(streams or stream_budget(), unary_threads=unary_threads,
+                             keepalive=keepalive)
     service = _service(target, wall_offset, nic_mtu, stats)
     agent_pb2_grpc.add_AgentServicer_to_server(service, server)
     add_health_and_reflection(server)

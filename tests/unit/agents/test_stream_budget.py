@@ -247,3 +247,97 @@ def test_health_watch_holds_no_slot_and_works_with_the_budget_full(socket_dir: s
             health_pb2.HealthCheckRequest(service=""), timeout=DEADLINE)
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         watch.cancel()
+
+
+class FreezingProxy:
+    """TCP between a client and the server that can stop carrying bytes, sockets left open:
+    to the server the client looks like a host that lost power."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import socket
+
+        self.target = target
+        self.frozen = threading.Event()
+        self.stopped = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = self.listener.getsockname()[1]
+        self.sockets: list[Any] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return  # closed
+            server = socket.create_connection(self.target)
+            self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source: Any, sink: Any) -> None:
+        source.settimeout(0.2)
+        while not self.stopped.is_set():
+            if self.frozen.is_set():
+                time.sleep(0.05)
+                continue
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            if self.frozen.is_set():
+                continue  # swallowed: nothing gets through any more
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+def test_the_streams_of_a_peer_that_vanished_free_their_slots() -> None:
+    """Keepalive pings go unanswered, the server drops the connection and its streams."""
+    gate = Gate(sample_engine())
+    server, address = build_server(gate, "127.0.0.1:0", streams=stream_budget(1, 1),
+                                   unary_threads=2, keepalive=(1.0, 1.0))
+    server.start()
+    port = int(address.rsplit(":", 1)[1])
+    proxy = FreezingProxy(("127.0.0.1", port))
+    vanishing = grpc.insecure_channel(f"127.0.0.1:{proxy.port}")
+    direct = grpc.insecure_channel(address)
+    try:
+        held = agent_pb2_grpc.AgentStub(vanishing).WatchEvents(pb.WatchEventsRequest(),
+                                                               timeout=120)
+        next(held)
+        stub = agent_pb2_grpc.AgentStub(direct)
+        refused(lambda: next(stub.WatchEvents(pb.WatchEventsRequest(), timeout=DEADLINE)))
+        proxy.frozen.set()
+        deadline = time.monotonic() + 60  # generous; keepalive needs about 2 s here
+        while True:
+            call = stub.WatchEvents(pb.WatchEventsRequest(), timeout=DEADLINE)
+            try:
+                next(call)
+                call.cancel()
+                break
+            except grpc.RpcError as error:
+                assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+                assert time.monotonic() < deadline, "the vanished peer kept its slot"
+                time.sleep(0.2)
+    finally:
+        proxy.close()
+        vanishing.close()
+        direct.close()
+        server.stop(None).wait()
