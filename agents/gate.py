@@ -26,9 +26,11 @@ capture never stalls routing, nor grows the agent without bound.
 
 from __future__ import annotations
 
+import itertools
+import operator
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sized
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -73,19 +75,25 @@ class Mailbox(Generic[Item]):
 
     ``put_many`` never blocks the engine side: when the client is too slow the
     newest items are dropped and counted (a capture must not stall routing).
-    The bound is ``limit`` items and, when ``size_of`` is given, ``byte_limit``
+    The bound is ``limit`` items and, when ``data_of`` is given, ``byte_limit``
     bytes of this mailbox and whatever ``pool`` (shared with other mailboxes)
-    still has.
+    still has. An item costs ``len(data_of(item))`` plus :data:`RECORD_OVERHEAD`
+    (the objects around the data); ``data_of`` is a C-level getter
+    (``operator.attrgetter``) or None for items that are bytes themselves, so the
+    accounting stays a couple of C loops per batch.
     """
 
     def __init__(self, limit: int = MAILBOX_SIZE, *, byte_limit: int | None = None,
                  pool: BytePool | None = None,
-                 size_of: Callable[[Item], int] | None = None) -> None:
-        self._items: deque[tuple[Item, int]] = deque()
+                 data_of: Callable[[Item], Sized] | None = None,
+                 sized: bool | None = None) -> None:
+        self._items: deque[Item] = deque()
         self._limit = limit
         self._byte_limit = byte_limit
         self._pool = pool
-        self._size_of = size_of
+        self._data_of = data_of
+        self._sized = sized if sized is not None else (
+            data_of is not None or byte_limit is not None or pool is not None)
         self._ready = threading.Condition()
         self.bytes = 0
         self.dropped = 0
@@ -93,36 +101,46 @@ class Mailbox(Generic[Item]):
 
     def put_many(self, items: list[Item]) -> None:
         with self._ready:
-            sized = self._fitting(items)
-            self.dropped += len(items) - len(sized)
-            self._items.extend(sized)
+            room = max(self._limit - len(self._items), 0)
+            fitting = items[:room] if room < len(items) else items
+            if self._sized and fitting:
+                fitting = self._within_bytes(fitting)
+            self.dropped += len(items) - len(fitting)
+            self._items.extend(fitting)
             self._ready.notify_all()
 
-    def _fitting(self, items: list[Item]) -> list[tuple[Item, int]]:
-        """The leading ``items`` that fit the bounds, each with its size (bytes reserved)."""
-        room = max(self._limit - len(self._items), 0)
-        items = items[:room]
-        if self._size_of is None:
-            return [(item, 0) for item in items]
-        sizes = [self._size_of(item) for item in items]
-        wanted = 0
-        budget = (self._byte_limit - self.bytes) if self._byte_limit is not None else None
-        for size in sizes:
-            if budget is not None and wanted + size > budget:
-                break
-            wanted += size
-        granted = self._pool.take(wanted) if self._pool is not None else wanted
-        fitting: list[tuple[Item, int]] = []
-        used = 0
-        for item, size in zip(items, sizes, strict=False):
-            if used + size > granted:
-                break
-            fitting.append((item, size))
-            used += size
+    def _cost(self, items: list[Item]) -> int:
+        data = items if self._data_of is None else map(self._data_of, items)
+        return sum(map(len, data)) + RECORD_OVERHEAD * len(items)  # type: ignore[arg-type]
+
+    def _within_bytes(self, items: list[Item]) -> list[Item]:
+        """The leading ``items`` that fit this mailbox's and the pool's bytes (reserved)."""
+        wanted = self._cost(items)
+        room = wanted if self._byte_limit is None else self._byte_limit - self.bytes
+        granted = self._pool.take(min(wanted, room)) if self._pool is not None \
+            else min(wanted, room)
+        if granted == wanted:  # the common case: the whole batch fits
+            self.bytes += granted
+            return items
+        data = items if self._data_of is None else map(self._data_of, items)
+        sizes = [len(d) + RECORD_OVERHEAD for d in data]  # type: ignore[arg-type]
+        used = self._prefix(sizes, granted)
         if self._pool is not None and granted > used:
             self._pool.give(granted - used)
         self.bytes += used
-        return fitting
+        count = len(list(itertools.takewhile(lambda total: total <= used,
+                                             itertools.accumulate(sizes))))
+        return items[:count]
+
+    @staticmethod
+    def _prefix(sizes: list[int], budget: int) -> int:
+        """The bytes of the longest leading run of ``sizes`` within ``budget``."""
+        used = 0
+        for size in sizes:
+            if used + size > budget:
+                break
+            used += size
+        return used
 
     def take(self, timeout: float | None, limit: int = MAILBOX_SIZE) -> list[Item]:
         """Up to ``limit`` items; waits up to ``timeout`` for the first one."""
@@ -131,8 +149,9 @@ class Mailbox(Generic[Item]):
                 self._ready.wait(timeout)
             count = min(limit, len(self._items))
             taken = [self._items.popleft() for _ in range(count)]
-            self._release(sum(size for _, size in taken))
-            return [item for item, _ in taken]
+            if self._sized and taken:
+                self._release(self._cost(taken))
+            return taken
 
     def discard(self) -> None:
         """Drop whatever is queued (the stream is over) and give its bytes back."""
@@ -232,16 +251,7 @@ class TapStream:
         return self.mailbox.dropped + int(getattr(self.handle, "dropped", 0) or 0)
 
 
-def _packet_size(packet: bytes) -> int:
-    return len(packet) + RECORD_OVERHEAD
-
-
-def _record_size(record: Any) -> int:
-    """A tap record's cost: its frame (``router.tap.TapRecord.frame``) and the objects."""
-    frame = getattr(record, "frame", None)
-    if frame is None:
-        frame = getattr(record, "data", b"")
-    return len(frame) + RECORD_OVERHEAD
+_FRAME_OF = operator.attrgetter("frame")  # a tap record's data (router.tap.TapRecord)
 
 
 def linktype_of(ifp: Any) -> int:
@@ -288,13 +298,13 @@ class Gate:
 
     # --- hooks: packets the engine sends to an ngN hook go to one stream ---------
 
-    def _bounded_mailbox(self, size_of: Callable[[Any], int]) -> Mailbox[Any]:
+    def _bounded_mailbox(self, data_of: Callable[[Any], Sized] | None) -> Mailbox[Any]:
         return Mailbox(byte_limit=self._per_stream_bytes, pool=self.stream_bytes,
-                       size_of=size_of)
+                       data_of=data_of, sized=True)
 
     def open_hook(self, ifname: str, hook: str) -> tuple[Any, Mailbox[bytes]]:
         """Connect an ngN hook (the engine raises EISCONN if taken) and its mailbox."""
-        mailbox: Mailbox[bytes] = self._bounded_mailbox(_packet_size)
+        mailbox: Mailbox[bytes] = self._bounded_mailbox(None)  # packets are bytes
 
         def connect(engine: Any) -> Any:
             handle = engine.hook_connect(ifname, hook)
@@ -328,7 +338,7 @@ class Gate:
                 raise RouterError(ENXIO, "ifname", ifname)
             tap = engine.tap(ifname, snaplen=snaplen) if snaplen else engine.tap(ifname)
             stream = TapStream(ifname, int(getattr(tap, "linktype", linktype_of(ifp))),
-                               snaplen, tap, self._bounded_mailbox(_record_size))
+                               snaplen, tap, self._bounded_mailbox(_FRAME_OF))
             self._taps[id(tap)] = stream
             return stream
 

@@ -73,10 +73,10 @@ def test_a_closed_capture_gives_its_bytes_back() -> None:
 
 def test_mailbox_bounds_bytes_and_counts_what_it_dropped() -> None:
     pool = BytePool(10_000)
-    box: Mailbox[bytes] = Mailbox(byte_limit=4000, pool=pool, size_of=len)
+    box: Mailbox[bytes] = Mailbox(byte_limit=4000, pool=pool)
     box.put_many([bytes(1000)] * 10)
     assert box.bytes <= 4000 and box.dropped == 10 - len(box.take(0, 100))
-    other: Mailbox[bytes] = Mailbox(byte_limit=8000, pool=pool, size_of=len)
+    other: Mailbox[bytes] = Mailbox(byte_limit=8000, pool=pool)
     box.put_many([bytes(1000)] * 4)
     other.put_many([bytes(1000)] * 8)
     assert pool.used <= 10_000
