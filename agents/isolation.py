@@ -351,6 +351,7 @@ def restore_previous(run_dir: RunDir, proc_sys: Path = PROC_SYS) -> RestoreRepor
             else:
                 report.restored.append(ifname)
                 claim.release()
+    run_dir.tidy()
     return report
 
 
@@ -415,4 +416,6 @@ class IsolationSet:
             if claim is not None:
                 claim.release(keep_record=bool(failed))
         self.applied.clear()
+        if self.run_dir is not None:
+            self.run_dir.tidy()
         return errors

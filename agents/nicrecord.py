@@ -158,7 +158,11 @@ class RunDir:
         """
         path = self.lock_path(ifname)
         for _ in range(100):
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            except FileNotFoundError:  # another agent's tidy() removed the empty directory
+                self._ensure()
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
             except BlockingIOError:
@@ -224,6 +228,11 @@ class RunDir:
         if original.ifname != ifname:
             raise RecordError(f"{path}: holds {original.ifname!r}, not {ifname!r}")
         return original
+
+    def tidy(self) -> None:
+        """Remove the run directory if nothing is left in it (a clean stop leaves no trace)."""
+        with contextlib.suppress(OSError):
+            self.path.rmdir()
 
     def remove_record(self, ifname: str) -> None:
         with contextlib.suppress(FileNotFoundError):

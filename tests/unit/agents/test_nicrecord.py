@@ -42,6 +42,9 @@ def test_a_record_round_trips_and_is_written_atomically(tmp_path: Path) -> None:
     claim.release()
     assert run.read("eth9") is None
     assert list((tmp_path / "run").iterdir()) == []
+    run.tidy()  # a clean stop leaves no directory behind
+    assert not (tmp_path / "run").exists()
+    run.claim("eth9").release()  # and a later claim makes it again
 
 
 def test_a_nic_is_claimed_by_one_agent_at_a_time(tmp_path: Path) -> None:
