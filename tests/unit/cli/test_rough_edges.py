@@ -77,6 +77,39 @@ def test_bad_numbers_and_choices_are_usage_errors(vrc: Run, argv: tuple[str, ...
     assert "Traceback" not in err and "error:" in err
 
 
+@pytest.mark.parametrize("argv", [
+    ("iface", "set", "eth0", "--mtu", "\u0661\u0665\u0660\u0660"),  # Arabic-Indic 1500
+    ("iface", "set", "eth0", "--mtu", "1_500"),
+    ("iface", "set", "eth0", "--mtu", " 1500"),
+    ("iface", "set", "eth0", "--mtu", "+1500"),
+    ("capture", "eth0", "-c", "\u00b2"),  # superscript two
+    ("capture", "eth0", "-s", "\uff19"),  # fullwidth nine
+    ("events", "--after", "\u0663"),
+    ("--timeout", "\u0661", "ifaces"),
+    ("--timeout", "inf", "ifaces"),
+    ("--timeout", "nan", "ifaces"),
+    ("--timeout", "1e3", "ifaces"),
+    ("--timeout", "99999999999999999999", "ifaces"),
+])
+def test_numbers_are_ascii_digits_and_timeouts_are_bounded(vrc: Run,
+                                                           argv: tuple[str, ...]) -> None:
+    """Issue 11 item 7 at the CLI: int() and float() take Unicode digits, blanks, signs,
+    '_', inf and nan; a timeout of 1e20 s overflowed into an instant DEADLINE_EXCEEDED."""
+    code, out, err = vrc(*argv)
+    assert (code, out) == (2, "")
+    assert "Traceback" not in err and "error:" in err
+
+
+@pytest.mark.parametrize(("argv", "shown"), [
+    (("--timeout", "2.5", "ifaces"), "eth0"),
+    (("--timeout", "0.5", "ifaces"), "eth0"),
+    (("iface", "set", "eth0", "--mtu", "01400"), "1400"),
+])
+def test_plain_ascii_numbers_still_work(vrc: Run, argv: tuple[str, ...], shown: str) -> None:
+    code, out, _ = vrc(*argv)
+    assert code == 0 and shown in out
+
+
 def test_unreachable_agent_says_where_and_exits_1(
         capsys: pytest.CaptureFixture[str], tmp_path: object) -> None:
     address = f"unix:{tmp_path}/none.sock"
