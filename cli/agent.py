@@ -19,6 +19,7 @@ from cli.output import (
     arp_flags,
     event_text,
     frame_summary,
+    table,
     timestamp_text,
 )
 from router import EventKind, PcapWriter
@@ -148,6 +149,13 @@ class Commands:
                                 timeout=self.timeout)
         self.out.message(reply, "yes" if reply.result else "no")
 
+    def stats(self, args: argparse.Namespace) -> None:
+        reply = self.stub.GetStats(pb.GetStatsRequest(), timeout=self.timeout)
+        if self.out.json:
+            self.out.message(reply, "")
+            return
+        self.out.print(stats_text(reply, show_zero=args.all))
+
     def events(self, args: argparse.Namespace) -> None:
         request = pb.WatchEventsRequest(kinds=args.kind or [], ifname=args.iface or "")
         if args.after is not None:
@@ -213,6 +221,44 @@ def _announced(call: Iterable[tpb.CaptureBatch], ifname: str) -> Iterator[tpb.Ca
         if number == 0:
             print(f"vrc: capturing on {ifname}", file=sys.stderr, flush=True)
         yield batch
+
+
+def stats_text(reply: pb.GetStatsResponse, show_zero: bool = False) -> str:
+    """``vrc stats`` as tables: interfaces, drops, protocol counters, links, the loop.
+
+    Drops and protocol counters that are zero are left out unless ``show_zero``.
+    """
+    parts = [table(
+        ((i.ifname, "UP" if i.up else "DOWN", i.mtu, i.counters.ipackets, i.counters.ibytes,
+          i.counters.ierrors, i.counters.iqdrops, i.counters.opackets, i.counters.obytes,
+          i.counters.oerrors, i.counters.oqdrops, _arp_text(i)) for i in reply.interfaces),
+        ("IFACE", "STATE", "MTU", "RX", "RX-BYTES", "IERRORS", "IQDROPS", "TX", "TX-BYTES",
+         "OERRORS", "OQDROPS", "ARP"))]
+    parts.append(f"fast path hits: {reply.fast_path_hits}")
+    drops = [(d.reason, d.count) for d in reply.drops if show_zero or d.count]
+    parts.append(table(drops, ("DROP", "COUNT")) if drops else "no drops")
+    counters = [(c.name, c.value) for c in reply.protocols if show_zero or c.value]
+    if counters:
+        parts.append(table(counters, ("COUNTER", "VALUE")))
+    if reply.links:
+        parts.append(table(
+            ((k.ifname, k.receive_frames, k.transmit_frames, k.transmit_errors,
+              k.transmit_oversize, k.ring_drops, "yes" if k.promiscuous else "no")
+             for k in reply.links),
+            ("LINK", "RX-FRAMES", "TX-FRAMES", "TX-ERRORS", "OVERSIZE", "RING-DROPS",
+             "PROMISC")))
+    if reply.HasField("dataplane"):
+        loop = reply.dataplane
+        parts.append(f"data plane: {loop.iterations} iterations, {loop.frames_in} frames in, "
+                     f"{loop.frames_out} out, {loop.timer_runs} timer runs, "
+                     f"{loop.unroutable} unroutable, {loop.transmit_failed} transmit failed, "
+                     f"{loop.errors} errors")
+    return "\n\n".join(parts)
+
+
+def _arp_text(ifp: pb.InterfaceStats) -> str:
+    states = ", ".join(f"{s.state.lower()} {s.count}" for s in ifp.arp_states)
+    return f"{ifp.arp_entries} ({states})" if states else str(ifp.arp_entries)
 
 
 def _frames(count: int) -> str:
@@ -331,6 +377,11 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     query.add_argument("iface", nargs="?", metavar="IFACE",
                        help="the interface (needed by broadcast)")
     query.set_defaults(command_parser=query)
+
+    stats = command(commands, "stats", "stats",
+                    "counters: drops by reason, interfaces, ARP tables, the fast path")
+    stats.add_argument("--all", action="store_true",
+                       help="also the drop reasons and counters that are zero")
 
     events = command(commands, "events", "events", "stream events until Ctrl-C")
     events.add_argument("-c", "--count", type=whole_number(1, UINT64_MAX), metavar="N",
