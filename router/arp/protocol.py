@@ -223,6 +223,7 @@ class Arp:
             arp = wire.parse(payload)
         except Malformed as exc:
             self._drop(ArpDrop(exc.reason))
+            ifp.counters.ierrors += 1  # a malformed header is an input error of the link too
             return
         table = self._tables.get(ifp.index)
         if table is None:

@@ -8,6 +8,7 @@ field to fix.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import deque
 
 from router.errors import EINVAL, RouterError
@@ -70,6 +71,9 @@ def parse_prefix(field: str, value: PrefixLike) -> tuple[int, int]:
     return int(net.network_address), net.prefixlen
 
 
+_MAC_BYTE = re.compile(r"[0-9A-Fa-f]{1,2}")
+
+
 def parse_mac(field: str, value: bytes | bytearray | str) -> bytes:
     """Six bytes, or text like ``02:00:5e:10:00:01`` (``-`` also accepted)."""
     if isinstance(value, bytes | bytearray):
@@ -78,11 +82,9 @@ def parse_mac(field: str, value: bytes | bytearray | str) -> bytes:
         raise RouterError(EINVAL, field, bytes(value).hex(":"), detail="a MAC is 6 bytes")
     if isinstance(value, str):
         parts = value.replace("-", ":").split(":")
-        if len(parts) == 6 and all(len(p) in (1, 2) for p in parts):
-            try:
-                return bytes(int(p, 16) for p in parts)
-            except ValueError:
-                pass
+        # ASCII hex only: int(p, 16) also takes Unicode digits, a sign and blanks
+        if len(parts) == 6 and all(_MAC_BYTE.fullmatch(p) for p in parts):
+            return bytes(int(p, 16) for p in parts)
     raise RouterError(EINVAL, field, value, detail="not a MAC address")
 
 

@@ -283,6 +283,7 @@ class Ipv4:
             hdr = ip.parse(datagram)
         except Malformed as exc:
             self._drop(DropReason(exc.reason))
+            ifp.counters.ierrors += 1  # a malformed header is an input error of the link too
             return
         if hdr.total_length < len(datagram):
             datagram = datagram[: hdr.total_length]  # link padding

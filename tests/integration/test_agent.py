@@ -329,6 +329,9 @@ def test_malformed_frames_are_counted_by_reason_and_the_router_keeps_answering(
         assert {r: by_reason[r] for r in reasons} == {r: scraped[r] for r in reasons}
         assert stats.dataplane.frames_in > 0 and {link.ifname for link in stats.links} == {
             topo.ra, topo.rb}
+        # and each malformed header is an input error of the interface too
+        ra_stats = {i.ifname: i for i in stats.interfaces}[topo.ra]
+        assert ra_stats.counters.ierrors >= len(reasons)
         result = ping(topo.a, R_A_ADDR, count=2)
         assert result.returncode == 0, result.stdout
         assert agent.proc.poll() is None

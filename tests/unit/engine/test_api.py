@@ -296,3 +296,54 @@ def test_deleting_a_same_prefix_address_keeps_the_other_interfaces_own_arp_entry
     own = [entry for entry in engine.arp_entries("a") if entry.ifaddr]
     assert [str(ipaddress.IPv4Address(entry.addr)) for entry in own] == ["10.0.0.1"]
     assert not [entry for entry in engine.arp_entries("b") if entry.ifaddr]
+
+
+@pytest.mark.parametrize("mac", [
+    "\u0660\u0662:00:00:00:00:01",  # Arabic-Indic digits: int(.., 16) takes them
+    "+2:00:00:00:00:01",
+    " 2:00:00:00:00:01",
+    "02:00:00:00:00:0\uff11",  # fullwidth one
+    "02:00:00:00:00:g1",
+])
+def test_a_mac_is_six_ascii_hex_bytes(mac: str) -> None:
+    """Issue 11 item 7 in the engine's own parser (``Engine.set_arp``)."""
+    engine = router()
+    assert errno_of(engine.set_arp, "eth0", "10.0.0.9", mac) == (EINVAL, "mac")
+    assert [e.addr for e in engine.arp_entries("eth0") if not e.ifaddr] == []  # none added
+
+
+def _eth(ethertype: int, payload: bytes) -> bytes:
+    return bytes.fromhex("020000000001" "020000000009") + ethertype.to_bytes(2, "big") + payload
+
+
+@pytest.mark.parametrize(("payload", "ethertype", "reason"), [
+    (b"\x45\x00\x00", 0x0800, "ipv4.short"),
+    (b"\x65" + bytes(19), 0x0800, "ipv4.bad_version"),
+    (b"\x45\x00\x00\x14" + bytes(6) + b"\x12\x34" + bytes(8), 0x0800, "ipv4.bad_checksum"),
+    (b"\x00\x01\x08", 0x0806, "arp.truncated"),
+    (bytes.fromhex("0001080007040001") + bytes(22), 0x0806, "arp.bad_hlen"),
+])
+def test_malformed_frames_count_in_the_interfaces_input_errors(
+    payload: bytes, ethertype: int, reason: str
+) -> None:
+    """Issue 11 item 11: a malformed header is a drop with its reason and an input error,
+    as the kernel counts it in rx_errors-style if_data (``if_ierrors``)."""
+    engine = router()
+    frame = _eth(ethertype, payload)  # unpadded, as veth delivers a short frame
+    before = engine.counters("eth0")["ierrors"]
+    engine.receive(1, frame, 1.0)
+    assert engine.drop_counts()[reason] == 1
+    assert engine.counters("eth0")["ierrors"] == before + 1
+
+
+def test_a_well_formed_frame_that_is_dropped_is_not_an_input_error() -> None:
+    """ierrors means malformed: a packet to an unroutable address is a drop, not an error."""
+    engine = router()
+    from router.wire.checksum import internet_checksum
+
+    header = bytearray(b"\x45\x00\x00\x14" + bytes(4) + b"\x40\x01\x00\x00"
+                       + bytes([10, 0, 0, 9]) + bytes([192, 0, 2, 1]))
+    header[10:12] = internet_checksum(header).to_bytes(2, "big")
+    engine.receive(1, _eth(0x0800, bytes(header)), 1.0)
+    assert engine.drop_counts()["ipv4.no_route"] == 1
+    assert engine.counters("eth0")["ierrors"] == 0
