@@ -170,7 +170,7 @@ def test_server_tls_without_client_ca_accepts_clients_without_certificate(pki: P
 
 
 def test_with_mutual_tls_a_client_is_its_certificate(pki: Pki) -> None:
-    """The stream budget counts a certificate's subject, not an address (agents/streams.py)."""
+    """The stream budget counts a certificate's subject, not an address (serving/streams.py)."""
     from agents.server import stream_budget
 
     server, address = build_server(Gate(sample_engine()), "127.0.0.1:0",
