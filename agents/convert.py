@@ -4,7 +4,7 @@ Parsing functions take the request field's name and raise
 ``RouterError(EINVAL, field, value)`` (INVALID_ARGUMENT at the gRPC edge) with
 a reason, so a bad IP string never reaches the engine and the user is told
 which field to fix. They return normalised text, which is what the Engine
-facade accepts. Numbers and hex digits are ASCII only (:mod:`agents.numbers`):
+facade accepts. Numbers and hex digits are ASCII only (:mod:`serving.numbers`):
 ``10.9.9.1/²`` and Arabic-Indic digits are refused, not half-parsed.
 
 :func:`check_requests_of` checks every enum field of every request before
@@ -28,8 +28,8 @@ from typing import Any
 from google.protobuf.message import Message
 
 from agents.errors import invalid
-from agents.numbers import in_range
 from router import Event, IfExtFlags, IfFlags
+from serving.numbers import in_range
 from vrc.v1 import agent_pb2, types_pb2
 
 MAX_PLEN = 32

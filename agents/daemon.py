@@ -36,10 +36,10 @@ from agents.dataplane import DataPlane
 from agents.isolation import PROC_SYS, IsolationSet, RestoreReport, restore_previous
 from agents.link import PacketLink, RingConfig, TxMode
 from agents.nicrecord import DEFAULT_RUN_DIR, RecordError, RunDir
-from agents.numbers import argparse_count
 from agents.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT
 from agents.stats import StatsSource
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
+from serving.numbers import argparse_count
 
 DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
 EXIT_OK = 0

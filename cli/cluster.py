@@ -20,7 +20,14 @@ from typing import Any
 
 import grpc
 
-from cli.options import CliError, output_flag, positive_seconds, subcommand, whole_number
+from cli.options import (
+    UINT64_MAX,
+    CliError,
+    output_flag,
+    positive_seconds,
+    subcommand,
+    whole_number,
+)
 from cli.output import Output
 from vrc.v1 import controller_pb2 as pb
 from vrc.v1 import controller_pb2_grpc
@@ -33,7 +40,6 @@ MODES = {"allow": tpb.POLICY_ALLOW, "refuse": tpb.POLICY_REFUSE,
 MODE_NAMES = {number: name for name, number in MODES.items()}
 ROLES = {pb.CLAIM_ROLE_OWNER: "owner", pb.CLAIM_ROLE_STANDBY: "standby",
          pb.CLAIM_ROLE_DOWN: "down"}
-UINT64_MAX = (1 << 64) - 1
 
 
 def mode_name(number: int) -> str:

@@ -3,53 +3,29 @@
 Numbers are ASCII digits only: ``int`` and ``float`` also take Unicode digits
 (Arabic-Indic, fullwidth), blanks, a sign, ``_`` separators, ``inf`` and
 ``nan``, none of which belongs in an MTU, a count or a timeout (the agent's
-own parsers say the same, ``agents/numbers.py``).
+parsers, ``serving/numbers.py``, where these live).
 """
 
 from __future__ import annotations
 
 import argparse
-import re
-from collections.abc import Callable
 from typing import Any
+
+from serving.numbers import MAX_SECONDS as MAX_TIMEOUT
+from serving.numbers import argparse_count as whole_number
+from serving.numbers import positive_seconds
+
+__all__ = ["MAX_TIMEOUT", "CliError", "output_flag", "positive_seconds", "subcommand",
+           "whole_number"]
 
 UINT32_MAX = (1 << 32) - 1
 UINT64_MAX = (1 << 64) - 1
-MAX_TIMEOUT = 1_000_000.0  # seconds (11.6 days); grpc's deadline overflows far above
-_WHOLE = re.compile(r"[0-9]{1,20}")
-_SECONDS = re.compile(r"[0-9]{1,7}(\.[0-9]{0,9})?|\.[0-9]{1,9}")
 
 
 class CliError(Exception):
     """A problem the user can fix (an unreadable TLS file): ``vrc: message``, exit 1."""
 
 
-def whole_number(low: int, high: int) -> Callable[[str], int]:
-    """An argparse type: an integer in ``low..high``, else a usage error that says so."""
-
-    def parse(text: str) -> int:
-        if _WHOLE.fullmatch(text) is None:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number (digits 0-9)")
-        value = int(text)
-        if not low <= value <= high:
-            bound = f"{low} or more" if high >= UINT32_MAX else f"{low}..{high}"
-            raise argparse.ArgumentTypeError(f"{text!r}: must be {bound}")
-        return value
-
-    parse.__name__ = "whole number"
-    return parse
-
-
-def positive_seconds(text: str) -> float:
-    """Seconds as ``10``, ``2.5`` or ``.5``: more than 0, at most :data:`MAX_TIMEOUT`."""
-    if _SECONDS.fullmatch(text) is None:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of seconds (digits 0-9 and one '.')")
-    value = float(text)
-    if not 0 < value <= MAX_TIMEOUT:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0 and at most "
-                                         f"{MAX_TIMEOUT:.0f}")
-    return value
 
 
 def output_flag(parser: argparse.ArgumentParser, default: Any) -> None:

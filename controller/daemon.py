@@ -44,6 +44,7 @@ from controller.store import DEFAULT_ROOT, Keys, Store
 from serving import server as serving
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
 from serving.metrics import MetricsServer, serve_metrics
+from serving.numbers import positive_seconds
 from serving.streams import StreamBudget
 from vrc.v1 import controller_pb2, controller_pb2_grpc
 
@@ -81,15 +82,6 @@ def positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 1 or more")
     return int(text)
 
-
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be more than 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:

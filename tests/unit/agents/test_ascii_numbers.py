@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.metrics import parse_hostport
-from agents.numbers import MAX_DIGITS, ascii_int, in_range
 from agents.server import parse_listen
+from serving.numbers import MAX_DIGITS, ascii_int, in_range
 
 UNICODE_DIGITS = ["²", "٣", "۴", "५", "\uff11", "\U0001d7d9", "⑦"]
 
