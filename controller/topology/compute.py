@@ -24,11 +24,11 @@ from controller.topology.model import (
     SamePrefix,
     Unreachable,
 )
-from controller.topology.paths import Leg, PathFinder, Search
+from controller.topology.paths import Leg, PathFinder, Reached, Search
 from controller.topology.roles import claim_roles, owner_hosts
 
 #: How one host reaches one prefix: (leg, hops, owner index); None: no route.
-Answer = tuple[Leg, int, int] | None
+Answer = Reached | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +45,7 @@ class Target:
         search = self.search
         if search is None or h in self.owners or self.key in connected:
             return None
-        leg = search.legs[h]
-        if leg is None:
-            return None
-        return leg, search.distance[h], search.owner if search.nearest is None else (
-            search.nearest[h])
+        return search.reach(h)
 
 
 class ClusterRoutes:

@@ -76,16 +76,33 @@ def diff_routes(previous: ClusterRoutes | None,
 
 def _changed_hosts(old: Search, new: Search,
                    compared: dict[tuple[int, int], list[int]]) -> list[int]:
-    """Hosts whose answer differs between two searches (computed once per pair)."""
+    """Hosts whose answer may differ between two searches (computed once per pair):
+    relays whose leg, distance or owner changed, and stubs whose segment was
+    reached at another level or by other hosts."""
     key = (id(old), id(new))
     found = compared.get(key)
-    if found is None:
-        old_owner = [old.owner] * len(old.distance) if old.nearest is None else old.nearest
-        new_owner = [new.owner] * len(new.distance) if new.nearest is None else new.nearest
-        found = [h for h, (a, b, c, d, e, f) in enumerate(zip(
-            old.legs, new.legs, old.distance, new.distance, old_owner, new_owner, strict=True))
-            if a is not b or c != d or e != f]
-        compared[key] = found
+    if found is not None:
+        return found
+    old_owner = [old.owner] * len(old.distance) if old.nearest is None else old.nearest
+    new_owner = [new.owner] * len(new.distance) if new.nearest is None else new.nearest
+    found = [h for h, (a, b, c, d, e, f) in enumerate(zip(
+        old.legs, new.legs, old.distance, new.distance, old_owner, new_owner, strict=True))
+        if a is not b or c != d or e != f]
+    old_graph, new_graph = old.finder.graph, new.finder.graph
+    old_segment = {k: s for s, k in enumerate(old_graph.keys)}
+    moved_segments = set()
+    for s, k in enumerate(new_graph.keys):
+        t = old_segment.get(k)
+        if t is None or old.segment_level[t] != new.segment_level[s] or (
+                old.fronts.get(t) != new.fronts.get(s)):
+            moved_segments.add(s)
+    if old.nearest is not None or new.nearest is not None:
+        moved_segments.update(s for s, front in new.fronts.items()
+                              if any(e != f for e, f in ((old_owner[u], new_owner[u])
+                                                         for u in front)))
+    stub_segment = new_graph.stub_segment
+    found.extend(h for h, s in enumerate(stub_segment) if s in moved_segments)
+    compared[key] = found
     return found
 
 

@@ -56,6 +56,13 @@ class Graph:
     members: tuple[tuple[int, ...], ...]
     ports: tuple[dict[int, tuple[Port, ...]], ...]
     connected: tuple[frozenset[Connected], ...]
+    #: per segment, its members on at least one other segment: the only hosts a
+    #: path can go *through* (a stub, on one segment, is only ever an end)
+    relays: tuple[tuple[int, ...], ...]
+    #: per host, its segment if it is on exactly one (a stub), else -1
+    stub_segment: tuple[int, ...]
+    #: per segment, what identifies it across graphs (kind, address, length)
+    keys: tuple[tuple[str, int, int], ...]
 
 
 def _mask(plen: int) -> int:
@@ -97,22 +104,28 @@ def build_graph(known: Iterable[Host], aliases: Iterable[Alias]) -> Graph:
         raw.setdefault(_segment_key(alias), {}).setdefault(int(alias.address), set()).add(
             (h, alias.ifname))
     segment_ports: list[dict[int, tuple[Port, ...]]] = []
+    keys: list[tuple[str, int, int]] = []
     for key in sorted(raw):
         ports = _ports(raw[key])
         if len(ports) >= 2:
             segment_ports.append(ports)
+            keys.append(key)
     segments_of: list[list[int]] = [[] for _ in hosts]
     for s, ports in enumerate(segment_ports):
         for h in ports:
             segments_of[h].append(s)
+    members = tuple(tuple(sorted(p)) for p in segment_ports)
     return Graph(
         hosts=hosts,
         up=up,
         index=index,
         segments_of=tuple(tuple(s) for s in segments_of),
-        members=tuple(tuple(sorted(p)) for p in segment_ports),
+        members=members,
         ports=tuple(segment_ports),
         connected=tuple(frozenset(c) for c in connected),
+        relays=tuple(tuple(h for h in m if len(segments_of[h]) > 1) for m in members),
+        stub_segment=tuple(s[0] if len(s) == 1 else -1 for s in segments_of),
+        keys=tuple(keys),
     )
 
 

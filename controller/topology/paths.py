@@ -22,6 +22,16 @@ candidate in ``NextHop.order`` (neighbour id, local interface, gateway).
 Each level is processed in ascending host order, so the host that first
 reaches ``v`` is its lowest predecessor: the single-path answer is fixed at
 the moment ``v`` is reached, at the cost of one dictionary probe.
+
+**Stubs.** A host on a single segment (a server on its rack's subnet) is
+never on a shortest path between two others: it would enter and leave by
+the same segment. So the search walks relays only (hosts on two segments or
+more) plus the owners, and records for each segment the level that reached
+it and the hosts of that level that did (its *fronts*). A stub's answer
+follows from its segment alone — distance one more than the segment's
+level, predecessors the fronts — and is worked out when asked for, so a
+data-centre layout where most hosts are stubs costs a search over its
+relays only.
 """
 
 from __future__ import annotations
@@ -50,20 +60,52 @@ class Leg:
     fingerprints: dict[int, str] = field(default_factory=dict)
 
 
+#: How a host reaches the owners: (leg, hops, owner index).
+Reached = tuple[Leg, int, int]
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Search:
-    """The answer of one search, per host index.
+    """The answer of one search.
 
-    ``distance[h]``: hops to the nearest owner (0: an owner; -1: no path);
-    ``legs[h]``: its next hops (None for owners and hosts with no path);
-    ``nearest[h]``: the owner reached, or ``owner`` for every host when the
-    set has one owner.
+    For relays and owners: ``distance[h]`` (0: an owner; -1: not reached),
+    ``legs[h]`` and ``nearest[h]`` (the owner reached; None when the set
+    has one owner, ``owner``). For stubs: ``segment_level[s]`` (-1: not
+    reached) and ``fronts[s]``, from which :meth:`reach` works out the rest.
     """
 
+    finder: PathFinder
     distance: list[int]
     legs: list[Leg | None]
     owner: int
     nearest: list[int] | None
+    segment_level: list[int]
+    fronts: dict[int, tuple[int, ...]]
+
+    def reach(self, h: int) -> Reached | None:
+        """How host ``h`` (not an owner) reaches the nearest owner; None: no path."""
+        leg = self.legs[h]
+        if leg is not None:
+            nearest = self.nearest
+            return leg, self.distance[h], self.owner if nearest is None else nearest[h]
+        s = self.finder.graph.stub_segment[h]
+        if s < 0 or self.distance[h] == 0:
+            return None
+        level = self.segment_level[s]
+        if level < 0:
+            return None
+        front = self.fronts[s]
+        finder = self.finder
+        if finder.multipath and len(front) > 1:
+            leg = finder.union_leg(h, front)
+        else:
+            leg = finder.pair_leg(h, front[0])
+        nearest = self.nearest
+        if nearest is None:
+            return leg, level + 1, self.owner
+        if finder.multipath:
+            return leg, level + 1, min(nearest[u] for u in front)
+        return leg, level + 1, nearest[front[0]]
 
 
 class PathFinder:
@@ -83,7 +125,7 @@ class PathFinder:
         self._pair_legs: list[dict[int, Leg]] = [{} for _ in graph.hosts]
         # per host v: several neighbours (ascending) -> v's leg toward all of them
         self._union_legs: list[dict[tuple[int, ...], Leg]] = [{} for _ in graph.hosts]
-        # (segment, the hosts that reached it) -> per member, its leg toward them
+        # (segment, the hosts that reached it) -> per relay of it, its leg toward them
         self._segment_unions: dict[tuple[int, tuple[int, ...]], list[Leg | None]] = {}
         self._legs: dict[tuple[_Link, ...], Leg] = {}
         self._earlier: dict[tuple[_Link, ...], Leg] = {}
@@ -102,57 +144,60 @@ class PathFinder:
         return self._search_one_path(sources)
 
     def _search_one_path(self, sources: list[int]) -> Search:
-        """The BFS with the single next hop fixed when a host is reached (its
-        lowest predecessor's first link)."""
+        """The BFS with the single next hop fixed when a relay is reached (its
+        lowest predecessor's first link); a segment's first front is its lowest."""
         graph = self.graph
         segments_of = graph.segments_of
-        members = graph.members
+        relays = graph.relays
         pair_legs = self._pair_legs
         distance = [-1] * len(graph.hosts)
         legs: list[Leg | None] = [None] * len(graph.hosts)
-        expanded = [False] * len(members)
+        segment_level = [-1] * len(relays)
+        fronts: dict[int, tuple[int, ...]] = {}
         for owner in sources:
             distance[owner] = 0
         order: list[int] = []
         frontier = sources
-        level = 1
+        level = 0
         while frontier:
             reached: list[int] = []
+            next_level = level + 1
             for u in frontier:
                 for s in segments_of[u]:
-                    if expanded[s]:
+                    if segment_level[s] >= 0:
                         continue
-                    expanded[s] = True
-                    for v in members[s]:
+                    segment_level[s] = level
+                    fronts[s] = (u,)
+                    for v in relays[s]:
                         if distance[v] < 0:
-                            distance[v] = level
+                            distance[v] = next_level
                             leg = pair_legs[v].get(u)
-                            legs[v] = leg if leg is not None else self._pair_leg(v, u)
+                            legs[v] = leg if leg is not None else self.pair_leg(v, u)
                             reached.append(v)
             reached.sort()
             order.extend(reached)
             frontier = reached
-            level += 1
+            level = next_level
         if len(sources) == 1:
-            return Search(distance, legs, sources[0], None)
+            return Search(self, distance, legs, sources[0], None, segment_level, fronts)
         nearest = _owners_as_nearest(sources, len(distance))
         for v in order:  # level by level: the neighbour's answer is already known
             leg = legs[v]
             assert leg is not None
             nearest[v] = nearest[leg.first]
-        return Search(distance, legs, sources[0], nearest)
+        return Search(self, distance, legs, sources[0], nearest, segment_level, fronts)
 
     def _search_all_paths(self, sources: list[int]) -> Search:
-        """The BFS keeping every predecessor: a host reached from a segment that
+        """The BFS keeping every predecessor: a relay reached from a segment that
         several hosts of the level touched, or from several segments, gets the
         union of its links toward all of them."""
         graph = self.graph
         segments_of = graph.segments_of
-        members = graph.members
+        relays = graph.relays
         pair_legs = self._pair_legs
         distance = [-1] * len(graph.hosts)
         legs: list[Leg | None] = [None] * len(graph.hosts)
-        segment_level = [-1] * len(members)
+        segment_level = [-1] * len(relays)
         fronts: dict[int, list[int]] = {}
         several = len(sources) > 1  # owners: then the nearest one is needed too
         nearest = _owners_as_nearest(sources, len(distance)) if several else []
@@ -172,12 +217,12 @@ class PathFinder:
                         segment_level[s] = level
                         fronts[s] = [u]
                         expanded.append(s)
-                        for v in members[s]:
+                        for v in relays[s]:
                             found = distance[v]
                             if found < 0:
                                 distance[v] = next_level
                                 leg = pair_legs[v].get(u)
-                                legs[v] = leg if leg is not None else self._pair_leg(v, u)
+                                legs[v] = leg if leg is not None else self.pair_leg(v, u)
                                 reached.append(v)
                                 if several:
                                     nearest[v] = nearest[u]
@@ -193,7 +238,7 @@ class PathFinder:
                     if table is None:
                         table = self._segment_union(s, key)
                     closest = min(nearest[u] for u in key) if several else 0
-                    for v, leg in zip(members[s], table, strict=True):
+                    for v, leg in zip(relays[s], table, strict=True):
                         if distance[v] == next_level:
                             legs[v] = leg
                             if several and closest < nearest[v]:
@@ -202,13 +247,15 @@ class PathFinder:
                 key = tuple(sorted({u for s in segments_of[v] if segment_level[s] == level
                                     for u in fronts[s]}))
                 if len(key) > 1:
-                    legs[v] = self._union_leg(v, key)
+                    legs[v] = self.union_leg(v, key)
                     if several:
                         nearest[v] = min(nearest[u] for u in key)
             reached.sort()
             frontier = reached
             level = next_level
-        return Search(distance, legs, sources[0], nearest if several else None)
+        frozen = {s: tuple(front) for s, front in fronts.items()}
+        return Search(self, distance, legs, sources[0], nearest if several else None,
+                      segment_level, frozen)
 
     def _links(self, v: int, u: int) -> tuple[_Link, ...]:
         """Every link of ``v`` toward its neighbour ``u``, over every shared segment."""
@@ -226,20 +273,24 @@ class PathFinder:
             links = self._pair_links[v][u] = tuple(sorted(found))
         return links
 
-    def _pair_leg(self, v: int, u: int) -> Leg:
+    def pair_leg(self, v: int, u: int) -> Leg:
+        """``v``'s leg toward its neighbour ``u``: every link under multipath, else the first."""
+        leg = self._pair_legs[v].get(u)
+        if leg is not None:
+            return leg
         links = self._links(v, u)
-        leg = self._leg(links if self.multipath else links[:1])
-        self._pair_legs[v][u] = leg
+        leg = self._pair_legs[v][u] = self._leg(links if self.multipath else links[:1])
         return leg
 
     def _segment_union(self, s: int, front: tuple[int, ...]) -> list[Leg | None]:
-        """For each member of segment ``s`` (None for the fronts themselves), its leg
+        """For each relay of segment ``s`` (None for the fronts themselves), its leg
         toward all of ``front``: the hosts of one level that reached ``s``."""
-        table = [None if v in front else self._union_leg(v, front) for v in self.graph.members[s]]
+        table = [None if v in front else self.union_leg(v, front) for v in self.graph.relays[s]]
         self._segment_unions[(s, front)] = table
         return table
 
-    def _union_leg(self, v: int, predecessors: tuple[int, ...]) -> Leg:
+    def union_leg(self, v: int, predecessors: tuple[int, ...]) -> Leg:
+        """``v``'s leg toward several neighbours (ascending): all their links."""
         leg = self._union_legs[v].get(predecessors)
         if leg is None:
             links = sorted(link for u in predecessors for link in self._links(v, u))
