@@ -41,7 +41,7 @@ from router.engine.parts import ETHER_MTU_MAX, ETHER_MTU_MIN, HookOutlet
 from router.errors import EADDRNOTAVAIL, EEXIST, EINVAL, ENETUNREACH, ENXIO, RouterError
 from router.inet.domain import InAddr, SamePrefixPolicy
 from router.inet.multipath import NextHop
-from router.inet.route import Route, RouteFlags
+from router.inet.route import Route, RouteFlags, plen_to_mask
 from router.link.ifnet import (
     IfCounters,
     IfExtFlags,
@@ -406,8 +406,17 @@ class Engine(EngineCore):
         return tuple(legs)
 
     def _on_link(self, addr: int, ifp: Interface) -> bool:
-        """Does a connected route over ``ifp`` (its subnet, or a point-to-point peer's
-        host route) cover ``addr``? (Linux: else "Nexthop has invalid gateway".)"""
+        """Is ``addr`` a neighbour reachable through ``ifp``? (Linux: else "Nexthop has
+        invalid gateway".) Yes when one of ``ifp``'s addresses has it in its subnet
+        or as its point-to-point peer — even an address whose prefix route another
+        interface owns (same-prefix policy ``allow``) — or a connected route over
+        ``ifp`` covers it; never for one of our own addresses."""
+        if self.inet.local_ip(addr):
+            return False
+        for ia in self.inet.addresses(ifp):
+            network, plen = ia.route_key
+            if addr & plen_to_mask(plen) == network:
+                return True
         return any(not route.bits & _NOT_CONNECTED and addr & route.mask == route.prefix
                    for route in self.route_table.routes_of(ifp.index))
 

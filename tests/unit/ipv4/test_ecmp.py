@@ -235,6 +235,26 @@ def test_a_single_gateway_route_through_a_named_interface_must_be_on_link() -> N
     assert route.ifname == "eth2"
 
 
+def test_an_address_whose_prefix_route_another_interface_owns_is_still_on_link() -> None:
+    engine = router()
+    engine.add_alias("eth3", "10.1.0.7/24")  # same prefix as eth1 (policy allow): no route
+    assert not [r for r in engine.routes() if r.ifname == "eth3" and r.prefix == 0x0A010000]
+    route = engine.set_route("10.8.0.0/16", [("10.1.0.254", "eth1"), ("10.1.0.253", "eth3")])
+    assert [h.ifname for h in route.nexthops] == ["eth1", "eth3"]
+
+
+def test_an_interface_route_makes_its_prefix_on_link() -> None:
+    engine = router()
+    engine.add_route("10.60.0.0/16", ifname="eth3")
+    assert engine.set_route("10.8.0.0/16", [("10.60.1.1", "eth3")]).gateway == 0x0A3C0101
+
+
+def test_one_of_our_own_addresses_is_no_gateway() -> None:
+    with pytest.raises(RouterError) as caught:
+        router().set_route("10.8.0.0/16", [("10.1.0.1", "eth1")])
+    assert caught.value.errno == ENETUNREACH
+
+
 def test_a_point_to_point_peer_is_on_link() -> None:
     engine = router()
     ng = engine.create_ng()
