@@ -78,7 +78,7 @@ def _changed_hosts(old: Search, new: Search,
                    compared: dict[tuple[int, int], list[int]]) -> list[int]:
     """Hosts whose answer may differ between two searches (computed once per pair):
     relays whose leg, distance or owner changed, and stubs whose segment was
-    reached at another level or by other hosts."""
+    reached at another level, by other hosts, or has other ports (addresses)."""
     key = (id(old), id(new))
     found = compared.get(key)
     if found is not None:
@@ -94,7 +94,8 @@ def _changed_hosts(old: Search, new: Search,
     for s, k in enumerate(new_graph.keys):
         t = old_segment.get(k)
         if t is None or old.segment_level[t] != new.segment_level[s] or (
-                old.fronts.get(t) != new.fronts.get(s)):
+                old.fronts.get(t) != new.fronts.get(s)) or (
+                old_graph.ports[t] != new_graph.ports[s]):  # a gateway address changed
             moved_segments.add(s)
     if old.nearest is not None or new.nearest is not None:
         moved_segments.update(s for s, front in new.fronts.items()

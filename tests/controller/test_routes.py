@@ -436,21 +436,28 @@ def apply(routes: dict[str, dict[IPv4Network, HostRoute]],
             table[route.prefix] = route
 
 
-@settings(max_examples=150)
+@settings(max_examples=200)
 @given(random_clusters(), st.lists(st.tuples(st.integers(0, 11), st.booleans()), max_size=6),
-       st.booleans())
+       st.booleans(), st.sets(st.integers(0, 40), max_size=3), st.booleans())
 def test_diff_applied_to_the_old_routes_gives_the_new_ones(
-        cluster: ClusterState, flips: list[tuple[int, bool]], drop_claim: bool) -> None:
+        cluster: ClusterState, flips: list[tuple[int, bool]], drop_claim: bool,
+        renumbered: set[int], materialised: bool) -> None:
     previous = compute_routes(cluster)
-    before = {h: {r.prefix: r for r in previous.routes_for(h)} for h in previous.graph.hosts}
+    if materialised:  # stub legs made before the next computation, or only during the diff
+        for host in previous.graph.hosts:
+            previous.routes_for(host)
     host_list = list(cluster.hosts)
     for position, up in flips:
         if position < len(host_list):
             host_list[position] = Host(host_list[position].id, up)
     claims = cluster.claims[1:] if drop_claim else cluster.claims
-    changed = ClusterState(tuple(host_list), cluster.aliases, claims, cluster.policy)
+    aliases = tuple(Alias(a.host, a.ifname, a.address + 100, a.prefix_len, a.destination)
+                    if i in renumbered and a.destination is None else a
+                    for i, a in enumerate(cluster.aliases))
+    changed = ClusterState(tuple(host_list), aliases, claims, cluster.policy)
     current = compute_routes(changed, previous=previous)
     assert everything(current) == everything(compute_routes(changed))  # previous: only speed
+    before = {h: {r.prefix: r for r in previous.routes_for(h)} for h in previous.graph.hosts}
     apply(before, diff_routes(previous, current))
     after = {h: {r.prefix: r for r in current.routes_for(h)} for h in current.graph.hosts}
     assert {h: t for h, t in before.items() if t} == {h: t for h, t in after.items() if t}
@@ -517,3 +524,15 @@ def test_diff_reports_an_owner_change_with_the_same_next_hops() -> None:
     changes = diff_routes(previous, current)
     assert [(r.owner, r.hops) for r in changes["h"].upserts] == [("y", 2)]
     assert only_route(current, "h").next_hops == only_route(previous, "h").next_hops
+
+
+def test_diff_sees_a_stubs_gateway_change_when_its_neighbour_is_renumbered() -> None:
+    # h is a stub on m's segment; m (a relay) changes its address there
+    def cluster(m_address: str) -> ClusterState:
+        return ClusterState(hosts("h", "m", "o"), (
+            Alias.parse("h", "eth0", "10.0.1.1/24"), Alias.parse("m", "eth0", m_address),
+            *link(2, "m", "o")), (claim("o"),))
+    previous = compute_routes(cluster("10.0.1.2/24"))
+    current = compute_routes(cluster("10.0.1.9/24"), previous=previous)
+    changes = diff_routes(previous, current)
+    assert [str(hop.gateway) for hop in changes["h"].upserts[0].next_hops] == ["10.0.1.9"]
