@@ -128,6 +128,7 @@ class PathFinder:
         # (segment, the hosts that reached it) -> per relay of it, its leg toward them
         self._segment_unions: dict[tuple[int, tuple[int, ...]], list[Leg | None]] = {}
         self._legs: dict[tuple[_Link, ...], Leg] = {}
+        self._hops: dict[_Link, tuple[NextHop, str]] = {}
         self._earlier: dict[tuple[_Link, ...], Leg] = {}
         self.tags: tuple[str, ...]  # per host, a digest of its id (for fingerprints)
         if previous is not None and previous.graph.hosts == graph.hosts:
@@ -302,14 +303,20 @@ class PathFinder:
         if leg is None:
             leg = self._earlier.get(links)
             if leg is None:
-                hosts = self.graph.hosts
-                next_hops = tuple(NextHop(IPv4Address(gw), ifname, hosts[u])
-                                  for u, ifname, gw in links)
-                text = ";".join(f"{hop.gateway}%{hop.ifname}@{hop.via_host}"
-                                for hop in next_hops)
-                leg = Leg(next_hops, digest(text), links[0][0])
+                hops = [self._hop(link) for link in links]
+                leg = Leg(tuple(hop for hop, _ in hops), digest(";".join(t for _, t in hops)),
+                          links[0][0])
             self._legs[links] = leg
         return leg
+
+    def _hop(self, link: _Link) -> tuple[NextHop, str]:
+        """One link as a next hop and its canonical text, made once per link."""
+        found = self._hops.get(link)
+        if found is None:
+            u, ifname, gateway = link
+            hop = NextHop(IPv4Address(gateway), ifname, self.graph.hosts[u])
+            found = self._hops[link] = (hop, f"{hop.gateway}%{ifname}@{hop.via_host}")
+        return found
 
 
 def digest(text: str) -> str:
