@@ -187,15 +187,35 @@ class AgentService(agent_pb2_grpc.AgentServicer):
     def ListRoutes(self, request: agent_pb2.ListRoutesRequest,
                    context: grpc.ServicerContext) -> agent_pb2.ListRoutesResponse:
         return self._gate.call(lambda e: agent_pb2.ListRoutesResponse(
-            routes=[route_to_pb(r) for r in e.routes()]))
+            routes=[route_to_pb(r, e.next_hop_usable) for r in e.routes()]))
 
     def AddRoute(self, request: agent_pb2.AddRouteRequest,
                  context: grpc.ServicerContext) -> agent_pb2.AddRouteResponse:
+        """One gateway and/or interface, or several next hops (a multipath route);
+        ``replace``: set the prefix's static route to exactly these next hops."""
         prefix = convert.parse_prefix("prefix", require("prefix", request.prefix))
         gateway = convert.optional_ipv4("gateway", request.gateway)
         ifname = request.ifname or None
-        if gateway is None and ifname is None:
-            raise invalid("gateway", "", "needs a gateway or an interface", f"route {prefix}")
+        subject = f"route {prefix}"
+        legs = [(convert.parse_ipv4(f"next_hops[{i}].gateway",
+                                    require(f"next_hops[{i}].gateway", hop.gateway)),
+                 require(f"next_hops[{i}].ifname", hop.ifname))
+                for i, hop in enumerate(request.next_hops)]
+        if legs and (gateway is not None or ifname is not None):
+            raise invalid("next_hops", "", "give next_hops or gateway/ifname, not both", subject)
+        if not legs and gateway is None and ifname is None:
+            raise invalid("gateway", "", "needs a gateway or an interface", subject)
+        if request.replace:
+            if not legs:
+                if gateway is None or ifname is None:
+                    raise invalid("replace", "true", "needs next_hops or gateway and ifname",
+                                  subject)
+                legs = [(gateway, ifname)]
+            return self._gate.call(lambda e: agent_pb2.AddRouteResponse(
+                route=route_to_pb(e.set_route(prefix, legs), e.next_hop_usable)))
+        if legs:
+            return self._gate.call(lambda e: agent_pb2.AddRouteResponse(
+                route=route_to_pb(e.add_route(prefix, gateways=legs), e.next_hop_usable)))
         return self._gate.call(lambda e: agent_pb2.AddRouteResponse(
             route=route_to_pb(e.add_route(prefix, gateway=gateway, ifname=ifname))))
 

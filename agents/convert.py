@@ -282,7 +282,8 @@ def interface_to_pb(ifp: Any, addresses: Iterable[Any] | None = None) -> types_p
     )
 
 
-def route_to_pb(route: Any) -> types_pb2.Route:
+def route_to_pb(route: Any, usable: Callable[[Any], bool] | None = None) -> types_pb2.Route:
+    """A route, with its legs when it has several (``usable`` says which are)."""
     prefix = pick(route, "prefix", "dst")
     plen = pick(route, "plen", "prefix_len")
     text = address_text(prefix) or "0.0.0.0"
@@ -294,6 +295,10 @@ def route_to_pb(route: Any) -> types_pb2.Route:
         ifname=str(pick(route, "ifname", default="") or ""),
         ifindex=int(pick(route, "ifindex", default=0) or 0),
         flags=flag_names(pick(route, "flags")),
+        next_hops=[types_pb2.RouteNextHop(gateway=address_text(hop.gateway), ifname=hop.ifname,
+                                          ifindex=hop.ifindex,
+                                          usable=usable(hop) if usable is not None else True)
+                   for hop in pick(route, "nexthops", default=()) or ()],
     )
 
 

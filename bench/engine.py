@@ -14,6 +14,9 @@ A fourth line shows the same engine with the fast path off (every frame
 through demux, IPv4 input, route lookup, ARP and the framer), and a fifth
 local delivery: ICMP echo requests addressed to the router's own ``eth0``
 address, answered through the generic path (``echo`` counts the replies).
+``ecmp`` and ``ecmp-gen`` forward the same kind of frames, 1,000 UDP flows,
+over a two-leg multipath route (``Engine.set_route``), with the fast path
+on and off.
 
 Usage: ``python3 bench/engine.py [--seconds 2] [--batch 256] [--profile [engine|generic|echo]]``.
 Timing is printed, never asserted. Each figure is the best of five rounds of
@@ -62,6 +65,30 @@ def build_engine(fast_path: bool = True) -> Engine:
         engine.set_arp("eth1", f"10.1.0.{index + 10}", neighbour_mac(index))
     engine.drain_events()
     return engine
+
+
+ECMP_LEGS = [("10.1.0.250", "eth1"), ("10.2.0.250", "eth2")]
+
+
+def build_ecmp_engine(fast_path: bool = True) -> Engine:
+    """``build_engine`` plus eth2 and 10.9.0.0/16 over two legs (eth1, eth2)."""
+    engine = build_engine(fast_path)
+    engine.add_ethernet("eth2", "02:00:00:00:00:03")
+    engine.add_alias("eth2", "10.2.0.1/24")
+    engine.set_arp("eth1", "10.1.0.250", neighbour_mac(0xFA))
+    engine.set_arp("eth2", "10.2.0.250", neighbour_mac(0xFB))
+    engine.set_route("10.9.0.0/16", ECMP_LEGS)
+    engine.drain_events()
+    return engine
+
+
+def build_ecmp_frames(count: int) -> list[bytes]:
+    """64-byte UDP frames to 10.9.0.0/16, 1,000 flows (source ports)."""
+    return [bytes(Ether(dst=IN_MAC, src=SENDER_MAC)
+                  / IP(src="10.0.0.2", dst=f"10.9.0.{index % DESTINATIONS + 10}",
+                       id=index & 0xFFFF)
+                  / UDP(sport=1024 + index % 1000, dport=9) / (b"\x00" * 22))
+            for index in range(count)]
 
 
 def build_frames(count: int) -> list[bytes]:
@@ -185,8 +212,16 @@ def main(argv: list[str] | None = None) -> None:
     if replies != len(echoes):
         raise SystemExit(f"engine answered {replies} of {len(echoes)} echo requests")
 
+    ecmp_batch = build_ecmp_frames(args.batch)
+    ecmp_engine = build_ecmp_engine()
+    if engine_loop(ecmp_engine, ecmp_batch)() != len(ecmp_batch):
+        raise SystemExit("the engine did not forward every multipath frame")
+
     results = {
         "engine": measure(engine_loop(engine, batch), args.seconds),
+        "ecmp": measure(engine_loop(ecmp_engine, ecmp_batch), args.seconds),
+        "ecmp-gen": measure(engine_loop(build_ecmp_engine(fast_path=False), ecmp_batch),
+                            args.seconds),
         "generic": measure(engine_loop(build_engine(fast_path=False), batch), args.seconds),
         "echo": measure(engine_loop(echo_engine, echoes), args.seconds),
         "scapy": measure(scapy_loop(batch), args.seconds),
@@ -197,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
           f" (best of 5 rounds), router from {Path(sys.modules['router'].__file__ or '').parent}")
     for name, pps in results.items():
         unit = "replies/s" if name == "echo" else "frames/s"
-        print(f"  {name:<7} {pps:>12,.0f} {unit}")
+        print(f"  {name:<8} {pps:>12,.0f} {unit}")
     print(f"  engine/scapy {results['engine'] / results['scapy']:.2f}")
     print(f"  engine/floor {results['engine'] / results['floor']:.2f}")
     print(f"  engine/generic {results['engine'] / results['generic']:.2f}"

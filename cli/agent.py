@@ -98,14 +98,14 @@ class Commands:
     def routes(self, args: argparse.Namespace) -> None:
         reply = self.stub.ListRoutes(pb.ListRoutesRequest(), timeout=self.timeout)
         self.out.listing(list(reply.routes), ("PREFIX", "GATEWAY", "IFACE", "FLAGS"),
-                         lambda r: (r.prefix, r.gateway or "-", r.ifname or "-",
-                                    ",".join(r.flags) or "-"))
+                         lambda r: (r.prefix, *route_via(r), ",".join(r.flags) or "-"))
 
     def route_add(self, args: argparse.Namespace) -> None:
+        legs = list(args.via or ())
         reply = self.stub.AddRoute(pb.AddRouteRequest(
-            prefix=args.prefix, gateway=args.gateway or "", ifname=args.iface or ""),
-            timeout=self.timeout)
-        self.out.message(reply.route, f"{reply.route.prefix} added")
+            prefix=args.prefix, gateway=args.gateway or "", ifname=args.iface or "",
+            next_hops=legs, replace=args.replace), timeout=self.timeout)
+        self.out.message(reply.route, f"{reply.route.prefix} {'set' if args.replace else 'added'}")
 
     def route_del(self, args: argparse.Namespace) -> None:
         self.stub.DeleteRoute(pb.DeleteRouteRequest(prefix=args.prefix), timeout=self.timeout)
@@ -288,6 +288,22 @@ def _limited(items: Iterator[tpb.Event], count: int | None, call: Any) -> Iterat
             return
 
 
+def next_hop_arg(text: str) -> tpb.RouteNextHop:
+    """``GW@IFACE`` as a next hop (the agent checks the address and the interface)."""
+    gateway, at, ifname = text.partition("@")
+    if not at or not gateway or not ifname:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected GW@IFACE")
+    return tpb.RouteNextHop(gateway=gateway, ifname=ifname)
+
+
+def route_via(route: tpb.Route) -> tuple[str, str]:
+    """The GATEWAY and IFACE cells: every leg of a multipath route, comma-separated."""
+    if route.next_hops:
+        return (",".join(h.gateway for h in route.next_hops),
+                ",".join(h.ifname for h in route.next_hops))
+    return route.gateway or "-", route.ifname or "-"
+
+
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     """The agent's subcommands, on the root parser's ``commands`` subparsers."""
 
@@ -346,6 +362,12 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
                            help="next hop, on a connected network")
     route_add.add_argument("--dev", dest="iface", metavar="IFACE",
                            help="out this interface (--gw, --dev or both)")
+    route_add.add_argument("--via", action="append", type=next_hop_arg, metavar="GW@IFACE",
+                           help="a next hop on-link through IFACE; repeat it for a multipath "
+                                "route (flows are spread by hash); instead of --gw/--dev")
+    route_add.add_argument("--replace", action="store_true",
+                           help="set the prefix's static route to exactly these next hops, "
+                                "in one step (with --via, or --gw and --dev)")
     command(route_cmds, "del", "route_del", "delete a route").add_argument(
         "prefix", metavar="PREFIX/LEN", help="the route's destination")
 

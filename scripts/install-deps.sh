@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in ping:iputils-ping arping:iputils-arping tshark:tshark trafgen:netsniff-ng ip:iproute2; do
+for tool in ping:iputils-ping arping:iputils-arping tshark:tshark trafgen:netsniff-ng ip:iproute2 ethtool:ethtool; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -21,6 +21,7 @@ their hooks, taps and counters. API calls take addresses as text or
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from router.arp.lltable import LlInfo
@@ -39,7 +40,8 @@ from router.engine.edge import (
 from router.engine.parts import ETHER_MTU_MAX, ETHER_MTU_MIN, HookOutlet
 from router.errors import EADDRNOTAVAIL, EEXIST, EINVAL, ENETUNREACH, ENXIO, RouterError
 from router.inet.domain import InAddr, SamePrefixPolicy
-from router.inet.route import Route, RouteFlags
+from router.inet.multipath import NextHop
+from router.inet.route import Route, RouteFlags, plen_to_mask
 from router.link.ifnet import (
     IfCounters,
     IfExtFlags,
@@ -55,6 +57,12 @@ from router.ng.hooks import NgHook
 from router.ng.tap import Tap
 from router.wire import Malformed
 from router.wire import ipv4 as ip_wire
+
+_STATIC = int(RouteFlags.STATIC)
+_GATEWAY = int(RouteFlags.GATEWAY)
+#: Routes that do not make their prefix on-link.
+_NOT_CONNECTED = int(RouteFlags.GATEWAY | RouteFlags.LOCAL | RouteFlags.REJECT
+                     | RouteFlags.BLACKHOLE)
 
 _QUERY_KINDS = ("local-subnet", "local-address", "can-forward", "broadcast")
 
@@ -276,14 +284,28 @@ class Engine(EngineCore):
         return self.route_table.routes()
 
     def add_route(self, prefix: PrefixLike, gateway: AddressLike | None = None,
-                  ifname: str | None = None) -> Route:
+                  ifname: str | None = None, *,
+                  gateways: Sequence[tuple[AddressLike, str]] | None = None) -> Route:
         """A STATIC route via ``gateway`` (on a connected network) and/or out of ``ifname``.
 
         ``EINVAL`` with neither; ``ENETUNREACH`` for a gateway no connected
-        route reaches; ``EEXIST`` if the prefix has a route already.
+        route reaches, or (with ``ifname``) one that is not on-link through
+        that interface; ``EEXIST`` if the prefix has a route already.
+        ``gateways``, a list of ``(gateway, ifname)``, instead makes a
+        multipath (``ECMP``) route, each gateway on-link through its
+        interface (see :meth:`set_route`).
         """
         network, plen = parse_prefix("prefix", prefix)
         subject = f"route {ntoa(network)}/{plen}"
+        if gateways is not None:
+            if gateway is not None or ifname:
+                raise RouterError(EINVAL, "gateways", "", subject,
+                                  "give gateways or gateway/ifname, not both")
+            legs = self._legs(gateways, subject)
+            try:
+                return self._add_static(network, plen, legs)
+            finally:
+                self._settle()
         via = parse_optional("gateway", gateway)
         if via is None and not ifname:
             raise RouterError(EINVAL, "gateway", gateway, subject, "needs a gateway or interface")
@@ -296,6 +318,9 @@ class Engine(EngineCore):
             ifp = self.dl.lookup(connected.ifindex)
             if ifp is None:
                 raise RouterError(ENETUNREACH, "gateway", gateway, subject)
+        elif via is not None and not self._on_link(via, ifp):
+            raise RouterError(ENETUNREACH, "gateway", gateway, subject,
+                              f"gateway is not on-link through {ifp.name}")
         flags = RouteFlags.UP | RouteFlags.STATIC
         if via is not None:
             flags |= RouteFlags.GATEWAY
@@ -306,6 +331,94 @@ class Engine(EngineCore):
                                    gateway=via or 0, ifname=ifp.name)
         finally:
             self._settle()
+
+    def set_route(self, prefix: PrefixLike,
+                  gateways: Sequence[tuple[AddressLike, str]]) -> Route:
+        """Make the STATIC route of ``prefix`` go via exactly ``gateways``, creating or
+        replacing it in one step.
+
+        ``gateways`` is a list of ``(gateway, ifname)``; each gateway must be
+        on-link through its interface (a connected route over that interface
+        covers it), else ``ENETUNREACH`` naming ``gateways[i].gateway``; a
+        duplicate is ``EINVAL``. One makes an ordinary gateway route, several
+        a multipath (``ECMP``) one over which flows are spread. Replacing
+        keeps the route in the table throughout — one ``RTM_CHANGE``, never a
+        lookup that finds the prefix unrouted — and the same set again
+        changes nothing (no event), so a reconciler may call it every time.
+        ``EEXIST`` if the prefix's route is not a STATIC one (a connected
+        route); nothing is changed on any error.
+        """
+        network, plen = parse_prefix("prefix", prefix)
+        subject = f"route {ntoa(network)}/{plen}"
+        legs = self._legs(gateways, subject)
+        current = [r for r in self.route_table.get(network, plen) if not r.is_local]
+        try:
+            if not current:
+                return self._add_static(network, plen, legs)
+            route = current[0]
+            if not route.bits & _STATIC or len(current) > 1:
+                raise RouterError(EEXIST, "prefix", prefix, subject,
+                                  "the prefix has a route that is not static")
+            if (route.nexthops or (NextHop(route.gateway, route.ifindex, route.ifname),)) != (
+                    legs) or not route.bits & _GATEWAY:
+                self.route_table.set_nexthops(route, legs)
+            return route
+        finally:
+            self._settle()
+
+    def next_hop_usable(self, hop: NextHop) -> bool:
+        """Would forwarding use this leg of a multipath route now? (its interface is
+        up and ARP has not given up on its gateway)."""
+        return self.ipv4.leg_usable(hop)
+
+    def _add_static(self, network: int, plen: int, legs: tuple[NextHop, ...]) -> Route:
+        flags = RouteFlags.UP | RouteFlags.STATIC | RouteFlags.GATEWAY
+        if plen == 32:
+            flags |= RouteFlags.HOST
+        first = legs[0]
+        return self.route_table.add(network, plen, ifindex=first.ifindex, flags=flags,
+                                    gateway=first.gateway, ifname=first.ifname, nexthops=legs)
+
+    def _legs(self, gateways: Sequence[tuple[AddressLike, str]], subject: str
+              ) -> tuple[NextHop, ...]:
+        """Checked ``(gateway, ifname)`` pairs as next hops, in the given order."""
+        if not gateways:
+            raise RouterError(EINVAL, "gateways", "", subject, "needs at least one gateway")
+        legs: list[NextHop] = []
+        for i, pair in enumerate(gateways):
+            if not isinstance(pair, tuple) or len(pair) != 2:
+                raise RouterError(EINVAL, f"gateways[{i}]", pair, subject,
+                                  "expected (gateway, ifname)")
+            gateway, ifname = pair
+            via = parse_optional(f"gateways[{i}].gateway", gateway)
+            if via is None:
+                raise RouterError(EINVAL, f"gateways[{i}].gateway", gateway, subject,
+                                  "needs a gateway")
+            ifp = self._require(ifname)
+            if not self._on_link(via, ifp):
+                raise RouterError(ENETUNREACH, f"gateways[{i}].gateway", gateway, subject,
+                                  f"gateway is not on-link through {ifp.name}")
+            leg = NextHop(via, ifp.index, ifp.name)
+            if leg in legs:
+                raise RouterError(EINVAL, f"gateways[{i}]", f"{gateway}%{ifname}", subject,
+                                  "listed twice")
+            legs.append(leg)
+        return tuple(legs)
+
+    def _on_link(self, addr: int, ifp: Interface) -> bool:
+        """Is ``addr`` a neighbour reachable through ``ifp``? (Linux: else "Nexthop has
+        invalid gateway".) Yes when one of ``ifp``'s addresses has it in its subnet
+        or as its point-to-point peer — even an address whose prefix route another
+        interface owns (same-prefix policy ``allow``) — or a connected route over
+        ``ifp`` covers it; never for one of our own addresses."""
+        if self.inet.local_ip(addr):
+            return False
+        for ia in self.inet.addresses(ifp):
+            network, plen = ia.route_key
+            if addr & plen_to_mask(plen) == network:
+                return True
+        return any(not route.bits & _NOT_CONNECTED and addr & route.mask == route.prefix
+                   for route in self.route_table.routes_of(ifp.index))
 
     def delete_route(self, prefix: PrefixLike) -> Route:
         """Delete the (non-local) route of exactly ``prefix``; ``ESRCH`` if none."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from router.arp.config import ArpConfig
+from router.arp.lltable import NudState
 from router.arp.protocol import Arp, CallableSink
 from router.contracts import DemuxDesc, Packet, ProtoAttachment
 from router.engine.edge import EventLog
@@ -82,7 +83,8 @@ class EngineCore:
         self.dl.add_domain(ArpDomain(self.arp))
         self.dl.on_proto_freed = self._proto_freed
         self.ipv4 = Ipv4(routes=self.route_table, inet=self.inet, interface_of=self.dl.lookup,
-                         output=self._ip_output, resolve=self.arp.resolve, config=config.ipv4)
+                         output=self._ip_output, resolve=self.arp.resolve, config=config.ipv4,
+                         neighbour_failed=self._neighbour_failed)
         self.ng = NetgraphIfaces(self.dl, self._ng_deliver, taps=self.taps, clock=self._clock,
                                  max_nesting=config.ng_max_nesting)
         self.fastpath: FastPath | None = None
@@ -90,6 +92,12 @@ class EngineCore:
             self.fastpath = FastPath(dl=self.dl, routes=self.route_table, inet=self.inet,
                                      arp=self.arp, ipv4=self.ipv4, taps=self.taps,
                                      transmit=self._transmit)
+
+    def _neighbour_failed(self, ifp: Interface, addr: int) -> bool:
+        """ARP gave up on ``addr`` on ``ifp`` and holds it down (``NudState.FAILED``)."""
+        table = self.arp.table(ifp)
+        entry = table.lookup(addr) if table is not None else None
+        return entry is not None and entry.state is NudState.FAILED
 
     # == inputs ============================================================
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from router.errors import EEXIST, EINVAL, ESRCH, RouterError
 from router.events import Event, EventKind
+from router.inet.multipath import NextHop
 from router.link.ifnet import AF_INET
 
 ALL_ONES = 0xFFFFFFFF
@@ -58,6 +59,7 @@ class RouteFlags(enum.IntFlag):
     LLINFO = 0x40  # a link-layer (ARP) entry seen through the routing socket
     LOCAL = 0x80  # loopback route to one of our own addresses: deliver locally
     MULTIPATH = 0x100  # one of several routes to the same prefix
+    ECMP = 0x200  # several next hops (Route.nexthops): a flow hash picks one
 
 
 @dataclass(slots=True, eq=False)
@@ -81,6 +83,9 @@ class Route:
     ifname: str = ""
     family: int = AF_INET
     installed: bool = False
+    # two or more legs of a multipath gateway route (flag ECMP; router.inet.multipath);
+    # ifindex/gateway/ifname are the first leg's. Empty for any other route.
+    nexthops: tuple[NextHop, ...] = ()
     is_local: bool = field(init=False)  # LOCAL flag, kept as a bool for the hot paths
     # ``flags`` as a plain int for per-packet tests against int constants
     # (``RouteFlags`` operators run in Python); RouteTable keeps it in step.
@@ -96,13 +101,24 @@ class Route:
 
     def describe(self) -> dict[str, Any]:
         """Plain values for a routing message or an API listing."""
-        return {
+        described = {
             "dst": ntoa(self.prefix),
             "plen": self.plen,
             "gateway": ntoa(self.gateway),
             "source": ntoa(self.source),
             "flags": _flag_names(self.flags),
         }
+        if self.nexthops:
+            described["nexthops"] = ",".join(f"{ntoa(h.gateway)}%{h.ifname}"
+                                             for h in self.nexthops)
+        return described
+
+    @property
+    def ifindexes(self) -> tuple[int, ...]:
+        """The interfaces the route leaves by: its legs', or its own."""
+        if self.nexthops:
+            return tuple(dict.fromkeys(h.ifindex for h in self.nexthops))
+        return (self.ifindex,)
 
     def __repr__(self) -> str:
         return (
@@ -217,19 +233,28 @@ class RouteTable:
         ifname: str = "",
         multipath: bool = False,
         family: int = AF_INET,
+        nexthops: tuple[NextHop, ...] = (),
     ) -> Route:
         """Insert a route; ``EEXIST`` if the prefix already has one of its kind.
 
         With ``multipath`` a non-local route joins the existing ones (marked
         ``MULTIPATH``) unless one of them has the same interface, gateway and
         source, which is still ``EEXIST``. Host bits of ``prefix`` are
-        ignored, as the kernel masks the destination.
+        ignored, as the kernel masks the destination. Two or more
+        ``nexthops`` make one ``ECMP`` gateway route over them (its
+        ``ifindex``, ``gateway`` and ``ifname`` are then the first's).
         """
         if not 0 <= plen <= MAX_PLEN:
             raise RouterError(EINVAL, "plen", plen, f"route {ntoa(prefix)}/{plen}")
         prefix &= plen_to_mask(plen)
+        if len(nexthops) > 1:
+            first = nexthops[0]
+            ifindex, gateway, ifname = first.ifindex, first.gateway, first.ifname
+            flags |= RouteFlags.GATEWAY | RouteFlags.ECMP
+        else:
+            nexthops = ()
         route = Route(prefix, plen, ifindex, RouteFlags(flags | RouteFlags.UP), gateway,
-                      source, ifaddr, ifname, family)
+                      source, ifaddr, ifname, family, nexthops=nexthops)
         bucket = self._tables.get(plen)
         routes = bucket.get(prefix) if bucket is not None else None
         if routes is None:
@@ -274,10 +299,7 @@ class RouteTable:
             if not bucket:
                 del self._tables[route.plen]
                 self._rebuild_levels()
-        on_if = self._by_ifindex[route.ifindex]
-        del on_if[route]
-        if not on_if:
-            del self._by_ifindex[route.ifindex]
+        self._unindexed(route)
         route.installed = False
         self._count -= 1
         self._changed(EventKind.RTM_DELETE, route)
@@ -301,11 +323,45 @@ class RouteTable:
         route.source = source
         self._changed(EventKind.RTM_CHANGE, route)
 
+    def set_nexthops(self, route: Route, nexthops: tuple[NextHop, ...]) -> None:
+        """Give an installed gateway route another set of legs, in one change.
+
+        One leg makes it an ordinary gateway route, several an ``ECMP`` one.
+        The route stays in the table throughout (one generation bump, one
+        ``RTM_CHANGE``), so no lookup ever finds the prefix unrouted.
+        """
+        if not route.installed:
+            raise RouterError(ESRCH, "route", f"{ntoa(route.prefix)}/{route.plen}")
+        if not nexthops:
+            raise RouterError(EINVAL, "nexthops", "", f"route {ntoa(route.prefix)}/{route.plen}")
+        self._unindexed(route)
+        first = nexthops[0]
+        route.gateway, route.ifindex, route.ifname = first.gateway, first.ifindex, first.ifname
+        route.nexthops = nexthops if len(nexthops) > 1 else ()
+        route.flags |= RouteFlags.GATEWAY
+        if route.nexthops:
+            route.flags |= RouteFlags.ECMP
+        else:
+            route.flags &= ~RouteFlags.ECMP
+        route.bits = int(route.flags)
+        for ifindex in route.ifindexes:
+            self._by_ifindex.setdefault(ifindex, {})[route] = None
+        self._changed(EventKind.RTM_CHANGE, route)
+
     def remove_interface(self, ifindex: int, family: int = AF_INET) -> list[Route]:
-        """Remove every route of ``family`` over ``ifindex`` (``if_rtproto_del``)."""
-        doomed = [r for r in self._by_ifindex.get(ifindex, ()) if r.family == family]
-        for route in doomed:
-            self.remove(route)
+        """Remove every route of ``family`` over ``ifindex`` (``if_rtproto_del``).
+
+        A multipath route loses its legs over ``ifindex`` and stays while it
+        has others (``RTM_CHANGE``); it goes (and is returned) with its last.
+        """
+        doomed = []
+        for route in [r for r in self._by_ifindex.get(ifindex, ()) if r.family == family]:
+            remaining = tuple(h for h in route.nexthops if h.ifindex != ifindex)
+            if remaining:
+                self.set_nexthops(route, remaining)
+            else:
+                self.remove(route)
+                doomed.append(route)
         self._cache.pop(ifindex, None)
         return doomed
 
@@ -346,7 +402,15 @@ class RouteTable:
     def _indexed(self, route: Route) -> None:
         route.installed = True
         self._count += 1
-        self._by_ifindex.setdefault(route.ifindex, {})[route] = None
+        for ifindex in route.ifindexes:
+            self._by_ifindex.setdefault(ifindex, {})[route] = None
+
+    def _unindexed(self, route: Route) -> None:
+        for ifindex in route.ifindexes:
+            on_if = self._by_ifindex[ifindex]
+            del on_if[route]
+            if not on_if:
+                del self._by_ifindex[ifindex]
 
     def _rebuild_levels(self) -> None:
         self._levels = [

@@ -22,6 +22,16 @@ broadcast of either interface, forwardable; a route that is neither LOCAL,
 REJECT nor BLACKHOLE through an UP Ethernet interface; a next hop whose ARP
 entry is usable *without* ``Arp.resolve`` (``LlTable.ready_lladdr``).
 
+**Multipath routes** (``ECMP``): a destination under one is never put in
+that cache, so single-path frames run exactly the code they would without
+multipath. On a cache miss a second dict is consulted — destination → a
+:class:`Spread` (the route's legs with their prebuilt entries) — and the
+leg is the one the generic path would pick for the frame's flow
+(``router.inet.multipath``: the same functions on the same bytes),
+remembered per flow hash. A leg whose entry cannot be made without side
+effects (ARP not resolved) sends its frames the generic way, which picks
+the same leg.
+
 **Invalidation**: the whole cache is dropped when the route table's
 generation, or the generation of any interface or of its ARP table, has
 changed (checked once per batch, and again after each run handed to the
@@ -40,7 +50,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from router.inet.route import RouteFlags
+from router.inet.multipath import choose, flow_hash
+from router.inet.route import Route, RouteFlags
 from router.link.ifnet import AF_INET, IfCounters, IfFamily, IfFlags, Interface
 from router.wire.checksum import TTL_DECREMENT_CHECKSUM
 
@@ -53,6 +64,8 @@ if TYPE_CHECKING:
     from router.ng.tap import Taps
 
 _NOT_FAST_ROUTE = int(RouteFlags.LOCAL | RouteFlags.REJECT | RouteFlags.BLACKHOLE)
+_ECMP = int(RouteFlags.ECMP)
+_FLOW_MEMORY = 65536  # flows remembered per spread before the memory starts over
 _GATEWAY = int(RouteFlags.GATEWAY)
 _UP = int(IfFlags.UP)
 _ETHERNET = IfFamily.ETHERNET  # an enum member read from the class costs 0.2 us on 3.11
@@ -64,12 +77,51 @@ _REWRITE_LIMIT = 65536
 Entry = tuple[bytes, int, int, IfCounters]
 
 
+class Spread:
+    """A destination under a multipath route, seen from one ingress interface:
+    per leg its entry (None: the generic path must send it), per flow its leg."""
+
+    __slots__ = ("entries", "flows", "route", "usable")
+
+    def __init__(self, route: Route, entries: list[Entry | None],
+                 usable: Callable[..., bool]) -> None:
+        self.route = route
+        self.entries = entries
+        self.usable = usable
+        self.flows: dict[bytes, Entry | None] = {}
+
+    def entry_for(self, frame: bytes) -> Entry | None:
+        """The entry of the leg the frame's flow takes (the generic path's choice).
+
+        Remembered by the bytes the flow hash reads — fragment bits, protocol,
+        addresses and the 4 bytes where TCP and UDP ports are (TTL comes
+        along, harmlessly) — so a known flow costs two slices and a probe.
+        A datagram too short to carry ports is never remembered: its hash
+        ignores those bytes, a longer one's would not.
+        """
+        key = frame[20:24] + frame[26:38]
+        flows = self.flows
+        entry = flows.get(key, _UNSEEN)
+        if entry is not _UNSEEN:
+            return entry  # type: ignore[return-value]
+        legs = self.route.nexthops
+        found = self.entries[legs.index(choose(legs, flow_hash(frame, 14), self.usable))]
+        if (frame[16] << 8 | frame[17]) >= 24:
+            if len(flows) >= _FLOW_MEMORY:
+                flows.clear()
+            flows[key] = found
+        return found
+
+
+_UNSEEN = object()
+
+
 class FastPath:
     """The fast path of one engine. ``transmit`` is the engine's transmit queue."""
 
     __slots__ = (
-        "_arp", "_caches", "_dl", "_inet", "_ipv4", "_key", "_rewrites", "_routes", "_taps",
-        "_transmit", "hits",
+        "_arp", "_caches", "_dl", "_inet", "_ipv4", "_key", "_rewrites", "_routes", "_spreads",
+        "_taps", "_transmit", "hits",
     )
 
     def __init__(self, *, dl: DataLink, routes: RouteTable, inet: InetDomain, arp: Arp,
@@ -82,6 +134,7 @@ class FastPath:
         self._taps = taps
         self._transmit = transmit
         self._caches: dict[int, dict[bytes, Entry]] = {}
+        self._spreads: dict[int, dict[bytes, Spread]] = {}
         self._key: tuple[object, ...] = ()
         # (TTL, protocol, checksum) as on the wire -> the same 4 bytes after TTL - 1
         self._rewrites: dict[bytes, bytes] = {}
@@ -98,6 +151,7 @@ class FastPath:
         key = self._state_key()
         if key != self._key:
             self._caches.clear()
+            self._spreads.clear()
             self._key = key
 
     def usable_on(self, ifp: Interface) -> bool:
@@ -122,19 +176,44 @@ class FastPath:
         route = self._routes.lookup(dst)
         if route is None or route.bits & _NOT_FAST_ROUTE:  # Route.bits: flags as a plain int
             return None
-        out = self._dl.lookup(route.ifindex)
+        if route.bits & _ECMP:
+            entries = [self._entry(dst, leg.ifindex, leg.gateway) for leg in route.nexthops]
+            spread = Spread(route, entries, self._ipv4.leg_usable)
+            self._spreads.setdefault(ifp.index, {})[dst_key] = spread
+            return None
+        entry = self._entry(dst, route.ifindex, route.gateway if route.bits & _GATEWAY else dst)
+        if entry is not None:
+            self._caches.setdefault(ifp.index, {})[dst_key] = entry
+        return entry
+
+    def _entry(self, dst: int, ifindex: int, next_hop: int) -> Entry | None:
+        """The entry for ``dst`` leaving by ``ifindex`` toward ``next_hop``, if it can
+        be made without side effects."""
+        out = self._dl.lookup(ifindex)
         if out is None or not out.flags & _UP or not self.usable_on(out):
             return None
-        if inet.is_broadcast(dst, out):
+        if self._inet.is_broadcast(dst, out):
             return None
         table = self._arp.table(out)
-        next_hop = route.gateway if route.bits & _GATEWAY else dst
         mac = table.ready_lladdr(next_hop) if table is not None else None
         if mac is None:
             return None
-        entry: Entry = (mac + out.lladdr + _ETHERTYPE_IPV4, out.index, out.mtu, out.counters)
-        self._caches.setdefault(ifp.index, {})[dst_key] = entry
-        return entry
+        return (mac + out.lladdr + _ETHERTYPE_IPV4, out.index, out.mtu, out.counters)
+
+    def _miss(self, ifp: Interface, dst_key: bytes, frame: bytes) -> Entry | None:
+        """No cached entry for the destination: a multipath one's leg for this
+        frame, else a new entry (None: the generic path has work to do)."""
+        spreads = self._spreads.get(ifp.index)
+        spread = spreads.get(dst_key) if spreads is not None else None
+        if spread is None:
+            entry = self._build(ifp, dst_key)
+            if entry is not None:
+                return entry
+            spreads = self._spreads.get(ifp.index)
+            spread = spreads.get(dst_key) if spreads is not None else None
+            if spread is None:
+                return None
+        return spread.entry_for(frame)
 
     def _rewrite(self, old: bytes) -> bytes:
         """TTL - 1 and the RFC 1624 checksum, for the 4 bytes TTL..checksum."""
@@ -172,7 +251,7 @@ class FastPath:
             dst_key = frame[30:34]
             entry = cache.get(dst_key)
             if entry is None:
-                entry = self._build(ifp, dst_key)
+                entry = self._miss(ifp, dst_key, frame)
                 if entry is None:
                     slow.append(frame)
                     continue
@@ -190,7 +269,7 @@ class FastPath:
                     slow.extend(frames[position:])
                     break
                 cache = self._caches.setdefault(ifp.index, {})
-                entry = cache.get(dst_key) or self._build(ifp, dst_key)
+                entry = cache.get(dst_key) or self._miss(ifp, dst_key, frame)
                 if entry is None or total > entry[2]:
                     slow.append(frame)
                     continue

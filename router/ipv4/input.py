@@ -45,6 +45,7 @@ from router.errors import (
     ENETUNREACH,
     ENXIO,
 )
+from router.inet.multipath import NextHop, choose, flow_hash
 from router.inet.route import Route, RouteFlags
 from router.ipv4.fragment import fragment
 from router.ipv4.icmp import Icmp, IcmpConfig
@@ -76,6 +77,7 @@ _ADDRESS = struct.Struct("!I")
 _DST_OFF = ip.DST_OFF
 _TTL_PROTO_SUM = struct.Struct("!BBH")  # the header's bytes 8..11: TTL, protocol, checksum
 _UNUSABLE_ROUTE = _BLACKHOLE | _REJECT
+_ECMP = int(RouteFlags.ECMP)
 #: Output errors that mean "that host or link is not there": ICMP host unreachable.
 _HOST_UNREACHABLE_ERRORS = frozenset({EHOSTUNREACH, EHOSTDOWN, ENETDOWN, ENETUNREACH, ENXIO})
 
@@ -164,6 +166,15 @@ Output = Callable[[Interface, bytes, int], int]
 Resolve = Callable[[Interface, int, bytes, float], tuple[int, bytes]]
 
 
+#: Has ARP given up on this neighbour for now (NudState.FAILED, in its hold-down)?
+NeighbourFailed = Callable[[Interface, int], bool]
+
+
+def _never_failed(ifp: Interface, addr: int) -> bool:
+    del ifp, addr
+    return False
+
+
 def _no_resolve(ifp: Interface, next_hop: int, datagram: bytes, now: float) -> tuple[int, bytes]:
     del ifp, next_hop, datagram, now
     return EHOSTUNREACH, b""
@@ -186,6 +197,7 @@ class Ipv4:
         output: Output,
         resolve: Resolve = _no_resolve,
         config: Ipv4Config | None = None,
+        neighbour_failed: NeighbourFailed = _never_failed,
     ) -> None:
         self.config = config or Ipv4Config()
         self.stats = Ipv4Stats()
@@ -194,6 +206,7 @@ class Ipv4:
         self.interface_of = interface_of
         self.output = output
         self.resolve = resolve
+        self.neighbour_failed = neighbour_failed
         self.icmp = Icmp(self.send, self.source_for, self.config.icmp)
         self.now = 0.0
 
@@ -353,7 +366,12 @@ class Ipv4:
                          icmp_wire.UNREACH_NET, DropReason.NO_ROUTE, now)
             return
         bits = route.bits
-        out = None if bits & _UNUSABLE_ROUTE else self.interface_of(route.ifindex)
+        if bits & _ECMP:
+            leg = self.leg_of(route, frame, start)
+            out, next_hop = self.interface_of(leg.ifindex), leg.gateway
+        else:
+            out = None if bits & _UNUSABLE_ROUTE else self.interface_of(route.ifindex)
+            next_hop = route.gateway if bits & _GATEWAY else dst
         if out is None or not out.flags & _UP:  # Interface.flags is a plain int
             reason = self._why_unusable(route)
             if reason is DropReason.BLACKHOLE_ROUTE:
@@ -366,7 +384,6 @@ class Ipv4:
                 and self.inet.is_broadcast(dst, out)):
             self._drop(DropReason.DIRECTED_BROADCAST)
             return
-        next_hop = route.gateway if bits & _GATEWAY else dst
         if total <= out.mtu:
             error = self.output(out, b"".join((
                 frame[start : start + _TTL_OFF],
@@ -468,11 +485,15 @@ class Ipv4:
             self._drop(DropReason.LOOPBACK_DESTINATION)
             return ENETUNREACH
         bits = route.bits
-        out = None if bits & _UNUSABLE_ROUTE else self.interface_of(route.ifindex)
+        if bits & _ECMP:
+            leg = self.leg_of(route, datagram, 0)
+            out, next_hop = self.interface_of(leg.ifindex), leg.gateway
+        else:
+            out = None if bits & _UNUSABLE_ROUTE else self.interface_of(route.ifindex)
+            next_hop = route.gateway if bits & _GATEWAY else dst
         if out is None or not out.flags & _UP:
             self._drop(self._why_unusable(route))
             return EHOSTUNREACH
-        next_hop = route.gateway if bits & _GATEWAY else dst
         if len(datagram) <= out.mtu:  # no fragmenting: no header parse, no copy
             error = self.output(out, datagram if type(datagram) is bytes else bytes(datagram),
                                 next_hop)
@@ -484,6 +505,18 @@ class Ipv4:
         else:
             self._drop(DropReason.OUTPUT_ERROR)
         return error
+
+    def leg_of(self, route: Route, packet: bytes | bytearray | memoryview, start: int) -> NextHop:
+        """The leg of an ``ECMP`` route the datagram at ``packet[start:]`` takes
+        (``router.inet.multipath``: by its flow, over the usable legs)."""
+        return choose(route.nexthops, flow_hash(packet, start), self.leg_usable)
+
+    def leg_usable(self, leg: NextHop) -> bool:
+        """A leg is usable while its interface is up and ARP has not given up on
+        its gateway (Linux's ``fib_multipath_use_neigh``)."""
+        out = self.interface_of(leg.ifindex)
+        return out is not None and bool(out.flags & _UP) and not self.neighbour_failed(
+            out, leg.gateway)
 
     @staticmethod
     def _why_unusable(route: Route) -> DropReason:

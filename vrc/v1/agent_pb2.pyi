@@ -148,14 +148,18 @@ class ListRoutesResponse(_message.Message):
     def __init__(self, routes: _Optional[_Iterable[_Union[_types_pb2.Route, _Mapping]]] = ...) -> None: ...
 
 class AddRouteRequest(_message.Message):
-    __slots__ = ("prefix", "gateway", "ifname")
+    __slots__ = ("prefix", "gateway", "ifname", "next_hops", "replace")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_FIELD_NUMBER: _ClassVar[int]
     IFNAME_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HOPS_FIELD_NUMBER: _ClassVar[int]
+    REPLACE_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     gateway: str
     ifname: str
-    def __init__(self, prefix: _Optional[str] = ..., gateway: _Optional[str] = ..., ifname: _Optional[str] = ...) -> None: ...
+    next_hops: _containers.RepeatedCompositeFieldContainer[_types_pb2.RouteNextHop]
+    replace: bool
+    def __init__(self, prefix: _Optional[str] = ..., gateway: _Optional[str] = ..., ifname: _Optional[str] = ..., next_hops: _Optional[_Iterable[_Union[_types_pb2.RouteNextHop, _Mapping]]] = ..., replace: _Optional[bool] = ...) -> None: ...
 
 class AddRouteResponse(_message.Message):
     __slots__ = ("route",)

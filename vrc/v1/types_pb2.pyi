@@ -101,19 +101,33 @@ class Interface(_message.Message):
     addresses: _containers.RepeatedCompositeFieldContainer[Address]
     def __init__(self, name: _Optional[str] = ..., index: _Optional[int] = ..., type: _Optional[str] = ..., flags: _Optional[_Iterable[str]] = ..., flags_value: _Optional[int] = ..., eflags: _Optional[_Iterable[str]] = ..., mtu: _Optional[int] = ..., mac: _Optional[str] = ..., state: _Optional[str] = ..., link_state: _Optional[str] = ..., counters: _Optional[_Union[Counters, _Mapping]] = ..., addresses: _Optional[_Iterable[_Union[Address, _Mapping]]] = ...) -> None: ...
 
+class RouteNextHop(_message.Message):
+    __slots__ = ("gateway", "ifname", "ifindex", "usable")
+    GATEWAY_FIELD_NUMBER: _ClassVar[int]
+    IFNAME_FIELD_NUMBER: _ClassVar[int]
+    IFINDEX_FIELD_NUMBER: _ClassVar[int]
+    USABLE_FIELD_NUMBER: _ClassVar[int]
+    gateway: str
+    ifname: str
+    ifindex: int
+    usable: bool
+    def __init__(self, gateway: _Optional[str] = ..., ifname: _Optional[str] = ..., ifindex: _Optional[int] = ..., usable: _Optional[bool] = ...) -> None: ...
+
 class Route(_message.Message):
-    __slots__ = ("prefix", "gateway", "ifname", "ifindex", "flags")
+    __slots__ = ("prefix", "gateway", "ifname", "ifindex", "flags", "next_hops")
     PREFIX_FIELD_NUMBER: _ClassVar[int]
     GATEWAY_FIELD_NUMBER: _ClassVar[int]
     IFNAME_FIELD_NUMBER: _ClassVar[int]
     IFINDEX_FIELD_NUMBER: _ClassVar[int]
     FLAGS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_HOPS_FIELD_NUMBER: _ClassVar[int]
     prefix: str
     gateway: str
     ifname: str
     ifindex: int
     flags: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, prefix: _Optional[str] = ..., gateway: _Optional[str] = ..., ifname: _Optional[str] = ..., ifindex: _Optional[int] = ..., flags: _Optional[_Iterable[str]] = ...) -> None: ...
+    next_hops: _containers.RepeatedCompositeFieldContainer[RouteNextHop]
+    def __init__(self, prefix: _Optional[str] = ..., gateway: _Optional[str] = ..., ifname: _Optional[str] = ..., ifindex: _Optional[int] = ..., flags: _Optional[_Iterable[str]] = ..., next_hops: _Optional[_Iterable[_Union[RouteNextHop, _Mapping]]] = ...) -> None: ...
 
 class ArpEntry(_message.Message):
     __slots__ = ("ifname", "ip", "mac", "state", "static", "published", "local")

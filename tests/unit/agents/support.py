@@ -241,6 +241,10 @@ class FakeEngine:
         self._check()
         return list(self.routes_.values())
 
+    def next_hop_usable(self, hop: object) -> bool:
+        del hop
+        return True
+
     def add_route(self, prefix: str, gateway: str | None = None,
                   ifname: str | None = None) -> FakeRoute:
         self._check()

@@ -164,6 +164,63 @@ def test_static_routes(agent: RunningAgent) -> None:
     assert error.code() is grpc.StatusCode.NOT_FOUND and errno_of(error) == "ESRCH"
 
 
+def legs(*pairs: tuple[str, str]) -> list[tpb.RouteNextHop]:
+    return [tpb.RouteNextHop(gateway=gateway, ifname=ifname) for gateway, ifname in pairs]
+
+
+def test_multipath_routes_add_list_and_replace(agent: RunningAgent) -> None:
+    add(agent, "eth0", "10.0.0.1/24")
+    add(agent, "eth1", "10.1.0.1/24")
+    two = legs(("10.0.0.254", "eth0"), ("10.1.0.254", "eth1"))
+    route = agent.stub.AddRoute(pb.AddRouteRequest(prefix="10.9.0.0/16", next_hops=two),
+                                timeout=TIMEOUT).route
+    assert [(h.gateway, h.ifname, h.usable) for h in route.next_hops] == [
+        ("10.0.0.254", "eth0", True), ("10.1.0.254", "eth1", True)]
+    assert {"ECMP", "GATEWAY", "STATIC"} <= set(route.flags)
+    assert (route.gateway, route.ifname) == ("10.0.0.254", "eth0")  # the first leg
+    error = failure(agent.stub.AddRoute, pb.AddRouteRequest(prefix="10.9.0.0/16", next_hops=two))
+    assert error.code() is grpc.StatusCode.ALREADY_EXISTS
+    agent.stub.AddRoute(pb.AddRouteRequest(prefix="10.9.0.0/16", replace=True,
+                                           next_hops=legs(("10.1.0.254", "eth1"))),
+                        timeout=TIMEOUT)
+    listed = agent.stub.ListRoutes(pb.ListRoutesRequest(), timeout=TIMEOUT).routes
+    replaced = next(r for r in listed if r.prefix == "10.9.0.0/16")
+    assert (replaced.gateway, replaced.ifname, list(replaced.next_hops)) == (
+        "10.1.0.254", "eth1", [])
+    agent.stub.SetInterface(pb.SetInterfaceRequest(name="eth0", up=False), timeout=TIMEOUT)
+    agent.stub.AddRoute(pb.AddRouteRequest(prefix="10.9.0.0/16", replace=True, next_hops=two),
+                        timeout=TIMEOUT)
+    listed = agent.stub.ListRoutes(pb.ListRoutesRequest(), timeout=TIMEOUT).routes
+    wide = next(r for r in listed if r.prefix == "10.9.0.0/16")
+    assert [h.usable for h in wide.next_hops] == [False, True]  # eth0 is down
+
+
+def test_multipath_route_errors_name_the_field(agent: RunningAgent) -> None:
+    add(agent, "eth0", "10.0.0.1/24")
+    add(agent, "eth1", "10.1.0.1/24")
+    error = failure(agent.stub.AddRoute, pb.AddRouteRequest(
+        prefix="10.9.0.0/16", next_hops=legs(("10.0.0.254", "eth0"), ("10.0.0.253", "eth1"))))
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "next_hops" not in error.details() and "gateways[1].gateway" in error.details()
+    assert "not on-link through eth1" in error.details()
+    error = failure(agent.stub.AddRoute, pb.AddRouteRequest(
+        prefix="10.9.0.0/16", gateway="10.0.0.254", next_hops=legs(("10.1.0.254", "eth1"))))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and "next_hops" in error.details()
+    error = failure(agent.stub.AddRoute, pb.AddRouteRequest(
+        prefix="10.9.0.0/16", next_hops=legs(("10.1.0.x", "eth1"))))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "next_hops[0].gateway" in error.details()
+    error = failure(agent.stub.AddRoute, pb.AddRouteRequest(
+        prefix="10.9.0.0/16", gateway="10.0.0.254", replace=True))
+    assert error.code() is grpc.StatusCode.INVALID_ARGUMENT and "replace" in error.details()
+    error = failure(agent.stub.AddRoute, pb.AddRouteRequest(
+        prefix="10.9.0.0/16", gateway="10.1.0.254", ifname="eth0"))
+    assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+    assert "not on-link through eth0" in error.details()
+    assert not [r for r in agent.stub.ListRoutes(pb.ListRoutesRequest(), timeout=TIMEOUT).routes
+                if r.prefix == "10.9.0.0/16"]
+
+
 def test_arp_static_published_entry(agent: RunningAgent) -> None:
     add(agent, "eth0", "10.0.0.1/24")
     entry = agent.stub.SetArp(pb.SetArpRequest(ifname="eth0", ip="10.0.0.7",

@@ -15,6 +15,7 @@ import pytest
 
 from cli.main import main
 from cli.output import frame_summary
+from router import Engine
 from tests.unit.agents.support import RunningAgent, running_agent, sample_engine
 
 ETH_ARP = bytes.fromhex(
@@ -269,3 +270,47 @@ def test_capture_of_ng_interface_writes_dlt_null_pcap(
 def test_frame_summary_of_dlt_null_ipv4() -> None:
     packet = (2).to_bytes(4, "little") + ETH_ICMP[14:]
     assert frame_summary(packet, 0).startswith("IPv4 10.0.0.9 > 10.0.0.1 ICMP")
+
+
+@pytest.fixture
+def engine_vrc(capsys: pytest.CaptureFixture[str]) -> Iterator[Run]:
+    """``vrc`` against an agent in front of a real engine with eth0/eth1 addressed."""
+    engine = Engine()
+    engine.add_ethernet("eth0", "02:00:00:00:00:01")
+    engine.add_ethernet("eth1", "02:00:00:00:00:02")
+    engine.add_alias("eth0", "10.0.0.1/24")
+    engine.add_alias("eth1", "10.1.0.1/24")
+    with running_agent(engine) as running:
+        def run(*argv: str) -> tuple[int, str, str]:
+            code = main(["--agent", running.address, *argv])
+            captured = capsys.readouterr()
+            return code, captured.out, captured.err
+
+        yield run
+
+
+def test_multipath_route_add_list_replace(engine_vrc: Run) -> None:
+    vrc = engine_vrc
+    code, out, _ = vrc("route", "add", "10.9.0.0/16", "--via", "10.0.0.254@eth0",
+                       "--via", "10.1.0.254@eth1")
+    assert code == 0 and "10.9.0.0/16 added" in out
+    row = next(line.split() for line in vrc("routes")[1].splitlines()
+               if line.startswith("10.9.0.0/16"))
+    assert row[1:3] == ["10.0.0.254,10.1.0.254", "eth0,eth1"] and "ECMP" in row[3]
+    listed = json.loads(vrc("-o", "json", "routes")[1])
+    legs = next(r for r in listed if r["prefix"] == "10.9.0.0/16")["next_hops"]
+    assert [(leg["gateway"], leg["ifname"]) for leg in legs] == [("10.0.0.254", "eth0"),
+                                                                 ("10.1.0.254", "eth1")]
+    code, out, _ = vrc("route", "add", "10.9.0.0/16", "--replace", "--via", "10.1.0.254@eth1")
+    assert code == 0 and "10.9.0.0/16 set" in out
+    row = next(line.split() for line in vrc("routes")[1].splitlines()
+               if line.startswith("10.9.0.0/16"))
+    assert row[1:3] == ["10.1.0.254", "eth1"] and "ECMP" not in row[3]
+    code, _, err = vrc("route", "add", "10.8.0.0/16", "--via", "10.1.0.254@eth0")
+    assert code == 1 and "FAILED_PRECONDITION" in err and "not on-link through eth0" in err
+
+
+def test_route_add_via_needs_gw_at_iface(engine_vrc: Run) -> None:
+    with pytest.raises(SystemExit) as info:
+        engine_vrc("route", "add", "10.9.0.0/16", "--via", "10.0.0.254")
+    assert info.value.code == 2
