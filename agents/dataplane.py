@@ -2,9 +2,14 @@
 
 One iteration:
 
-1. wait (``poll``) on every link's receive ring and on a wake-up eventfd, at
-   most until the engine's next timer deadline and never longer than
-   ``max_wait`` — zero when a ring still holds frames from the last batch;
+1. wait for frames: right after an iteration that moved frames, spin on the
+   rings' next slot for at most ``busy_poll`` seconds (the answer to what
+   was just forwarded usually comes back within it, and a sleep and wake-up
+   would cost more than the wait); otherwise, and when the window closes
+   empty, ``poll`` every link's receive ring and a wake-up eventfd, at most
+   until the engine's next timer deadline and never longer than
+   ``max_wait`` — zero when a ring still holds frames from the last batch.
+   An idle loop never spins: the window opens only after traffic;
 2. take up to ``max_batch`` frames from each ready ring (no lock held);
 3. under the gate's lock, once per iteration: feed each link's batch to
    ``engine.receive_batch(ifindex, frames, now)``, run ``engine.tick(now)``
@@ -34,6 +39,7 @@ from router import IfFlags
 
 MAX_BATCH = 256
 MAX_WAIT = 0.25  # seconds: the loop re-checks its stop flag at least this often
+BUSY_POLL = 0.0002  # seconds of spinning on the rings after an iteration that moved frames
 POLL_IN = select.POLLIN | select.POLLERR
 
 
@@ -79,6 +85,8 @@ class LoopStats:
     tx_unroutable: int = 0  # output for an ifindex without a link (e.g. a vanished NIC)
     tx_failed: int = 0
     engine_errors: int = 0
+    spin_hits: int = 0  # busy-poll windows that found a frame
+    spin_misses: int = 0  # ... that closed empty (the loop then slept in poll)
 
 
 def wanted_promiscuous(ifp: Any, link_mac: bytes) -> bool:
@@ -106,6 +114,7 @@ class DataPlane:
         clock: Callable[[], float] = time.monotonic,
         max_batch: int = MAX_BATCH,
         max_wait: float = MAX_WAIT,
+        busy_poll: float = BUSY_POLL,
         log: Any = None,
     ) -> None:
         self.gate = gate
@@ -113,7 +122,9 @@ class DataPlane:
         self.clock = clock
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.busy_poll = busy_poll
         self.log = log
+        self._busy = False  # the last iteration moved frames: spin before sleeping
         self.stats = LoopStats()
         self._deadline: float | None = None
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -177,10 +188,14 @@ class DataPlane:
     # ------------------------------------------------------------ one iteration
     def run_once(self) -> None:
         """Wait (bounded), then receive, run the engine, transmit. Used by tests too."""
-        ready = self._wait(self._timeout())
+        timeout = self._timeout()
+        if timeout > 0 and self._busy and self._spin(min(timeout, self.busy_poll)):
+            timeout = 0.0
+        ready = self._wait(timeout)
         batches = self._receive(ready)
         output = self._run_engine(batches)
         self._transmit(output)
+        self._busy = bool(batches or output)
         self.stats.iterations += 1
 
     def _timeout(self) -> float:
@@ -189,6 +204,19 @@ class DataPlane:
         if self._deadline is None:
             return self.max_wait
         return min(self.max_wait, max(0.0, self._deadline - self.clock()))
+
+    def _spin(self, seconds: float) -> bool:
+        """Watch the rings' next slots for ``seconds``; True as soon as one holds a frame."""
+        links = list(self.links.values())
+        clock = time.monotonic
+        end = clock() + seconds
+        while clock() < end:
+            for link in links:
+                if link.pending():
+                    self.stats.spin_hits += 1
+                    return True
+        self.stats.spin_misses += 1
+        return False
 
     def _wait(self, timeout: float) -> set[int]:
         # poll() takes milliseconds; round up so a deadline is never polled early in a spin.
