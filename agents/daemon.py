@@ -312,7 +312,9 @@ class Agent:
             self.log.warning("isolation off: the kernel also processes data-plane frames")
         engine = self.engine_factory(opts)
         for link in self._opened:
-            ifp = engine.add_ethernet(link.ifname, mac=link.mac, mtu=link.mtu, up=True)
+            # offload: the link hands each frame's virtio_net_hdr to the kernel
+            ifp = engine.add_ethernet(link.ifname, mac=link.mac, mtu=link.mtu, up=True,
+                                      offload=True)
             self.links[ifp.index] = link
             self.log.info("interface", ifname=link.ifname, ifindex=ifp.index,
                           mac=link.mac.hex(":"), mtu=link.mtu, tx_mode=link.tx_mode.value)

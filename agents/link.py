@@ -14,7 +14,7 @@ socket's receive queue in ring order (``PACKET_COPY_THRESH``), read with one
 
 Transmit: every frame goes out with a ``virtio_net_hdr`` in front of it (all
 zero for a finished frame, the received one for a frame with offload work
-left, ``agents.offload``), so the egress kernel checksums and segments what
+left, ``router.offload``), so the egress kernel checksums and segments what
 the ingress kernel left undone. Two sockets bound with protocol 0 (they never
 receive): a ``TPACKET_V2`` ``PACKET_TX_RING`` for batches (``send_batch``
 writes each frame into a free slot, marks it ``SEND_REQUEST`` and flushes the
@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agents.offload import VNET_HDR_LEN, VNET_NONE, OffloadFrame
+from router.offload import VNET_HDR_LEN, VNET_NONE, OffloadFrame
 
 # --- socket options and constants (linux/if_packet.h, linux/if_ether.h) ---
 SOL_PACKET = 263

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from agents.isolation import DropMethod, Isolation, IsolationSet, isolate, restore_previous
 from agents.link import PacketLink, RingConfig, TxMode
 from agents.nicrecord import RunDir
-from agents.offload import OffloadFrame
+from router.offload import OffloadFrame
 
 
 def _offload(frame: bytes) -> dict[str, int] | None:

@@ -22,7 +22,7 @@ from agents.link import (
     _RxRing,
     _TxRing,
 )
-from agents.offload import OffloadFrame
+from router.offload import OffloadFrame
 
 SLOT = 2048
 MAC_OFFSET = 76  # tpacket_rcv: TPACKET_ALIGN(52 + 16) + 10 (vnet header) - 14
