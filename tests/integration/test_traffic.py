@@ -5,8 +5,11 @@ offloads a veth peer hands the agent frames whose L4 checksum is left to
 offload (CHECKSUM_PARTIAL) and, with TSO/GSO, TCP and UDP super-frames far
 larger than the MTU; the agent must pass them on so that B receives every
 byte intact, in both directions. The same transfers run with every offload
-switched off on all four veth ends (``ethtool -K``). Each transfer is
-bounded in bytes and in time; the peers are ``l4peer.py`` (see there).
+switched off on all four veth ends (``ethtool -K``), and once more with the
+senders' offloads on but the agent's egress veths without any, so that R's
+kernel finishes what the agent hands on and the receivers (rx checksumming
+off) verify every checksum. Each transfer is bounded in bytes and in time;
+the peers are ``l4peer.py`` (see there).
 """
 
 from __future__ import annotations
@@ -40,9 +43,19 @@ def _tools() -> None:
     require_root_and_tools((*REQUIRED_TOOLS, "ethtool", "iperf3"))
 
 
-@pytest.fixture(params=["default-offloads", "offloads-off"])
+@pytest.fixture(params=["default-offloads", "offloads-off", "receivers-verify"])
 def offloads(request: pytest.FixtureRequest, topo: Topology) -> Iterator[str]:
-    """Leave the veths as the kernel made them, or switch every offload off."""
+    """Leave the veths as the kernel made them, switch every offload off, or make the
+    receivers check what the agent handed on: the senders keep their offloads (partial
+    checksums, super-frames reach the agent), R's kernel must cut and checksum the
+    agent's output in software (no offload on ra, rb) and A's and B's kernels verify
+    every checksum (rx checksumming off)."""
+    if request.param == "receivers-verify":
+        for ns, ifname in ((topo.r, topo.ra), (topo.r, topo.rb)):
+            ns.run("ethtool", "-K", ifname, "tx", "off", "sg", "off", "tso", "off", "gso", "off")
+        for ns, ifname in ((topo.a, topo.a0), (topo.b, topo.b0)):
+            ns.run("ethtool", "-K", ifname, "rx", "off")
+            assert "rx-checksumming: off" in ns.run("ethtool", "-k", ifname).stdout
     if request.param == "offloads-off":
         for ns, ifname in ((topo.a, topo.a0), (topo.r, topo.ra), (topo.r, topo.rb),
                            (topo.b, topo.b0)):
