@@ -9,7 +9,11 @@ One iteration:
    empty, ``poll`` every link's receive ring and a wake-up eventfd, at most
    until the engine's next timer deadline and never longer than
    ``max_wait`` — zero when a ring still holds frames from the last batch.
-   An idle loop never spins: the window opens only after traffic;
+   An idle loop never spins: the window opens only after traffic.
+   The thread runs at the ``priority`` it was given (``realtime``: SCHED_RR,
+   as the kernel's own forwarding runs in softirq context above every
+   process; ``high``: nice -10; ``normal``), so other work on the host does
+   not take its core away while frames wait;
 2. take up to ``max_batch`` frames from each ready ring (no lock held);
 3. under the gate's lock, once per iteration: feed each link's batch to
    ``engine.receive_batch(ifindex, frames, now)``, run ``engine.tick(now)``
@@ -33,10 +37,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from router import IfFlags
 
+#: How the loop thread asks the scheduler for its core (docs/agent.md, "Priority").
+PRIORITIES = ("realtime", "high", "normal")
+RT_PRIORITY = 10  # SCHED_RR priority: above every normal thread, far below the kernel's own
+HIGH_NICE = -10
 MAX_BATCH = 256
 MAX_WAIT = 0.25  # seconds: the loop re-checks its stop flag at least this often
 BUSY_POLL = 0.0002  # seconds of spinning on the rings after an iteration that moved frames
@@ -103,6 +112,12 @@ def wanted_promiscuous(ifp: Any, link_mac: bytes) -> bool:
     return (bool(lladdr) and lladdr != link_mac) or bool(flags & IfFlags.PROMISC)
 
 
+def _name_native_thread(name: str) -> None:
+    """The kernel's name of the calling thread (Python before 3.14 leaves it "python3")."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(name[:15])
+
+
 class DataPlane:
     """The loop thread. ``links`` maps the engine's ifindex to the link carrying it."""
 
@@ -115,6 +130,7 @@ class DataPlane:
         max_batch: int = MAX_BATCH,
         max_wait: float = MAX_WAIT,
         busy_poll: float = BUSY_POLL,
+        priority: str = "normal",
         log: Any = None,
     ) -> None:
         self.gate = gate
@@ -123,6 +139,10 @@ class DataPlane:
         self.max_batch = max_batch
         self.max_wait = max_wait
         self.busy_poll = busy_poll
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority {priority!r}: one of {', '.join(PRIORITIES)}")
+        self.priority = priority
+        self.granted_priority = "normal"  # what the scheduler gave the thread
         self.log = log
         self._busy = False  # the last iteration moved frames: spin before sleeping
         self.stats = LoopStats()
@@ -175,7 +195,27 @@ class DataPlane:
             with contextlib.suppress(OSError):
                 os.eventfd_write(self._wake_fd, 1)
 
+    def _claim_priority(self) -> None:
+        """Ask for the loop thread's scheduling (this thread only; the API threads stay
+        normal). Falls back step by step when refused (no CAP_SYS_NICE), and says so."""
+        wanted = PRIORITIES[PRIORITIES.index(self.priority):]
+        for level in wanted:
+            try:
+                if level == "realtime":
+                    os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(RT_PRIORITY))
+                elif level == "high":
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HIGH_NICE)
+            except OSError:
+                continue
+            self.granted_priority = level
+            break
+        if self.log is not None and self.granted_priority != self.priority:
+            self.log.warning("data-plane priority refused", wanted=self.priority,
+                             granted=self.granted_priority)
+
     def _run(self) -> None:
+        _name_native_thread("vrc-dataplane")  # top -H, ps -L and /proc show the loop
+        self._claim_priority()
         while not self._stopping.is_set():
             try:
                 self.run_once()

@@ -15,7 +15,10 @@ broken path makes the peer fail in seconds, never hang:
   list) send one datagram with a size-specific pattern and wait for its echo
   (three tries); print which sizes came back intact. With ``SEGMENT`` the
   datagrams go out with ``UDP_SEGMENT`` (UDP GSO): one send of a buffer the
-  kernel cuts into datagrams of ``SEGMENT`` bytes, each echoed on its own.
+  kernel cuts into datagrams of ``SEGMENT`` bytes, each echoed on its own;
+* ``udp-order-sink PORT COUNT SECONDS`` / ``udp-order-source ADDR PORT COUNT``:
+  a burst of numbered datagrams (some sent as GSO super-datagrams) and the
+  numbers in the order they arrived.
 """
 
 from __future__ import annotations
@@ -116,6 +119,45 @@ def udp_probe(addr: str, port: int, sizes: list[int], timeout: float,
     return {"intact": intact, "wrong": wrong}
 
 
+def udp_order_sink(port: int, count: int, seconds: float) -> dict[str, object]:
+    """Receive up to ``count`` numbered datagrams; report their numbers in arrival order."""
+    deadline = time.monotonic() + seconds
+    seen: list[int] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+        sock.bind(("0.0.0.0", port))
+        print(json.dumps({"listening": port}), flush=True)
+        while len(seen) < count and time.monotonic() < deadline:
+            sock.settimeout(max(0.05, min(1.0, deadline - time.monotonic())))
+            try:
+                data = sock.recv(CHUNK)
+            except TimeoutError:
+                if seen:
+                    break  # the burst is over
+                continue
+            seen.append(int.from_bytes(data[:4], "big"))
+    return {"seen": seen}
+
+
+def udp_order_source(addr: str, port: int, count: int) -> dict[str, object]:
+    """A burst of ``count`` numbered datagrams, as fast as the socket takes them; every
+    fifth send is a UDP GSO super-datagram of three numbered 1200-byte segments (larger
+    than a receive slot: it reaches the agent by the copy path, between ring frames)."""
+    number = 0
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as plain, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as gso:
+        gso.setsockopt(SOL_UDP, UDP_SEGMENT, 1200)
+        while number < count:
+            if number % 5 == 0 and number + 3 <= count:
+                gso.sendto(b"".join(n.to_bytes(4, "big") + bytes(1196)
+                                    for n in range(number, number + 3)), (addr, port))
+                number += 3
+            else:
+                plain.sendto(number.to_bytes(4, "big") + bytes(60), (addr, port))
+                number += 1
+    return {"sent": number}
+
+
 def main(argv: list[str]) -> int:
     mode, args = argv[0], argv[1:]
     if mode == "tcp-sink":
@@ -128,6 +170,10 @@ def main(argv: list[str]) -> int:
         segment = int(args[4]) if len(args) > 4 else 0
         result = udp_probe(args[0], int(args[1]), [int(s) for s in args[2].split(",")],
                            float(args[3]), segment)
+    elif mode == "udp-order-sink":
+        result = udp_order_sink(int(args[0]), int(args[1]), float(args[2]))
+    elif mode == "udp-order-source":
+        result = udp_order_source(args[0], int(args[1]), int(args[2]))
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     print(json.dumps(result), flush=True)

@@ -294,3 +294,18 @@ def test_a_frame_arriving_inside_the_window_is_taken_without_sleeping() -> None:
         assert time.monotonic() - started < 0.5
     finally:
         plane.stop()
+
+
+def test_an_unknown_priority_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="realtime, high, normal"):
+        DataPlane(Gate(RecordingEngine()), {}, priority="turbo")
+
+
+def test_a_normal_priority_loop_keeps_the_default_scheduling() -> None:
+    plane = DataPlane(Gate(RecordingEngine()), {}, max_wait=0.01, priority="normal")
+    try:
+        plane.start()
+        plane.stop()
+        assert plane.granted_priority == "normal"
+    finally:
+        plane.stop()
