@@ -49,6 +49,14 @@ HIGH_NICE = -10
 MAX_BATCH = 256
 MAX_WAIT = 0.25  # seconds: the loop re-checks its stop flag at least this often
 BUSY_POLL = 0.0002  # seconds of spinning on the rings after an iteration that moved frames
+#: The loop looks at its own CPU share every PACE_WINDOW seconds. Spinning may take at
+#: most SPIN_SHARE of a window; a realtime loop that used more than MAX_SHARE of one rests
+#: REST seconds, so it never reaches the kernel's RT throttle (95% of each second by
+#: default, which would stop it for 50 ms at once and let the ring overflow).
+PACE_WINDOW = 0.02
+SPIN_SHARE = 0.5
+MAX_SHARE = 0.9
+REST = 0.0015
 POLL_IN = select.POLLIN | select.POLLERR
 
 
@@ -96,6 +104,7 @@ class LoopStats:
     engine_errors: int = 0
     spin_hits: int = 0  # busy-poll windows that found a frame
     spin_misses: int = 0  # ... that closed empty (the loop then slept in poll)
+    rests: int = 0  # a realtime loop's pauses below the kernel's RT throttle
 
 
 def wanted_promiscuous(ifp: Any, link_mac: bytes) -> bool:
@@ -145,6 +154,9 @@ class DataPlane:
         self.granted_priority = "normal"  # what the scheduler gave the thread
         self.log = log
         self._busy = False  # the last iteration moved frames: spin before sleeping
+        self._window_start = time.monotonic()
+        self._window_cpu = 0.0
+        self._spin_spent = 0.0  # seconds spun in the current window
         self.stats = LoopStats()
         self._deadline: float | None = None
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -216,6 +228,7 @@ class DataPlane:
     def _run(self) -> None:
         _name_native_thread("vrc-dataplane")  # top -H, ps -L and /proc show the loop
         self._claim_priority()
+        self._window_start, self._window_cpu = time.monotonic(), time.thread_time()
         while not self._stopping.is_set():
             try:
                 self.run_once()
@@ -228,8 +241,10 @@ class DataPlane:
     # ------------------------------------------------------------ one iteration
     def run_once(self) -> None:
         """Wait (bounded), then receive, run the engine, transmit. Used by tests too."""
+        self._pace()
         timeout = self._timeout()
-        if timeout > 0 and self._busy and self._spin(min(timeout, self.busy_poll)):
+        if (timeout > 0 and self._busy and self._spin_spent < SPIN_SHARE * PACE_WINDOW
+                and self._spin(min(timeout, self.busy_poll))):
             timeout = 0.0
         ready = self._wait(timeout)
         batches = self._receive(ready)
@@ -249,14 +264,32 @@ class DataPlane:
         """Watch the rings' next slots for ``seconds``; True as soon as one holds a frame."""
         links = list(self.links.values())
         clock = time.monotonic
-        end = clock() + seconds
-        while clock() < end:
-            for link in links:
-                if link.pending():
-                    self.stats.spin_hits += 1
-                    return True
-        self.stats.spin_misses += 1
-        return False
+        start = clock()
+        end = start + seconds
+        found = False
+        while not found and clock() < end:
+            found = any(link.pending() for link in links)
+        self._spin_spent += clock() - start
+        if found:
+            self.stats.spin_hits += 1
+        else:
+            self.stats.spin_misses += 1
+        return found
+
+    def _pace(self) -> None:
+        """Once per window: reset the spin budget; a realtime loop that took more than
+        ``MAX_SHARE`` of the window's time rests (see ``REST``)."""
+        now = time.monotonic()
+        elapsed = now - self._window_start
+        if elapsed < PACE_WINDOW:
+            return
+        cpu = time.thread_time()
+        if self.granted_priority == "realtime" and cpu - self._window_cpu > MAX_SHARE * elapsed:
+            time.sleep(REST)
+            self.stats.rests += 1
+            now, cpu = time.monotonic(), time.thread_time()
+        self._window_start, self._window_cpu = now, cpu
+        self._spin_spent = 0.0
 
     def _wait(self, timeout: float) -> set[int]:
         # poll() takes milliseconds; round up so a deadline is never polled early in a spin.

@@ -161,6 +161,8 @@ LOOP_COUNTERS = {
     "spin_hits": ("vrc_dataplane_busy_poll_hits", "Busy-poll windows that found a frame"),
     "spin_misses": ("vrc_dataplane_busy_poll_misses",
                     "Busy-poll windows that closed empty (the loop then slept)"),
+    "rests": ("vrc_dataplane_rests",
+              "Pauses of a realtime loop that kept it below the kernel's RT throttle"),
 }
 
 
