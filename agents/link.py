@@ -111,6 +111,7 @@ TX_HEADER = struct.Struct("=III")  # tp_status, tp_len, tp_snaplen
 TX_DATA_OFFSET = TPACKET2_HDR_LEN
 #: The largest frame a receive copy can hold: a 64 KiB GSO super-frame and more.
 COPY_BUFFER = 1 << 18
+_RECV_COPY_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_TRUNC)  # an int: no IntFlag per call
 
 
 class TxMode(enum.Enum):
@@ -325,7 +326,7 @@ class PacketLink:
         """The full copy of a frame larger than its slot, vnet header first."""
         buf = self._copy
         try:
-            got = self._rx.recv_into(buf, len(buf), socket.MSG_DONTWAIT | socket.MSG_TRUNC)
+            got = self._rx.recv_into(buf, len(buf), _RECV_COPY_FLAGS)
         except OSError:
             self.stats.rx_truncated += 1
             return None
@@ -333,8 +334,7 @@ class PacketLink:
             self.stats.rx_truncated += 1
             return None
         self.stats.rx_copies += 1
-        view = memoryview(buf)
-        return OffloadFrame.from_vnet(bytes(view[VNET_HDR_LEN:got]), buf, 0)
+        return OffloadFrame.from_vnet(memoryview(buf)[VNET_HDR_LEN:got], buf, 0)  # one copy
 
     def pending(self) -> bool:
         """True if ``recv_batch`` would return something now."""

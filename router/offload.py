@@ -30,6 +30,7 @@ segments (the egress kernel, or :func:`finish`) copies it into each one.
 from __future__ import annotations
 
 import struct
+from typing import Any
 
 from router.wire.checksum import internet_checksum, ones_complement_sum
 
@@ -63,8 +64,8 @@ class OffloadFrame(bytes):
     csum_offset: int
 
     @classmethod
-    def make(cls, data: bytes, flags: int, gso_type: int, hdr_len: int, gso_size: int,
-             csum_start: int, csum_offset: int) -> OffloadFrame:
+    def make(cls, data: bytes | bytearray | memoryview, flags: int, gso_type: int,
+             hdr_len: int, gso_size: int, csum_start: int, csum_offset: int) -> OffloadFrame:
         frame = cls(data)
         frame.flags = flags
         frame.gso_type = gso_type
@@ -75,13 +76,13 @@ class OffloadFrame(bytes):
         return frame
 
     @classmethod
-    def from_vnet(cls, data: bytes, header: bytes | bytearray | memoryview,
-                  at: int = 0) -> bytes:
-        """``data`` with the header read at ``header[at:]``; plain ``bytes`` when it says
-        nothing is left to do."""
+    def from_vnet(cls, data: bytes | memoryview, header: Any, at: int = 0) -> bytes:
+        """``data`` (copied once) with the header read at ``header[at:]`` (any buffer: the
+        agent reads it straight out of its ring); plain ``bytes`` when it says nothing is
+        left to do."""
         flags, gso_type, hdr_len, gso_size, start, offset = VNET_HDR.unpack_from(header, at)
         if not flags & F_NEEDS_CSUM and gso_type == GSO_NONE:
-            return data
+            return data if type(data) is bytes else bytes(data)
         return cls.make(data, flags & F_NEEDS_CSUM, gso_type, hdr_len, gso_size, start, offset)
 
     def derive(self, data: bytes, shift: int = 0) -> OffloadFrame:

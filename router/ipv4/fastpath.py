@@ -284,11 +284,13 @@ class FastPath:
             if new is None:
                 new = self._rewrite(old)
             end = total + 14
-            out = b"".join((entry[0], frame[14:22], new,
-                            frame[26:end] if end != size else frame[26:]))
             counters = entry[3]
+            out: bytes
             if type(frame) is _OFFLOAD:
-                out = frame.derive(out)  # the rewritten header is every segment's template
+                # the rewritten header is every segment's template; the payload is copied
+                # once into the join and once into the new frame (a view, not a slice)
+                out = frame.derive(b"".join((entry[0], frame[14:22], new,
+                                             memoryview(frame)[26:end])))
                 if not entry[4]:  # the output cannot hand the work on: do it here
                     pieces = self._finished(out)
                     if pieces is None:
@@ -301,6 +303,9 @@ class FastPath:
                     count += 1
                     in_bytes += size
                     continue
+            else:
+                out = b"".join((entry[0], frame[14:22], new,
+                                frame[26:end] if end != size else frame[26:]))
             append((entry[1], out))
             counters.opackets += 1
             counters.obytes += end
