@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import gc
 import signal
 import socket
 import sys
@@ -71,6 +72,20 @@ class AgentOptions:
     max_streams_per_client: int = MAX_STREAMS_PER_CLIENT
     run_dir: str = DEFAULT_RUN_DIR
     dataplane_priority: str = "realtime"
+
+
+def _quiet_collector() -> None:
+    """Keep the garbage collector's full passes off the packet path.
+
+    Everything built at start-up (gRPC, protobuf, the engine's tables) is
+    moved to the permanent generation, so an oldest-generation pass no
+    longer walks it; the data plane's per-frame tuples and lists only ever
+    live for one batch. Without this, a full pass over the ~70 MiB process
+    stopped the loop for tens of ms about once a second under load (ping
+    p99 28-36 ms at half load).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -329,6 +344,7 @@ class Agent:
         self.gate = Gate(engine)
         self.dataplane = DataPlane(self.gate, self.links, priority=opts.dataplane_priority,
                                    log=self.log)
+        _quiet_collector()
         self.dataplane.start()
         dataplane = self.dataplane
         self.stats = StatsSource(

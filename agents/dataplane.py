@@ -48,13 +48,13 @@ RT_PRIORITY = 10  # SCHED_RR priority: above every normal thread, far below the 
 HIGH_NICE = -10
 MAX_BATCH = 256
 MAX_WAIT = 0.25  # seconds: the loop re-checks its stop flag at least this often
-BUSY_POLL = 0.0002  # seconds of spinning on the rings after an iteration that moved frames
+BUSY_POLL = 0.00005  # seconds of spinning on the rings after an iteration that moved frames
 #: The loop looks at its own CPU share every PACE_WINDOW seconds. Spinning may take at
 #: most SPIN_SHARE of a window; a realtime loop that used more than MAX_SHARE of one rests
 #: REST seconds, so it never reaches the kernel's RT throttle (95% of each second by
 #: default, which would stop it for 50 ms at once and let the ring overflow).
 PACE_WINDOW = 0.02
-SPIN_SHARE = 0.5
+SPIN_SHARE = 0.25
 MAX_SHARE = 0.9
 REST = 0.0015
 POLL_IN = select.POLLIN | select.POLLERR
