@@ -80,9 +80,8 @@ def _quiet_collector() -> None:
     Everything built at start-up (gRPC, protobuf, the engine's tables) is
     moved to the permanent generation, so an oldest-generation pass no
     longer walks it; the data plane's per-frame tuples and lists only ever
-    live for one batch. Without this, a full pass over the ~70 MiB process
-    stopped the loop for tens of ms about once a second under load (ping
-    p99 28-36 ms at half load).
+    live for one batch. Measured: a full pass over that heap (32k tracked
+    objects) takes 20-30 ms, 0.0 ms after the freeze.
     """
     gc.collect()
     gc.freeze()
