@@ -178,23 +178,26 @@ class Rtt:
     p99_ms: float
     replies: int
     sent: int
+    duplicates: int = 0
 
     def show(self) -> str:
         if not self.replies:
             return f"no replies ({self.sent} sent)"
         lost = f", {self.sent - self.replies} lost" if self.replies < self.sent else ""
-        return f"avg {self.avg_ms:.3f} ms, p99 {self.p99_ms:.3f} ms{lost}"
+        dups = f", {self.duplicates} duplicates" if self.duplicates else ""
+        return f"avg {self.avg_ms:.3f} ms, p99 {self.p99_ms:.3f} ms{lost}{dups}"
 
 
 def ping_rtt(net: Net, count: int, address: str = SINK_ADDR, interval: str = "0.01") -> Rtt:
     """RTT gen -> ``address`` (``ping -i 0.01``): average and 99th percentile of the replies."""
     proc = net.gen.run("ping", "-n", "-c", str(count), "-i", interval, "-w",
                        str(max(5, count // 50)), address, check=False, timeout=count + 30)
-    times = sorted(float(t) for t in re.findall(r"time=([\d.]+) ms", proc.stdout))
+    times = sorted(float(t) for t in re.findall(r"time=([\d.]+) ms$", proc.stdout, re.M))
+    duplicates = len(re.findall(r"\(DUP!\)", proc.stdout))  # not a reply of its own
     if not times:
-        return Rtt(0.0, 0.0, 0, count)
+        return Rtt(0.0, 0.0, 0, count, duplicates)
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    return Rtt(sum(times) / len(times), p99, len(times), count)
+    return Rtt(sum(times) / len(times), p99, len(times), count, duplicates)
 
 
 def flood_ping(net: Net, address: str, seconds: float = 3.0) -> float:
