@@ -401,7 +401,10 @@ def stats_to_pb(snap: StatsSnapshot) -> agent_pb2.GetStatsResponse:
             ifname=link.ifname, receive_frames=link.counts["rx_frames"],
             transmit_frames=link.counts["tx_frames"], transmit_errors=link.counts["tx_errors"],
             transmit_oversize=link.counts["tx_oversize"],
-            ring_drops=link.counts["kernel_drops"], promiscuous=link.promiscuous)
+            ring_drops=link.counts["kernel_drops"], promiscuous=link.promiscuous,
+            receive_offload_frames=link.counts["rx_offload"],
+            receive_copies=link.counts["rx_copies"],
+            receive_truncated=link.counts["rx_truncated"])
             for link in snap.links],
     )
     if snap.loop is not None:
@@ -410,7 +413,8 @@ def stats_to_pb(snap: StatsSnapshot) -> agent_pb2.GetStatsResponse:
             iterations=loop["iterations"], frames_in=loop["frames_in"],
             frames_out=loop["frames_out"], timer_runs=loop["ticks"],
             unroutable=loop["tx_unroutable"], transmit_failed=loop["tx_failed"],
-            errors=loop["engine_errors"]))
+            errors=loop["engine_errors"], busy_poll_hits=loop["spin_hits"],
+            busy_poll_misses=loop["spin_misses"], rests=loop["rests"]))
     return reply
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import gc
 import signal
 import socket
 import sys
@@ -32,7 +33,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from agents.dataplane import DataPlane
+from agents.dataplane import PRIORITIES, DataPlane
 from agents.isolation import PROC_SYS, IsolationSet, RestoreReport, restore_previous
 from agents.link import PacketLink, RingConfig, TxMode
 from agents.nicrecord import DEFAULT_RUN_DIR, RecordError, RunDir
@@ -70,6 +71,20 @@ class AgentOptions:
     max_streams: int = MAX_STREAMS
     max_streams_per_client: int = MAX_STREAMS_PER_CLIENT
     run_dir: str = DEFAULT_RUN_DIR
+    dataplane_priority: str = "realtime"
+
+
+def _quiet_collector() -> None:
+    """Keep the garbage collector's full passes off the packet path.
+
+    Everything built at start-up (gRPC, protobuf, the engine's tables) is
+    moved to the permanent generation, so an oldest-generation pass no
+    longer walks it; the data plane's per-frame tuples and lists only ever
+    live for one batch. Measured: a full pass over that heap (32k tracked
+    objects) takes 20-30 ms, 0.0 ms after the freeze.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -161,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
              "is a TCP peer's address, a client certificate, or the Unix socket",
     )  # fmt: skip
     parser.add_argument(
+        "--dataplane-priority", choices=PRIORITIES, default="realtime",
+        help="scheduling of the data-plane thread: realtime (SCHED_RR 10, the default; "
+             "falls back to high, then normal, without CAP_SYS_NICE), high (nice -10) "
+             "or normal",
+    )  # fmt: skip
+    parser.add_argument(
         "--tx-mode", choices=[mode.value for mode in TxMode], default=TxMode.AUTO.value,
         help=argparse.SUPPRESS,
     )  # fmt: skip
@@ -187,6 +208,7 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
         max_streams=args.max_streams,
         max_streams_per_client=args.max_streams_per_client,
         run_dir=args.run_dir,
+        dataplane_priority=args.dataplane_priority,
     )
     if args.host_id:
         options.host_id = args.host_id
@@ -312,12 +334,16 @@ class Agent:
             self.log.warning("isolation off: the kernel also processes data-plane frames")
         engine = self.engine_factory(opts)
         for link in self._opened:
-            ifp = engine.add_ethernet(link.ifname, mac=link.mac, mtu=link.mtu, up=True)
+            # offload: the link hands each frame's virtio_net_hdr to the kernel
+            ifp = engine.add_ethernet(link.ifname, mac=link.mac, mtu=link.mtu, up=True,
+                                      offload=True)
             self.links[ifp.index] = link
             self.log.info("interface", ifname=link.ifname, ifindex=ifp.index,
                           mac=link.mac.hex(":"), mtu=link.mtu, tx_mode=link.tx_mode.value)
         self.gate = Gate(engine)
-        self.dataplane = DataPlane(self.gate, self.links, log=self.log)
+        self.dataplane = DataPlane(self.gate, self.links, priority=opts.dataplane_priority,
+                                   log=self.log)
+        _quiet_collector()
         self.dataplane.start()
         dataplane = self.dataplane
         self.stats = StatsSource(

@@ -2,9 +2,18 @@
 
 One iteration:
 
-1. wait (``poll``) on every link's receive ring and on a wake-up eventfd, at
-   most until the engine's next timer deadline and never longer than
-   ``max_wait`` — zero when a ring still holds frames from the last batch;
+1. wait for frames: right after an iteration that moved frames, spin on the
+   rings' next slot for at most ``busy_poll`` seconds (the answer to what
+   was just forwarded usually comes back within it, and a sleep and wake-up
+   would cost more than the wait); otherwise, and when the window closes
+   empty, ``poll`` every link's receive ring and a wake-up eventfd, at most
+   until the engine's next timer deadline and never longer than
+   ``max_wait`` — zero when a ring still holds frames from the last batch.
+   An idle loop never spins: the window opens only after traffic.
+   The thread runs at the ``priority`` it was given (``realtime``: SCHED_RR,
+   as the kernel's own forwarding runs in softirq context above every
+   process; ``high``: nice -10; ``normal``), so other work on the host does
+   not take its core away while frames wait;
 2. take up to ``max_batch`` frames from each ready ring (no lock held);
 3. under the gate's lock, once per iteration: feed each link's batch to
    ``engine.receive_batch(ifindex, frames, now)``, run ``engine.tick(now)``
@@ -28,12 +37,26 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from router import IfFlags
 
+#: How the loop thread asks the scheduler for its core (docs/agent.md, "Priority").
+PRIORITIES = ("realtime", "high", "normal")
+RT_PRIORITY = 10  # SCHED_RR priority: above every normal thread, far below the kernel's own
+HIGH_NICE = -10
 MAX_BATCH = 256
 MAX_WAIT = 0.25  # seconds: the loop re-checks its stop flag at least this often
+BUSY_POLL = 0.00005  # seconds of spinning on the rings after an iteration that moved frames
+#: The loop looks at its own CPU share every PACE_WINDOW seconds. Spinning may take at
+#: most SPIN_SHARE of a window; a realtime loop that used more than MAX_SHARE of one rests
+#: REST seconds, so it never reaches the kernel's RT throttle (95% of each second by
+#: default, which would stop it for 50 ms at once and let the ring overflow).
+PACE_WINDOW = 0.02
+SPIN_SHARE = 0.25
+MAX_SHARE = 0.9
+REST = 0.0015
 POLL_IN = select.POLLIN | select.POLLERR
 
 
@@ -79,6 +102,9 @@ class LoopStats:
     tx_unroutable: int = 0  # output for an ifindex without a link (e.g. a vanished NIC)
     tx_failed: int = 0
     engine_errors: int = 0
+    spin_hits: int = 0  # busy-poll windows that found a frame
+    spin_misses: int = 0  # ... that closed empty (the loop then slept in poll)
+    rests: int = 0  # a realtime loop's pauses below the kernel's RT throttle
 
 
 def wanted_promiscuous(ifp: Any, link_mac: bytes) -> bool:
@@ -95,6 +121,12 @@ def wanted_promiscuous(ifp: Any, link_mac: bytes) -> bool:
     return (bool(lladdr) and lladdr != link_mac) or bool(flags & IfFlags.PROMISC)
 
 
+def _name_native_thread(name: str) -> None:
+    """The kernel's name of the calling thread (Python before 3.14 leaves it "python3")."""
+    with contextlib.suppress(OSError):
+        Path(f"/proc/self/task/{threading.get_native_id()}/comm").write_text(name[:15])
+
+
 class DataPlane:
     """The loop thread. ``links`` maps the engine's ifindex to the link carrying it."""
 
@@ -106,6 +138,8 @@ class DataPlane:
         clock: Callable[[], float] = time.monotonic,
         max_batch: int = MAX_BATCH,
         max_wait: float = MAX_WAIT,
+        busy_poll: float = BUSY_POLL,
+        priority: str = "normal",
         log: Any = None,
     ) -> None:
         self.gate = gate
@@ -113,7 +147,16 @@ class DataPlane:
         self.clock = clock
         self.max_batch = max_batch
         self.max_wait = max_wait
+        self.busy_poll = busy_poll
+        if priority not in PRIORITIES:
+            raise ValueError(f"priority {priority!r}: one of {', '.join(PRIORITIES)}")
+        self.priority = priority
+        self.granted_priority = "normal"  # what the scheduler gave the thread
         self.log = log
+        self._busy = False  # the last iteration moved frames: spin before sleeping
+        self._window_start = time.monotonic()
+        self._window_cpu = 0.0
+        self._spin_spent = 0.0  # seconds spun in the current window
         self.stats = LoopStats()
         self._deadline: float | None = None
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -164,7 +207,28 @@ class DataPlane:
             with contextlib.suppress(OSError):
                 os.eventfd_write(self._wake_fd, 1)
 
+    def _claim_priority(self) -> None:
+        """Ask for the loop thread's scheduling (this thread only; the API threads stay
+        normal). Falls back step by step when refused (no CAP_SYS_NICE), and says so."""
+        wanted = PRIORITIES[PRIORITIES.index(self.priority):]
+        for level in wanted:
+            try:
+                if level == "realtime":
+                    os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(RT_PRIORITY))
+                elif level == "high":
+                    os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), HIGH_NICE)
+            except OSError:
+                continue
+            self.granted_priority = level
+            break
+        if self.log is not None and self.granted_priority != self.priority:
+            self.log.warning("data-plane priority refused", wanted=self.priority,
+                             granted=self.granted_priority)
+
     def _run(self) -> None:
+        _name_native_thread("vrc-dataplane")  # top -H, ps -L and /proc show the loop
+        self._claim_priority()
+        self._window_start, self._window_cpu = time.monotonic(), time.thread_time()
         while not self._stopping.is_set():
             try:
                 self.run_once()
@@ -177,10 +241,16 @@ class DataPlane:
     # ------------------------------------------------------------ one iteration
     def run_once(self) -> None:
         """Wait (bounded), then receive, run the engine, transmit. Used by tests too."""
-        ready = self._wait(self._timeout())
+        self._pace()
+        timeout = self._timeout()
+        if (timeout > 0 and self._busy and self._spin_spent < SPIN_SHARE * PACE_WINDOW
+                and self._spin(min(timeout, self.busy_poll))):
+            timeout = 0.0
+        ready = self._wait(timeout)
         batches = self._receive(ready)
         output = self._run_engine(batches)
         self._transmit(output)
+        self._busy = bool(batches or output)
         self.stats.iterations += 1
 
     def _timeout(self) -> float:
@@ -189,6 +259,37 @@ class DataPlane:
         if self._deadline is None:
             return self.max_wait
         return min(self.max_wait, max(0.0, self._deadline - self.clock()))
+
+    def _spin(self, seconds: float) -> bool:
+        """Watch the rings' next slots for ``seconds``; True as soon as one holds a frame."""
+        links = list(self.links.values())
+        clock = time.monotonic
+        start = clock()
+        end = start + seconds
+        found = False
+        while not found and clock() < end:
+            found = any(link.pending() for link in links)
+        self._spin_spent += clock() - start
+        if found:
+            self.stats.spin_hits += 1
+        else:
+            self.stats.spin_misses += 1
+        return found
+
+    def _pace(self) -> None:
+        """Once per window: reset the spin budget; a realtime loop that took more than
+        ``MAX_SHARE`` of the window's time rests (see ``REST``)."""
+        now = time.monotonic()
+        elapsed = now - self._window_start
+        if elapsed < PACE_WINDOW:
+            return
+        cpu = time.thread_time()
+        if self.granted_priority == "realtime" and cpu - self._window_cpu > MAX_SHARE * elapsed:
+            time.sleep(REST)
+            self.stats.rests += 1
+            now, cpu = time.monotonic(), time.thread_time()
+        self._window_start, self._window_cpu = now, cpu
+        self._spin_spent = 0.0
 
     def _wait(self, timeout: float) -> set[int]:
         # poll() takes milliseconds; round up so a deadline is never polled early in a spin.

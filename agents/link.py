@@ -1,14 +1,25 @@
 """One host NIC as seen by the agent: AF_PACKET sockets with mmap'ed rings.
 
-Receive: a ``TPACKET_V3`` ring. The kernel fills fixed-size blocks with
-variable-length frames and hands a whole block over at once (when it is full,
-or when the retire timeout expires); ``recv_batch`` walks the user-owned
-blocks and gives each back to the kernel once every frame in it was copied.
+Receive: a ``TPACKET_V2`` ring of fixed-size slots, each with its own status
+word: the kernel hands a frame over the moment it is written (``tp_status``
+gets ``TP_STATUS_USER``) and wakes ``poll`` per frame, so a lone frame is seen
+within microseconds; ``recv_batch`` copies frames out of consecutive user-owned
+slots and gives each slot back (``TP_STATUS_KERNEL``). ``PACKET_VNET_HDR``
+puts the kernel's word on each frame's offload state (a ``virtio_net_hdr``
+before the frame: partial checksum, GSO type and size) in the slot; frames
+larger than a slot (GSO super-frames of up to 64 KiB) are marked
+``TP_STATUS_COPY`` and their full copy, header included, waits on the
+socket's receive queue in ring order (``PACKET_COPY_THRESH``), read with one
+``recv_into``. docs/agent.md has the measurements behind these choices.
 
-Transmit: a second socket bound with protocol 0 (it never receives) with a
-``TPACKET_V2`` ``PACKET_TX_RING``: ``send_batch`` writes each frame into a free
-slot, marks it ``SEND_REQUEST`` and flushes the whole batch with one
-``send()``. A socket has one ring version, hence two sockets.
+Transmit: every frame goes out with a ``virtio_net_hdr`` in front of it (all
+zero for a finished frame, the received one for a frame with offload work
+left, ``router.offload``), so the egress kernel checksums and segments what
+the ingress kernel left undone. Two sockets bound with protocol 0 (they never
+receive): a ``TPACKET_V2`` ``PACKET_TX_RING`` for batches (``send_batch``
+writes each frame into a free slot, marks it ``SEND_REQUEST`` and flushes the
+batch with one ``send()``) and a plain socket for lone frames and for frames
+larger than a slot. A socket has one ring version, hence separate sockets.
 
 Outgoing copies of our own frames would come back on the receive ring (an
 ``ETH_P_ALL`` tap sees both directions): ``PACKET_IGNORE_OUTGOING`` (Linux
@@ -32,6 +43,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from router.offload import VNET_HDR_LEN, VNET_NONE, OffloadFrame
+
 # --- socket options and constants (linux/if_packet.h, linux/if_ether.h) ---
 SOL_PACKET = 263
 ETH_P_ALL = 0x0003
@@ -39,55 +52,66 @@ PACKET_ADD_MEMBERSHIP = 1
 PACKET_DROP_MEMBERSHIP = 2
 PACKET_RX_RING = 5
 PACKET_STATISTICS = 6
+PACKET_COPY_THRESH = 7
 PACKET_VERSION = 10
 PACKET_TX_RING = 13
+PACKET_VNET_HDR = 15
 PACKET_QDISC_BYPASS = 20
 PACKET_IGNORE_OUTGOING = 23
 PACKET_MR_PROMISC = 1
 PACKET_OUTGOING = 4
 TPACKET_V2 = 1
-TPACKET_V3 = 2
+SO_RCVBUFFORCE = 33
 
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
+TP_STATUS_COPY = 1 << 1  # the frame did not fit its slot: a full copy is on the socket queue
+TP_STATUS_CSUMNOTREADY = 1 << 3  # CHECKSUM_PARTIAL: the L4 checksum is left to offload
+TP_STATUS_VLAN_VALID = 1 << 4  # the NIC took the 802.1Q tag off: it is in tp_vlan_tci
+TP_STATUS_VLAN_TPID_VALID = 1 << 6
+TP_STATUS_CSUM_VALID = 1 << 7
+TP_STATUS_GSO_TCP = 1 << 8
 TP_STATUS_AVAILABLE = 0
 TP_STATUS_SEND_REQUEST = 1
 TP_STATUS_SENDING = 2
 TP_STATUS_WRONG_FORMAT = 4
+#: Status bits that send a received frame off the plain copy-out path.
+RX_SPECIAL = TP_STATUS_COPY | TP_STATUS_CSUMNOTREADY | TP_STATUS_VLAN_VALID | TP_STATUS_GSO_TCP
 
 TPACKET_ALIGNMENT = 16
 SIOCGIFMTU = 0x8921
 SIOCGIFHWADDR = 0x8927
 ETH_HLEN = 14
+ETH_P_8021Q = 0x8100
 PAGE_SIZE = mmap.PAGESIZE
 
-# struct tpacket_req3 { block_size, block_nr, frame_size, frame_nr,
-#                       retire_blk_tov, sizeof_priv, feature_req_word }
-TPACKET_REQ3 = struct.Struct("=7I")
 # struct tpacket_req { block_size, block_nr, frame_size, frame_nr }
 TPACKET_REQ = struct.Struct("=4I")
 # struct packet_mreq { int ifindex; u16 type; u16 alen; u8 address[8] }
 PACKET_MREQ = struct.Struct("=iHH8s")
-# struct tpacket_stats_v3 { packets, drops, freeze_q_cnt }
-TPACKET_STATS_V3 = struct.Struct("=3I")
+# struct tpacket_stats { packets, drops }
+TPACKET_STATS = struct.Struct("=2I")
 
-# struct tpacket_block_desc: version u32 @0, offset_to_priv u32 @4, then
-# tpacket_hdr_v1: block_status u32 @8, num_pkts u32 @12, offset_to_first_pkt u32 @16.
-BLOCK_HDR = struct.Struct("=3I")
-BLOCK_HDR_OFFSET = 8
-# struct tpacket3_hdr: tp_next_offset u32 @0, tp_sec @4, tp_nsec @8,
-# tp_snaplen u32 @12, tp_len @16, tp_status @20, tp_mac u16 @24, tp_net @26; 48 bytes.
-PKT_HDR = struct.Struct("=I8xI8xH")  # tp_next_offset @0, tp_snaplen @12, tp_mac @24
-TPACKET3_HDR_LEN = 48
-# sockaddr_ll follows the aligned header: sll_pkttype is its byte 10.
-SLL_PKTTYPE_AT = TPACKET3_HDR_LEN + 10
-# struct tpacket2_hdr: tp_status u32 @0, tp_len u32 @4, tp_snaplen u32 @8, ... 32 bytes.
+# struct tpacket2_hdr: tp_status u32 @0, tp_len u32 @4, tp_snaplen u32 @8, tp_mac u16 @12,
+# tp_net u16 @14, tp_sec @16, tp_nsec @20, tp_vlan_tci u16 @24, tp_vlan_tpid u16 @26; 32 bytes.
 TPACKET2_HDR_LEN = 32
+RX_HEADER = struct.Struct("=IIIH")  # tp_status, tp_len, tp_snaplen, tp_mac
+RX_VLAN = struct.Struct("=HH")  # tp_vlan_tci, tp_vlan_tpid
+RX_VLAN_AT = 24
+RX_RELEASE = bytes(4)  # tp_status = TP_STATUS_KERNEL
+# sockaddr_ll follows the aligned header: sll_pkttype is its byte 10.
+SLL_PKTTYPE_AT = TPACKET2_HDR_LEN + 10
+# The most the kernel puts before the MAC header in a slot: TPACKET_ALIGN(52 + 16)
+# + the vnet header, rounded up (tpacket_rcv's macoff for a 14-byte link header is 76).
+RX_SLOT_OVERHEAD = 96
 TX_STATUS = struct.Struct("=I")
 TX_HEADER = struct.Struct("=III")  # tp_status, tp_len, tp_snaplen
 # Where the kernel expects TX data without PACKET_TX_HAS_OFF:
 # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll) = align(32) + 20 - 20.
 TX_DATA_OFFSET = TPACKET2_HDR_LEN
+#: The largest frame a receive copy can hold: a 64 KiB GSO super-frame and more.
+COPY_BUFFER = 1 << 18
+_RECV_COPY_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_TRUNC)  # an int: no IntFlag per call
 
 
 class TxMode(enum.Enum):
@@ -107,19 +131,20 @@ class TxMode(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class RingConfig:
-    """Ring geometry. The defaults keep 8 MiB of receive buffer per NIC.
+    """Ring geometry. The defaults keep 8 MiB of receive slots per NIC.
 
-    ``retire_ms`` bounds the latency a frame can sit in a half-filled block;
-    it is the floor of the agent's added round-trip time at low rates.
+    ``frame_size`` is the receive slot (grown to fit the MTU); frames larger
+    than a slot arrive through the socket queue, which may hold up to
+    ``copy_buffer`` bytes of them.
     """
 
-    block_size: int = 1 << 18
-    block_count: int = 32
     frame_size: int = 2048
-    retire_ms: int = 1
+    frame_count: int = 4096
+    copy_buffer: int = 32 << 20
     tx_frame_count: int = 512
     tx_mode: TxMode = TxMode.AUTO
     ring_threshold: int = 32
+    qdisc_bypass: bool = False
 
 
 @dataclass(slots=True)
@@ -128,6 +153,9 @@ class LinkStats:
 
     rx_frames: int = 0
     rx_outgoing_skipped: int = 0
+    rx_offload: int = 0  # frames handed on with a partial checksum or GSO
+    rx_copies: int = 0  # frames larger than a slot, read from the socket queue
+    rx_truncated: int = 0  # larger than a slot and no room for a copy: dropped
     tx_frames: int = 0
     tx_errors: int = 0
     tx_oversize: int = 0
@@ -156,12 +184,11 @@ def read_nic(ifname: str) -> NicInfo:
 
 
 @dataclass(slots=True)
-class _RxCursor:
-    """Where ``recv_batch`` stopped inside the current user-owned block."""
-
-    block: int = 0
-    remaining: int = 0  # frames of the current block not yet copied
-    offset: int = 0  # absolute offset of the next frame header in the ring
+class _RxRing:
+    mm: mmap.mmap
+    frame_size: int
+    frame_count: int
+    slot: int = 0  # the next slot to look at
 
 
 @dataclass(slots=True)
@@ -178,17 +205,17 @@ class PacketLink:
     """An AF_PACKET link on one host NIC: ``recv_batch``, ``send_batch``, ``close``.
 
     Not thread safe: the data-plane loop is its only user. ``fileno()`` is the
-    receive socket, readable when at least one block is user-owned.
+    receive socket, readable when a slot (or a copy) is ready.
     """
 
     nic: NicInfo
     config: RingConfig
     _rx: socket.socket
-    _rx_ring: mmap.mmap
+    _rx_ring: _RxRing
     _tx: socket.socket
     _tx_ring: _TxRing | None
     _check_outgoing: bool
-    _cursor: _RxCursor = field(default_factory=_RxCursor)
+    _copy: bytearray = field(default_factory=lambda: bytearray(COPY_BUFFER))
     _promiscuous: bool = False
     stats: LinkStats = field(default_factory=LinkStats)
     closed: bool = False
@@ -201,14 +228,14 @@ class PacketLink:
         nic = read_nic(ifname)
         rx, rx_ring, check_outgoing = _open_rx(nic, config)
         try:
-            tx = _open_plain_tx(nic)
+            tx = _open_plain_tx(nic, config)
         except BaseException:
-            _close_mapped(rx, rx_ring)
+            _close_mapped(rx, rx_ring.mm)
             raise
         try:
             tx_ring = _open_tx_ring(nic, config) if config.tx_mode is not TxMode.SEND else None
         except BaseException:
-            _close_mapped(rx, rx_ring)
+            _close_mapped(rx, rx_ring.mm)
             tx.close()
             raise
         return cls(nic, config, rx, rx_ring, tx, tx_ring, check_outgoing)
@@ -242,77 +269,82 @@ class PacketLink:
 
     # ------------------------------------------------------------ receive
     def recv_batch(self, max_frames: int = 256) -> list[bytes]:
-        """Copy up to ``max_frames`` frames out of user-owned blocks; never blocks.
+        """Copy up to ``max_frames`` frames out of consecutive user-owned slots; never blocks.
 
-        A block goes back to the kernel (``block_status = TP_STATUS_KERNEL``)
-        as soon as its last frame was copied; a batch that stops mid-block
-        resumes there next time.
+        The per-frame loop is the hot path: one header unpack, one slice and
+        one status write per frame. A frame with offload work left comes
+        back as an ``OffloadFrame``; one larger than its slot is read from
+        the socket queue (:meth:`_special`).
         """
+        ring = self._rx_ring
+        mm, frame_size, frame_count = ring.mm, ring.frame_size, ring.frame_count
+        slot = ring.slot
+        header = RX_HEADER.unpack_from
+        check_outgoing = self._check_outgoing
         frames: list[bytes] = []
-        cur = self._cursor
-        while len(frames) < max_frames:
-            if cur.remaining == 0 and not self._open_block():
+        append = frames.append
+        for _ in range(max_frames):
+            base = slot * frame_size
+            status, length, snaplen, mac = header(mm, base)
+            if not status & TP_STATUS_USER:
                 break
-            take = min(cur.remaining, max_frames - len(frames))
-            cur.offset = self._copy_frames(cur.offset, take, frames)
-            cur.remaining -= take
-            if cur.remaining == 0:
-                self._release_block()
+            if check_outgoing and mm[base + SLL_PKTTYPE_AT] == PACKET_OUTGOING:
+                self.stats.rx_outgoing_skipped += 1
+                if status & TP_STATUS_COPY:
+                    self._read_copy(length)  # its copy waits on the queue: take it off
+            elif status & RX_SPECIAL or snaplen != length:
+                frame = self._special(base, status, length, snaplen, mac)
+                if frame is not None:
+                    append(frame)
+            else:
+                append(mm[base + mac : base + mac + snaplen])
+            mm[base : base + 4] = RX_RELEASE
+            slot = slot + 1 if slot + 1 < frame_count else 0
+        ring.slot = slot
         self.stats.rx_frames += len(frames)
         return frames
 
-    def _open_block(self) -> bool:
-        """Point the cursor at the next block if the kernel handed it over."""
-        cur = self._cursor
-        while True:
-            base = cur.block * self.config.block_size
-            status, num_pkts, first = BLOCK_HDR.unpack_from(self._rx_ring, base + BLOCK_HDR_OFFSET)
-            if not status & TP_STATUS_USER:
-                return False
-            if num_pkts:
-                cur.remaining = num_pkts
-                cur.offset = base + first
-                return True
-            self._release_block()
+    def _special(self, base: int, status: int, length: int, snaplen: int,
+                 mac: int) -> bytes | None:
+        """A frame with offload work, a VLAN tag taken off, or too large for its slot."""
+        mm = self._rx_ring.mm
+        if status & TP_STATUS_COPY:
+            frame = self._read_copy(length)
+        elif snaplen < length:
+            self.stats.rx_truncated += 1  # no room for a copy: never hand on a cut frame
+            return None
+        else:
+            data = mm[base + mac : base + mac + snaplen]
+            frame = OffloadFrame.from_vnet(data, mm, base + mac - VNET_HDR_LEN)
+        if frame is not None and status & TP_STATUS_VLAN_VALID:
+            frame = _with_vlan_tag(frame, status, *RX_VLAN.unpack_from(mm, base + RX_VLAN_AT))
+        if type(frame) is OffloadFrame:
+            self.stats.rx_offload += 1
+        return frame
 
-    def _copy_frames(self, offset: int, count: int, frames: list[bytes]) -> int:
-        """The per-frame loop: one header unpack and one slice per frame (the hot path)."""
-        ring = self._rx_ring
-        header = PKT_HDR.unpack_from
-        append = frames.append
-        if self._check_outgoing:
-            for _ in range(count):
-                next_offset, snaplen, mac = header(ring, offset)
-                if ring[offset + SLL_PKTTYPE_AT] == PACKET_OUTGOING:
-                    self.stats.rx_outgoing_skipped += 1
-                else:
-                    append(ring[offset + mac : offset + mac + snaplen])
-                offset += next_offset
-            return offset
-        for _ in range(count):
-            next_offset, snaplen, mac = header(ring, offset)
-            append(ring[offset + mac : offset + mac + snaplen])
-            offset += next_offset
-        return offset
-
-    def _release_block(self) -> None:
-        cur = self._cursor
-        base = cur.block * self.config.block_size
-        struct.pack_into("=I", self._rx_ring, base + BLOCK_HDR_OFFSET, TP_STATUS_KERNEL)
-        cur.block = (cur.block + 1) % self.config.block_count
-        cur.remaining = 0
+    def _read_copy(self, length: int) -> bytes | None:
+        """The full copy of a frame larger than its slot, vnet header first."""
+        buf = self._copy
+        try:
+            got = self._rx.recv_into(buf, len(buf), _RECV_COPY_FLAGS)
+        except OSError:
+            self.stats.rx_truncated += 1
+            return None
+        if got > len(buf) or got - VNET_HDR_LEN != length:
+            self.stats.rx_truncated += 1
+            return None
+        self.stats.rx_copies += 1
+        return OffloadFrame.from_vnet(memoryview(buf)[VNET_HDR_LEN:got], buf, 0)  # one copy
 
     def pending(self) -> bool:
         """True if ``recv_batch`` would return something now."""
-        if self._cursor.remaining:
-            return True
-        base = self._cursor.block * self.config.block_size
-        (status,) = struct.unpack_from("=I", self._rx_ring, base + BLOCK_HDR_OFFSET)
+        ring = self._rx_ring
+        (status,) = TX_STATUS.unpack_from(ring.mm, ring.slot * ring.frame_size)
         return bool(status & TP_STATUS_USER)
 
     # ------------------------------------------------------------ transmit
     def send_batch(self, frames: Sequence[bytes]) -> int:
-        """Transmit ``frames``; returns how many the kernel took. Never raises."""
+        """Transmit ``frames`` in order; returns how many the kernel took. Never raises."""
         if not frames:
             return 0
         ring = self._tx_ring
@@ -324,10 +356,13 @@ class PacketLink:
 
     def _send_each(self, frames: Sequence[bytes]) -> int:
         sent = 0
-        send = self._tx.send
+        send, sendmsg = self._tx.send, self._tx.sendmsg
         for frame in frames:
             try:
-                send(frame)
+                if type(frame) is OffloadFrame:
+                    sendmsg((frame.vnet_header(), frame))
+                else:
+                    send(VNET_NONE + frame)
                 sent += 1
             except OSError:
                 self.stats.tx_errors += 1
@@ -342,9 +377,11 @@ class PacketLink:
         blocking ``send()`` returns only when every requested frame has left
         (``tpacket_snd`` waits for the pending count to drop to zero), so
         after a successful flush the whole ring is free and no per-slot status
-        read is needed; a failed one is repaired by ``_recover``.
+        read is needed; a failed one is repaired by ``_recover``. A frame too
+        large for a slot leaves through the plain socket, after the slots
+        queued before it, so the order holds.
         """
-        room = ring.frame_size - TX_DATA_OFFSET
+        room = ring.frame_size - TX_DATA_OFFSET - VNET_HDR_LEN
         mm, frame_size, count = ring.mm, ring.frame_size, ring.frame_count
         slot = ring.next_slot
         queued = sent = 0
@@ -352,12 +389,21 @@ class PacketLink:
         for frame in frames:
             size = len(frame)
             if size > room:
-                self.stats.tx_oversize += 1
+                sent += self._flush(ring, queued)
+                slot = ring.next_slot
+                queued = 0
+                sent += self._send_each((frame,))
                 continue
             base = slot * frame_size
             data = base + TX_DATA_OFFSET
+            if type(frame) is OffloadFrame:
+                mm[data : data + VNET_HDR_LEN] = frame.vnet_header()
+            else:
+                mm[data : data + VNET_HDR_LEN] = VNET_NONE
+            data += VNET_HDR_LEN
             mm[data : data + size] = frame
-            pack_header(mm, base, TP_STATUS_SEND_REQUEST, size, size)
+            pack_header(mm, base, TP_STATUS_SEND_REQUEST, size + VNET_HDR_LEN,
+                        size + VNET_HDR_LEN)
             slot = slot + 1 if slot + 1 < count else 0
             queued += 1
             if queued == count:
@@ -421,14 +467,14 @@ class PacketLink:
     # ------------------------------------------------------------ statistics
     def kernel_stats(self) -> tuple[int, int]:
         """(frames, drops) the kernel counted since the last call (it resets them)."""
-        raw = self._rx.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS_V3.size)
-        packets, drops, _freeze = TPACKET_STATS_V3.unpack(raw)
+        raw = self._rx.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS.size)
+        packets, drops = TPACKET_STATS.unpack(raw)
         self.stats.kernel_drops += drops
         return packets, drops
 
     # ------------------------------------------------------------ closing
     def close(self) -> None:
-        """Unmap the rings and close both sockets (idempotent).
+        """Unmap the rings and close the sockets (idempotent).
 
         Closing the receive socket also drops its promiscuous membership.
         """
@@ -438,7 +484,7 @@ class PacketLink:
         with contextlib.suppress(OSError):
             self.set_promiscuous(False)
         self._promiscuous = False
-        _close_mapped(self._rx, self._rx_ring)
+        _close_mapped(self._rx, self._rx_ring.mm)
         if self._tx_ring is not None:
             _close_mapped(self._tx_ring.sock, self._tx_ring.mm)
         self._tx.close()
@@ -450,32 +496,52 @@ class PacketLink:
         self.close()
 
 
+def _with_vlan_tag(frame: bytes, status: int, tci: int, tpid: int) -> bytes:
+    """Put back the 802.1Q tag the NIC took off (rx-vlan-offload), 4 bytes after the MACs."""
+    tag = struct.pack("!HH", tpid if status & TP_STATUS_VLAN_TPID_VALID else ETH_P_8021Q, tci)
+    tagged = frame[:12] + tag + frame[12:]
+    if type(frame) is OffloadFrame:
+        return frame.derive(tagged, 4)
+    return tagged
+
+
 def _close_mapped(sock: socket.socket, ring: mmap.mmap) -> None:
     with contextlib.suppress(BufferError, ValueError):
         ring.close()
     sock.close()
 
 
-def _open_rx(nic: NicInfo, config: RingConfig) -> tuple[socket.socket, mmap.mmap, bool]:
+def _open_rx(nic: NicInfo, config: RingConfig) -> tuple[socket.socket, _RxRing, bool]:
     """Receive socket: ring and options set before bind, so no frame slips past them."""
-    _check_rx_geometry(config)
+    frame_size = _rx_frame_size(nic.mtu, config.frame_size)
+    block_size = max(PAGE_SIZE, frame_size)
+    frames_per_block = block_size // frame_size
+    block_count = max(1, -(-config.frame_count // frames_per_block))
+    frame_count = block_count * frames_per_block
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
-        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+        sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)  # before the ring: EBUSY after
+        sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)
+        _set_rcvbuf(sock, config.copy_buffer)
         check_outgoing = not _try_ignore_outgoing(sock)
-        frame_nr = config.block_size * config.block_count // config.frame_size
-        req = TPACKET_REQ3.pack(
-            config.block_size, config.block_count, config.frame_size, frame_nr,
-            config.retire_ms, 0, 0,
-        )  # fmt: skip
+        req = TPACKET_REQ.pack(block_size, block_count, frame_size, frame_count)
         sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
-        size = config.block_size * config.block_count
-        ring = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+        size = block_size * block_count
+        mm = mmap.mmap(sock.fileno(), size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
         sock.bind((nic.ifname, ETH_P_ALL))
     except BaseException:
         sock.close()
         raise
-    return sock, ring, check_outgoing
+    return sock, _RxRing(mm=mm, frame_size=frame_size, frame_count=frame_count), check_outgoing
+
+
+def _set_rcvbuf(sock: socket.socket, size: int) -> None:
+    """Room on the socket queue for copies of frames larger than a slot (root may force)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, size)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
 
 
 def _try_ignore_outgoing(sock: socket.socket) -> bool:
@@ -488,27 +554,31 @@ def _try_ignore_outgoing(sock: socket.socket) -> bool:
     return True
 
 
-def _check_rx_geometry(config: RingConfig) -> None:
-    if config.block_size % PAGE_SIZE or config.frame_size % TPACKET_ALIGNMENT:
-        raise ValueError("block size must be a page multiple, frame size 16-aligned")
-    if config.block_size < config.frame_size or config.block_count < 1:
-        raise ValueError("a block must hold at least one frame")
+def _rx_frame_size(mtu: int, configured: int) -> int:
+    """A receive slot for a full-MTU frame (+VLAN tag) after the kernel's headers."""
+    if configured % TPACKET_ALIGNMENT:
+        raise ValueError("frame size must be 16-aligned")
+    needed = RX_SLOT_OVERHEAD + mtu + ETH_HLEN + 4
+    return max(configured, 1 << (needed - 1).bit_length())
 
 
 def _tx_frame_size(mtu: int) -> int:
-    """Smallest power-of-two slot holding the header and a full-MTU frame (+VLAN tag).
+    """Smallest power-of-two slot holding the headers and a full-MTU frame (+VLAN tag).
 
     A power of two always divides the (power-of-two) block size, so slots
     never straddle blocks and slot ``i`` lives at ``i * frame_size``.
     """
-    needed = TX_DATA_OFFSET + mtu + ETH_HLEN + 4
+    needed = TX_DATA_OFFSET + VNET_HDR_LEN + mtu + ETH_HLEN + 4
     return max(2048, 1 << (needed - 1).bit_length())
 
 
-def _open_plain_tx(nic: NicInfo) -> socket.socket:
+def _open_plain_tx(nic: NicInfo, config: RingConfig) -> socket.socket:
     """Per-frame transmit socket, bound with protocol 0 so it never receives."""
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
+        sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+        if config.qdisc_bypass:
+            sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
         sock.bind((nic.ifname, 0))
     except BaseException:
         sock.close()
@@ -526,6 +596,9 @@ def _open_tx_ring(nic: NicInfo, config: RingConfig) -> _TxRing:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
         sock.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+        sock.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
+        if config.qdisc_bypass:
+            sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
         req = TPACKET_REQ.pack(block_size, block_count, frame_size, frame_count)
         sock.setsockopt(SOL_PACKET, PACKET_TX_RING, req)
         size = block_size * block_count

@@ -125,6 +125,12 @@ LINK_COUNTERS = {
     "tx_errors": ("vrc_link_transmit_errors", "Frames the kernel refused to transmit"),
     "tx_oversize": ("vrc_link_transmit_oversize", "Frames too large for a transmit slot"),
     "kernel_drops": ("vrc_link_ring_drops", "Frames the kernel dropped: receive ring full"),
+    "rx_offload": ("vrc_link_receive_offload_frames",
+                   "Frames received with a partial checksum or as GSO super-frames"),
+    "rx_copies": ("vrc_link_receive_copies",
+                  "Frames larger than a receive slot, read from the socket queue"),
+    "rx_truncated": ("vrc_link_receive_truncated",
+                     "Frames larger than a slot with no room for a copy: dropped"),
 }
 
 
@@ -152,6 +158,11 @@ LOOP_COUNTERS = {
     "tx_unroutable": ("vrc_dataplane_unroutable", "Engine output for an ifindex without a link"),
     "tx_failed": ("vrc_dataplane_transmit_failed", "Engine output the links failed to send"),
     "engine_errors": ("vrc_dataplane_errors", "Loop iterations that raised"),
+    "spin_hits": ("vrc_dataplane_busy_poll_hits", "Busy-poll windows that found a frame"),
+    "spin_misses": ("vrc_dataplane_busy_poll_misses",
+                    "Busy-poll windows that closed empty (the loop then slept)"),
+    "rests": ("vrc_dataplane_rests",
+              "Pauses of a realtime loop that kept it below the kernel's RT throttle"),
 }
 
 

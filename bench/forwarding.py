@@ -2,7 +2,7 @@
 
 Run as root from the repository root::
 
-    python3 bench/forwarding.py [--seconds 5] [--quick] [--rate PPS]
+    python3 bench/forwarding.py [--seconds 3] [--quick] [--rate PPS]
 
 It creates three network namespaces joined by two veth pairs (unique names,
 removed at exit, also on failure or Ctrl-C)::
@@ -14,16 +14,27 @@ with trafgen, addressed to R's MAC and to the sink's IP. For each R in turn —
 (1) the Linux kernel with ``ip_forward=1``, (2) ``vrc-agent``, (3) a scapy
 sniff-and-send forwarder — it counts the frames the sink's veth received
 (``/sys/class/net/s0/statistics/rx_packets``) over the same window, and
-prints frames/s and the ratios agent/kernel and agent/scapy. It also
-measures ping round-trip times gen -> sink through the kernel and through
-the agent. Figures vary from machine to machine; only the ratios measured in
-one run compare like with like. No traffic leaves the namespaces.
+prints frames/s and the ratios agent/kernel and agent/scapy.
+
+For the kernel and the agent it also prints: ping RTT gen -> sink (``-i
+0.01``, average and p99) idle and with trafgen offering half the router's
+own rate; iperf3 TCP gen -> sink with the veths' default offloads (Mbit/s
+and the ratio); ``ping -f`` replies/s to R's own address. For the agent:
+its CPU time per forwarded frame (``/proc/PID/stat`` over the window), its
+RSS, the Python it ran on, and the overload figures (its peak over a sweep
+of offered rates, what it delivers when trafgen offers as fast as it can,
+and whether it still answers pings to its own address meanwhile). Figures
+vary from machine to machine; only the ratios measured in one run compare
+like with like. No traffic leaves the namespaces.
 """
 
 from __future__ import annotations
 
 import argparse
 import atexit
+import json
+import os
+import platform
 import re
 import shutil
 import signal
@@ -31,7 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,6 +61,7 @@ from tests.netns import (  # noqa: E402
 GEN_ADDR, R_GEN_ADDR = "10.10.0.2", "10.10.0.1"
 SINK_ADDR, R_SINK_ADDR = "10.20.0.2", "10.20.0.1"
 UDP_PORT = 9  # discard
+IPERF_PORT = 5201
 FRAME_LEN = 60  # a 64-byte Ethernet frame less its FCS
 
 
@@ -109,8 +122,9 @@ def write_trafgen_config(path: Path, frame: bytes) -> None:
     path.write_text("{ " + ", ".join(f"0x{b:02x}" for b in frame) + " }\n")
 
 
-def offer_and_count(net: Net, conf: Path, seconds: float, rate: int | None) -> tuple[float, float]:
-    """Run trafgen for ``seconds`` (bounded by -n and a kill), count at gen and sink."""
+def start_trafgen(net: Net, conf: Path, seconds: float, rate: int | None
+                  ) -> subprocess.Popen[bytes]:
+    """trafgen offering the frame in ``conf`` from gen (bounded by ``--num``; stopped by us)."""
     argv = ["trafgen", "--dev", net.g0, "--conf", str(conf), "--cpus", "1",
             "--num", str(int(max(seconds, 1) * 5_000_000)),
             "--no-sock-mem", "--notouch-irq", "--no-cpu-stats"]
@@ -119,27 +133,111 @@ def offer_and_count(net: Net, conf: Path, seconds: float, rate: int | None) -> t
     proc = subprocess.Popen(net.gen.argv(*argv), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     net.lab.processes.append(proc)
+    return proc
+
+
+@dataclass
+class Load:
+    delivered_fps: float
+    offered_fps: float
+    delivered: int
+    probe: float  # what ``probe`` grew by over the window (0 without one)
+
+
+def offer_and_count(net: Net, conf: Path, seconds: float, rate: int | None,
+                    during: Callable[[], object] | None = None,
+                    probe: Callable[[], float] | None = None) -> Load:
+    """Run trafgen for ``seconds`` (bounded by -n and a kill), count at gen and sink.
+
+    ``during`` runs while the load is on (a ping to R, say) and inside the
+    window; ``probe`` (a CPU-time reading, say) is read at both ends of it.
+    """
+    proc = start_trafgen(net, conf, seconds, rate)
     try:
         time.sleep(0.3)  # past trafgen's start-up
+        p0 = probe() if probe else 0.0
         sent0, got0, t0 = net.gen.counter(net.g0, "tx_packets"), _sink_rx(net), time.monotonic()
-        time.sleep(seconds)
+        if during is not None:
+            during()
+        time.sleep(max(0.0, seconds - (time.monotonic() - t0)))
         sent1, got1, t1 = net.gen.counter(net.g0, "tx_packets"), _sink_rx(net), time.monotonic()
+        p1 = probe() if probe else 0.0
     finally:
         net.lab.stop(proc, timeout=5)
     elapsed = t1 - t0
-    return (got1 - got0) / elapsed, (sent1 - sent0) / elapsed
+    return Load((got1 - got0) / elapsed, (sent1 - sent0) / elapsed, got1 - got0, p1 - p0)
 
 
 def _sink_rx(net: Net) -> int:
     return net.sink.counter(net.s0, "rx_packets")
 
 
-def ping_rtt(net: Net, count: int) -> float | None:
-    """Average RTT gen -> sink in ms (``ping -i 0.01``), or None if nothing came back."""
-    proc = net.gen.run("ping", "-n", "-q", "-c", str(count), "-i", "0.01", "-w",
-                       str(max(5, count // 50)), SINK_ADDR, check=False, timeout=count + 30)
-    match = re.search(r"= [\d.]+/([\d.]+)/", proc.stdout)
-    return float(match.group(1)) if match else None
+@dataclass
+class Rtt:
+    avg_ms: float
+    p99_ms: float
+    replies: int
+    sent: int
+    duplicates: int = 0
+
+    def show(self) -> str:
+        if not self.replies:
+            return f"no replies ({self.sent} sent)"
+        lost = f", {self.sent - self.replies} lost" if self.replies < self.sent else ""
+        dups = f", {self.duplicates} duplicates" if self.duplicates else ""
+        return f"avg {self.avg_ms:.3f} ms, p99 {self.p99_ms:.3f} ms{lost}{dups}"
+
+
+def ping_rtt(net: Net, count: int, address: str = SINK_ADDR, interval: str = "0.01") -> Rtt:
+    """RTT gen -> ``address`` (``ping -i 0.01``): average and 99th percentile of the replies."""
+    proc = net.gen.run("ping", "-n", "-c", str(count), "-i", interval, "-w",
+                       str(max(5, count // 50)), address, check=False, timeout=count + 30)
+    times = sorted(float(t) for t in re.findall(r"time=([\d.]+) ms$", proc.stdout, re.M))
+    duplicates = len(re.findall(r"\(DUP!\)", proc.stdout))  # not a reply of its own
+    if not times:
+        return Rtt(0.0, 0.0, 0, count, duplicates)
+    p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+    return Rtt(sum(times) / len(times), p99, len(times), count, duplicates)
+
+
+def flood_ping(net: Net, address: str, seconds: float = 3.0) -> float:
+    """``ping -f`` from gen to ``address`` for ``seconds``: replies per second."""
+    proc = net.gen.run("ping", "-n", "-q", "-f", "-w", str(int(seconds)), address,
+                       check=False, timeout=seconds + 15)
+    received = re.search(r"(\d+) received", proc.stdout)
+    elapsed = re.search(r"time (\d+)ms", proc.stdout)
+    if not received or not elapsed or int(elapsed.group(1)) == 0:
+        return 0.0
+    return int(received.group(1)) / (int(elapsed.group(1)) / 1000)
+
+
+def iperf3_mbits(net: Net, seconds: float) -> float:
+    """iperf3 TCP gen -> sink for ``seconds``, default offloads: Mbit/s the sink received."""
+    server = net.lab.spawn(net.sink, "iperf3", "-s", "-1", "-p", str(IPERF_PORT))
+    try:
+        wait_until(lambda: f":{IPERF_PORT} " in net.sink.run("ss", "-ltnH").stdout, 10.0, 0.05,
+                   "iperf3 listening in sink")
+        proc = net.gen.run("iperf3", "-c", SINK_ADDR, "-p", str(IPERF_PORT), "-t",
+                           str(max(1, int(seconds))), "-J", "--connect-timeout", "5000",
+                           check=False, timeout=seconds + 30)
+    finally:
+        net.lab.stop(server, timeout=5)
+    try:
+        report = json.loads(proc.stdout)
+        return float(report["end"]["sum_received"]["bits_per_second"]) / 1e6
+    except (ValueError, KeyError):
+        return 0.0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path(f"/proc/{pid}/status").read_text())
+    return int(match.group(1)) / 1024 if match else 0.0
 
 
 # --- the three routers ----------------------------------------------------------------------
@@ -159,13 +257,18 @@ def kernel_router_off(net: Net) -> None:
         ns.ip("neigh", "flush", "dev", ifname)
 
 
-def start_agent(net: Net, workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_agent(net: Net, workdir: Path, python: str | None = None
+                ) -> tuple[subprocess.Popen[bytes], str]:
+    """vrc-agent from this checkout in R (on ``python``, default this interpreter)."""
     import grpc
 
     from vrc.v1 import agent_pb2, agent_pb2_grpc
 
     target = f"unix:{workdir / 'agent.sock'}"
-    argv = [*script_argv("vrc-agent"), "--interface", net.rg, "--interface", net.rs,
+    command = script_argv("vrc-agent")
+    if python:
+        command[0] = python
+    argv = [*command, "--interface", net.rg, "--interface", net.rs,
             "--listen", target, "--log-level", "warning", "--arp-probes", "0"]
     proc = net.lab.spawn(net.r, *argv, log=workdir / "agent.log")
     with grpc.insecure_channel(target) as channel:
@@ -230,8 +333,90 @@ def start_scapy(net: Net, seconds: float) -> subprocess.Popen[str]:
 # --- the run --------------------------------------------------------------------------------
 
 
-def run(seconds: float, pings: int, rate: int | None) -> list[str]:
+@dataclass
+class Figures:
+    """Everything measured for one router R."""
+
+    name: str
+    load: Load | None = None
+    rtt_idle: Rtt | None = None
+    rtt_loaded: Rtt | None = None
+    tcp_mbits: float | None = None
+    flood_rps: float | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def measure(net: Net, conf: Path, name: str, seconds: float, pings: int, rate: int | None,
+            probe: Callable[[], float] | None = None) -> Figures:
+    """The figures every R gets: frames/s, RTT idle and at half its rate, TCP, ping -f."""
+    figures = Figures(name)
+    figures.load = offer_and_count(net, conf, seconds, rate, probe=probe)
+    time.sleep(1.0)  # the ring's backlog of the run drained: idle means idle
+    figures.rtt_idle = ping_rtt(net, pings)
+    half = max(1000, int(figures.load.delivered_fps / 2))
+    loaded: list[Rtt] = []
+    offer_and_count(net, conf, pings * 0.012 + 1.0, half,
+                    during=lambda: loaded.append(ping_rtt(net, pings)))
+    figures.rtt_loaded = loaded[0]
+    figures.extra["load for RTT"] = f"{half:,} fps offered"
+    figures.tcp_mbits = iperf3_mbits(net, seconds)
+    figures.flood_rps = flood_ping(net, R_GEN_ADDR)
+    return figures
+
+
+def measure_overload(net: Net, conf: Path, seconds: float, full: Load
+                     ) -> tuple[list[str], float]:
+    """Offered far above what the agent forwards: does it still forward and answer?
+
+    The peak is the best delivered rate of a sweep of offered rates around
+    the full-speed figure, the full-speed runs included; the overload figure
+    is a second full-speed run (trafgen as fast as it goes), with pings to
+    the agent's own address meanwhile. Returns the lines and the peak.
+    """
+    rates = [int(full.delivered_fps * k) for k in (0.8, 1.0, 1.25, 1.5)]
+    sweep = [offer_and_count(net, conf, seconds, r).delivered_fps for r in rates]
+    own: list[Rtt] = []
+    overload = offer_and_count(net, conf, max(seconds, 2.5), None,
+                               during=lambda: own.append(ping_rtt(net, 100, R_GEN_ADDR)))
+    peak = max([*sweep, full.delivered_fps, overload.delivered_fps])
+    offered = overload.offered_fps / peak
+    lines = [
+        f"  peak (best of offered {', '.join(f'{r:,}' for r in rates)} fps and two "
+        f"full-speed runs): {peak:,.0f} fps",
+        f"  overload: offered {overload.offered_fps:,.0f} fps ({offered:.1f} x peak), "
+        f"delivered {overload.delivered_fps:,.0f} fps = {overload.delivered_fps / peak:.2f} "
+        "of peak",
+        f"  pings to the agent's own address during overload: {own[0].replies}/{own[0].sent} "
+        f"answered ({own[0].show()})",
+    ]
+    if offered < 2.0:
+        lines.append("  (trafgen, sharing its core, could not offer twice the peak here)")
+    return lines, peak
+
+
+def other_pythons(net: Net, conf: Path, workdir: Path, seconds: float, pings: int,
+                  rate: int | None, pythons: list[str], kernel: Load) -> list[str]:
+    """The agent's frames/s, CPU per frame and idle RTT on other interpreters."""
     lines: list[str] = []
+    for python in pythons:
+        version = subprocess.run([python, "-c", "import platform; print("
+                                  "platform.python_implementation(), platform.python_version())"],
+                                 capture_output=True, text=True, timeout=30).stdout.strip()
+        proc, _target = start_agent(net, workdir, python)
+        pid = proc.pid
+        _prime(net)
+        load = offer_and_count(net, conf, seconds, rate, probe=lambda pid=pid: cpu_seconds(pid))
+        time.sleep(1.0)
+        rtt = ping_rtt(net, pings)
+        net.lab.stop(proc, timeout=15)
+        per_frame = load.probe / max(1, load.delivered) * 1e6
+        lines.append(f"vrc-agent on {version}: {load.delivered_fps:,.0f} fps "
+                     f"(agent/kernel {_ratio(load.delivered_fps, kernel.delivered_fps)}), "
+                     f"{per_frame:.2f} us CPU per frame, ping rtt idle {rtt.show()}")
+    return lines
+
+
+def run(seconds: float, pings: int, rate: int | None, pythons: list[str]) -> list[str]:
     workdir = Path(tempfile.mkdtemp(prefix="vrcbench", dir="/tmp"))
     lab = Lab()
     atexit.register(lab.close)
@@ -239,38 +424,64 @@ def run(seconds: float, pings: int, rate: int | None) -> list[str]:
     net = build(lab)
     conf = workdir / "udp64.cfg"
     write_trafgen_config(conf, udp_frame(net.r.mac(net.rg), net.gen.mac(net.g0)))
-    results: list[Result] = []
-    rtts: dict[str, float | None] = {}
 
     kernel_router(net)
     _prime(net)
-    results.append(Result("kernel", *offer_and_count(net, conf, seconds, rate)))
-    rtts["kernel"] = ping_rtt(net, pings)
+    kernel = measure(net, conf, "kernel", seconds, pings, rate)
     kernel_router_off(net)
 
-    agent, _target = start_agent(net, workdir)
+    agent_proc, _target = start_agent(net, workdir)
+    pid = agent_proc.pid
     _prime(net)
-    results.append(Result("vrc-agent", *offer_and_count(net, conf, seconds, rate)))
-    rtts["vrc-agent"] = ping_rtt(net, pings)
-    net.lab.stop(agent, timeout=15)
+    agent = measure(net, conf, "vrc-agent", seconds, pings, rate, probe=lambda: cpu_seconds(pid))
+    assert agent.load is not None
+    per_frame = agent.load.probe / max(1, agent.load.delivered) * 1e6
+    agent.extra["CPU per forwarded frame"] = f"{per_frame:.2f} us (user+system, all threads)"
+    overload, peak = measure_overload(net, conf, seconds, agent.load)
+    agent.extra["peak"] = f"{peak:,.0f}"
+    agent.extra["RSS"] = f"{rss_mib(pid):.1f} MiB"
+    net.lab.stop(agent_proc, timeout=15)
 
-    scapy = start_scapy(net, seconds)
-    results.append(Result("scapy", *offer_and_count(net, conf, seconds, rate)))
-    net.lab.stop(scapy, timeout=15)  # type: ignore[arg-type]
+    extra_lines = other_pythons(net, conf, workdir, seconds, pings, rate, pythons,
+                                kernel.load)
+    scapy_proc = start_scapy(net, seconds)
+    scapy_load = offer_and_count(net, conf, seconds, rate)
+    net.lab.stop(scapy_proc, timeout=15)  # type: ignore[arg-type]
+    return report(seconds, rate, kernel, agent, scapy_load, overload) + extra_lines
 
-    by_name = {r.name: r for r in results}
-    lines.append(f"forwarding 64-byte UDP gen -> R -> sink, {seconds:g} s per router"
-                 + (f", offered {rate} pps" if rate else ", offered at trafgen's full speed"))
-    lines.append(f"{'router':<10} {'delivered fps':>14} {'offered fps':>12}")
-    for result in results:
-        lines.append(f"{result.name:<10} {result.delivered_fps:>14,.0f} "
-                     f"{result.offered_fps:>12,.0f}")
-    agent_fps = by_name["vrc-agent"].delivered_fps
-    lines.append(f"ratio agent/kernel: {_ratio(agent_fps, by_name['kernel'].delivered_fps)}")
-    lines.append(f"ratio agent/scapy:  {_ratio(agent_fps, by_name['scapy'].delivered_fps)}")
-    for name, rtt in rtts.items():
-        shown = f"{rtt:.3f} ms" if rtt is not None else "no replies"
-        lines.append(f"ping rtt avg gen -> sink through {name}: {shown} ({pings} pings, -i 0.01)")
+
+def report(seconds: float, rate: int | None, kernel: Figures, agent: Figures, scapy: Load,
+           overload: list[str]) -> list[str]:
+    assert kernel.load is not None and agent.load is not None
+    lines = [f"forwarding gen -> R -> sink, {seconds:g} s per figure, "
+             f"agent on {platform.python_implementation()} {platform.python_version()}"
+             " (3.14 is not installable on this machine; --also-python adds others)",
+             "64-byte UDP, " + (f"offered {rate} pps" if rate else "offered at trafgen's full "
+                                "speed"),
+             f"{'router':<10} {'delivered fps':>14} {'offered fps':>12}"]
+    for name, load in (("kernel", kernel.load), ("vrc-agent", agent.load), ("scapy", scapy)):
+        lines.append(f"{name:<10} {load.delivered_fps:>14,.0f} {load.offered_fps:>12,.0f}")
+    fps_ratio = _ratio(agent.load.delivered_fps, kernel.load.delivered_fps)
+    lines.append(f"ratio agent/kernel: {fps_ratio}")
+    peak = float(agent.extra["peak"].replace(",", ""))
+    lines.append(f"ratio agent peak/kernel: {_ratio(peak, kernel.load.delivered_fps)} "
+                 "(the agent's best over its sweep)")
+    lines.append(f"ratio agent/scapy:  {_ratio(agent.load.delivered_fps, scapy.delivered_fps)}")
+    for figures in (kernel, agent):
+        lines.append(f"{figures.name}:")
+        assert figures.rtt_idle is not None and figures.rtt_loaded is not None
+        lines.append(f"  ping rtt gen -> sink idle (-i 0.01): {figures.rtt_idle.show()}")
+        lines.append(f"  ping rtt gen -> sink under 50% load ({figures.extra['load for RTT']}): "
+                     f"{figures.rtt_loaded.show()}")
+        lines.append(f"  iperf3 TCP gen -> sink, default offloads: {figures.tcp_mbits:,.0f} Mbit/s")
+        lines.append(f"  ping -f to R's own address: {figures.flood_rps:,.0f} replies/s")
+        for key, value in figures.extra.items():
+            if key not in ("load for RTT", "peak"):
+                lines.append(f"  {key}: {value}")
+    lines.extend(overload)
+    lines.append(f"ratio TCP agent/kernel: {_ratio(agent.tcp_mbits or 0, kernel.tcp_mbits or 0)}")
+    lines.append(f"ratio ping -f agent/kernel: "
+                 f"{_ratio(agent.flood_rps or 0, kernel.flood_rps or 0)}")
     return lines
 
 
@@ -286,17 +497,20 @@ def _ratio(a: float, b: float) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=5.0, help="load per router (s)")
-    parser.add_argument("--quick", action="store_true", help="1 s per router, 50 pings")
+    parser.add_argument("--seconds", type=float, default=3.0, help="seconds per figure")
+    parser.add_argument("--quick", action="store_true", help="1 s per figure, 50 pings")
     parser.add_argument("--pings", type=int, default=500)
     parser.add_argument("--rate", type=int, default=None, help="offered frames/s (default: max)")
+    parser.add_argument("--also-python", action="append", default=[], metavar="PYTHON",
+                        help="also run the agent on this interpreter (needs the agent's "
+                             "dependencies) and print its frames/s, CPU per frame and RTT")
     args = parser.parse_args(argv)
     seconds, pings = (1.0, 50) if args.quick else (args.seconds, args.pings)
-    require_root_and_tools(("ip", "ping", "trafgen"))
+    require_root_and_tools(("ip", "ping", "trafgen", "iperf3", "ss"))
     # Ctrl-C / SIGTERM: leave through atexit, which removes everything made.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
     try:
-        for line in run(seconds, pings, args.rate):
+        for line in run(seconds, pings, args.rate, args.also_python):
             print(line)
     except KeyboardInterrupt:
         return 130

@@ -243,16 +243,18 @@ def stats_text(reply: pb.GetStatsResponse, show_zero: bool = False) -> str:
     if reply.links:
         parts.append(table(
             ((k.ifname, k.receive_frames, k.transmit_frames, k.transmit_errors,
-              k.transmit_oversize, k.ring_drops, "yes" if k.promiscuous else "no")
+              k.transmit_oversize, k.ring_drops, k.receive_offload_frames, k.receive_copies,
+              k.receive_truncated, "yes" if k.promiscuous else "no")
              for k in reply.links),
             ("LINK", "RX-FRAMES", "TX-FRAMES", "TX-ERRORS", "OVERSIZE", "RING-DROPS",
-             "PROMISC")))
+             "RX-OFFLOAD", "RX-COPIES", "RX-CUT", "PROMISC")))
     if reply.HasField("dataplane"):
         loop = reply.dataplane
         parts.append(f"data plane: {loop.iterations} iterations, {loop.frames_in} frames in, "
                      f"{loop.frames_out} out, {loop.timer_runs} timer runs, "
                      f"{loop.unroutable} unroutable, {loop.transmit_failed} transmit failed, "
-                     f"{loop.errors} errors")
+                     f"{loop.errors} errors, busy-poll {loop.busy_poll_hits} hits / "
+                     f"{loop.busy_poll_misses} misses, {loop.rests} rests")
     return "\n\n".join(parts)
 
 

@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in ping:iputils-ping arping:iputils-arping tshark:tshark trafgen:netsniff-ng ip:iproute2 ethtool:ethtool; do
+for tool in ping:iputils-ping arping:iputils-arping tshark:tshark trafgen:netsniff-ng ip:iproute2 \
+            iperf3:iperf3 ethtool:ethtool; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || need_apt+=("${tool##*:}")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
@@ -14,6 +15,8 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     apt-get update -qq
     # tshark asks whether non-root users may capture; answer no without a prompt.
     echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    # iperf3 asks whether to start a system-wide server; it must not.
+    echo "iperf3 iperf3/start_daemon boolean false" | debconf-set-selections
     apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
 

@@ -100,8 +100,13 @@ class Engine(EngineCore):
         return self.dl.lookup(name) if isinstance(name, str) else None
 
     def add_ethernet(self, name: str, mac: bytes | str, mtu: int = 1500,
-                     up: bool = True) -> Interface:
+                     up: bool = True, offload: bool = False) -> Interface:
         """A new Ethernet interface with IPv4 and ARP attached.
+
+        ``offload``: its driver hands frames with offload work left (a partial
+        checksum, a GSO super-frame: ``router.offload``) to a kernel that
+        finishes them, as the agent's AF_PACKET links do; without it the
+        engine does that work itself before such a frame leaves.
 
         ``EINVAL`` for an empty name, a MAC that is not 6 bytes of unicast or
         an MTU outside 68..9216; ``EBUSY``/``EEXIST`` if the name is taken. A
@@ -120,6 +125,7 @@ class Engine(EngineCore):
         ifp = self.dl.acquire(IfFamily.ETHERNET, name.encode(), name=name, type=IfType.ETHER,
                               flags=ETHER_FLAGS, eflags=IfExtFlags.ARPLL, mtu=mtu, addrlen=6)
         ifp.hdrlen = 14
+        ifp.offload = bool(offload)
         try:
             self.dl.attach(ifp, lladdr, self.ether, self.driver)
         except RouterError:

@@ -25,11 +25,12 @@ from router.arp.protocol import Arp, CallableSink
 from router.contracts import DemuxDesc, Packet, ProtoAttachment
 from router.engine.edge import EventLog
 from router.engine.parts import ArpDomain, HookOutlet, QueueDriver
+from router.errors import EINVAL
 from router.events import Event
 from router.inet.domain import InetDomain, SamePrefixPolicy
 from router.inet.route import RouteTable
 from router.ipv4.fastpath import FastPath
-from router.ipv4.input import Ipv4, Ipv4Config
+from router.ipv4.input import DropReason, Ipv4, Ipv4Config
 from router.link.datalink import DataLink
 from router.link.ether import DEMUX_ETHERTYPE, ETHERTYPE_ARP, ETHERTYPE_IP, EthernetFamily
 from router.link.ifnet import AF_INET, IfFamily, IfFlags, Interface
@@ -37,6 +38,7 @@ from router.link.io import output_one
 from router.ng.hooks import NgHook
 from router.ng.iface import NetgraphIfaces
 from router.ng.tap import DEFAULT_MAX_QUEUED, Tap, TapRecord, Taps
+from router.offload import OffloadError, OffloadFrame, finish
 
 ETHER_FLAGS = IfFlags.BROADCAST | IfFlags.MULTICAST | IfFlags.SIMPLEX
 _ARP_HIGH, _ARP_LOW = ETHERTYPE_ARP.to_bytes(2, "big")
@@ -213,7 +215,24 @@ class EngineCore:
 
     def _ip_output(self, ifp: Interface, datagram: bytes, next_hop: int) -> int:
         # one datagram: router.link.io.output_one, the one-packet form of DataLink.output
+        if type(datagram) is OffloadFrame and not ifp.offload:
+            return self._ip_output_finished(ifp, datagram, next_hop)
         return output_one(self.dl, ifp, AF_INET, Packet(datagram, 0, 0, 0, AF_INET), next_hop)
+
+    def _ip_output_finished(self, ifp: Interface, datagram: OffloadFrame, next_hop: int) -> int:
+        """Out of an interface that cannot hand offload work on (an ``ngN`` hook, say):
+        checksum and segment here, then send each piece."""
+        try:
+            pieces = finish(datagram, 0)
+        except OffloadError:
+            self.ipv4.count_drop(DropReason.BAD_OFFLOAD)
+            return EINVAL
+        self.ipv4.stats.offload_finished += 1
+        error = 0
+        for piece in pieces:
+            error = output_one(self.dl, ifp, AF_INET, Packet(piece, 0, 0, 0, AF_INET),
+                               next_hop) or error
+        return error
 
     def _arp_send(self, ifp: Interface, frame: bytes) -> None:
         self.dl.output(ifp, AF_INET, [Packet(frame, family=AF_INET)], None, raw=True)

@@ -20,10 +20,16 @@ from router.errors import EINVAL, EOPNOTSUPP
 from router.events import Event
 from router.link.ifnet import Interface
 from router.ng.tap import Taps
+from router.offload import OffloadFrame
 
 #: Ethernet MTU bounds: RFC 791's 68 up to a 9216-byte jumbo frame.
 ETHER_MTU_MIN = 68
 ETHER_MTU_MAX = 9216
+
+
+def _as_frame(frame: bytes | bytearray | memoryview) -> bytes:
+    """Immutable bytes for the queue; a frame with offload work keeps its description."""
+    return frame if type(frame) is bytes or type(frame) is OffloadFrame else bytes(frame)
 
 
 class QueueDriver:
@@ -49,9 +55,9 @@ class QueueDriver:
             for frame in frames:
                 self._taps.tap_output(ifp, frame, now)
         if len(frames) == 1:  # the generic path's usual call: no list comprehension
-            self._queue.append((index, bytes(frames[0])))
+            self._queue.append((index, _as_frame(frames[0])))
         else:
-            self._queue.extend([(index, bytes(frame)) for frame in frames])
+            self._queue.extend([(index, _as_frame(frame)) for frame in frames])
         return 0
 
     def ioctl(self, ifp: Interface, cmd: IoctlCmd, arg: Any) -> int:

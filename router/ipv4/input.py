@@ -50,6 +50,7 @@ from router.inet.route import Route, RouteFlags
 from router.ipv4.fragment import fragment
 from router.ipv4.icmp import Icmp, IcmpConfig
 from router.link.ifnet import AF_INET, IfFamily, IfFlags, Interface
+from router.offload import OffloadError, OffloadFrame, finish, segments_fit
 from router.wire import Malformed
 from router.wire import ethernet as eth
 from router.wire import icmp as icmp_wire
@@ -109,6 +110,7 @@ class DropReason(enum.Enum):
     CANNOT_FRAGMENT = "cannot_fragment"  # MTU too small for even 8 bytes of data
     HOST_UNREACHABLE = "host_unreachable"  # ARP gave up, or the link is gone
     OUTPUT_ERROR = "output_error"
+    BAD_OFFLOAD = "bad_offload"  # a partial checksum or GSO description its headers contradict
     # local delivery
     FRAGMENT_TO_US = "fragment_to_us"  # no reassembly: fragments for us are dropped
     LOOPBACK_DESTINATION = "loopback_destination"  # we originated a datagram to ourselves
@@ -133,12 +135,14 @@ class Ipv4Stats:
     forwarded: int = 0
     sent: int = 0  # datagrams we originated (ICMP) handed to output
     fragments_out: int = 0
+    offload_finished: int = 0  # frames whose offload work the engine did (router/offload.py)
     drops: dict[DropReason, int] = field(default_factory=lambda: dict.fromkeys(DropReason, 0))
 
     def as_dict(self) -> dict[str, int]:
         flat = {"received": self.received, "delivered": self.delivered,
                 "forwarded": self.forwarded, "sent": self.sent,
-                "fragments_out": self.fragments_out}
+                "fragments_out": self.fragments_out,
+                "offload_finished": self.offload_finished}
         flat.update({f"drop_{reason.value}": n for reason, n in self.drops.items()})
         return flat
 
@@ -213,6 +217,10 @@ class Ipv4:
     def _drop(self, reason: DropReason) -> None:
         self.stats.drops[reason] += 1
 
+    def count_drop(self, reason: DropReason) -> None:
+        """Count a drop another layer made for an IPv4 reason (the engine's offload work)."""
+        self.stats.drops[reason] += 1
+
     # -- the data link layer's protocol callbacks ----------------------------
 
     def proto_input(self, ifp: Interface, family: int, pkts: list[Packet]) -> int:
@@ -243,8 +251,9 @@ class Ipv4:
         if dest >> 28 == 0xE:
             return 0, b"\x01\x00\x5e" + (dest & 0x7FFFFF).to_bytes(3, "big"), _ETHERTYPE_IPV4
         data = pkt.data
-        error, mac = self.resolve(ifp, dest, data if type(data) is bytes else bytes(data),
-                                  self.now)
+        if type(data) is not bytes and type(data) is not OffloadFrame:
+            data = bytes(data)  # ARP may hold it: immutable, with its offload description
+        error, mac = self.resolve(ifp, dest, data, self.now)
         if error:
             return error, b"", 0
         return 0, mac, _ETHERTYPE_IPV4
@@ -287,7 +296,24 @@ class Ipv4:
                     self._forward(ifp, frame, l2len, total, ttl, protocol, checksum, src, dst,
                                   now)
                 return
+        if type(frame) is OffloadFrame:
+            self._input_finished(ifp, frame, l2len, flags, now)
+            return
         self._input_parsed(ifp, memoryview(frame)[l2len:], flags, now)
+
+    def _input_finished(self, ifp: Interface, frame: OffloadFrame, l2len: int, flags: int,
+                        now: float) -> None:
+        """A frame with offload work left and a header the plain lane does not read
+        (options, a bad checksum...): do the work, then take each piece as received."""
+        try:
+            pieces = finish(frame, l2len)
+        except OffloadError:
+            self._drop(DropReason.BAD_OFFLOAD)
+            return
+        self.stats.received -= 1  # counted per piece
+        self.stats.offload_finished += 1
+        for piece in pieces:
+            self.input(ifp, piece, l2len, flags, now)
 
     def _input_parsed(self, ifp: Interface, datagram: memoryview, flags: int,
                       now: float) -> None:
@@ -384,19 +410,50 @@ class Ipv4:
                 and self.inet.is_broadcast(dst, out)):
             self._drop(DropReason.DIRECTED_BROADCAST)
             return
-        if total <= out.mtu:
-            error = self.output(out, b"".join((
+        if total <= out.mtu or segments_fit(frame, start, out.mtu):
+            datagram = b"".join((
                 frame[start : start + _TTL_OFF],
                 _TTL_PROTO_SUM.pack(ttl - 1, protocol, TTL_DECREMENT_CHECKSUM[checksum]),
                 frame[start + _ADDRS_OFF : start + total],
-            )), next_hop)
+            ))
+            if type(frame) is OffloadFrame:  # the header is every segment's template
+                datagram = frame.derive(datagram, -start)
+            error = self.output(out, datagram, next_hop)
+        elif type(frame) is OffloadFrame:
+            self._forward_offloaded(ifp, out, frame, start, total, next_hop, now)
+            return
         else:
             error = self._forward_fragmented(out, frame, start, total, next_hop)
         if error == 0:
             self.stats.forwarded += 1
         else:
-            datagram = memoryview(frame)[start : start + total]
-            self._forward_failed(ifp, parse_header(datagram), datagram, out, error, now)
+            view = memoryview(frame)[start : start + total]
+            self._forward_failed(ifp, parse_header(view), view, out, error, now)
+
+    def _forward_offloaded(self, ifp: Interface, out: Interface, frame: OffloadFrame,
+                           start: int, total: int, next_hop: int, now: float) -> None:
+        """A super-frame whose segments do not fit ``out`` (or a partial-checksum datagram
+        above its MTU): with DF, one "fragmentation needed" for the whole of it, as Linux
+        answers a GSO packet; without, the work done here and each segment fragmented."""
+        view = memoryview(frame)[start : start + total]
+        hdr = parse_header(view)
+        if hdr.frag & ip.FLAG_DF:
+            self._forward_failed(ifp, hdr, view, out, EMSGSIZE, now)
+            return
+        try:
+            pieces = finish(frame, start)
+        except OffloadError:
+            self._drop(DropReason.BAD_OFFLOAD)
+            return
+        self.stats.offload_finished += 1
+        error = 0
+        for piece in pieces:
+            error = self._forward_fragmented(out, piece, start, len(piece) - start,
+                                             next_hop) or error
+        if error == 0:
+            self.stats.forwarded += 1
+        else:
+            self._forward_failed(ifp, hdr, view, out, error, now)
 
     def _forward_fragmented(self, out: Interface, frame: bytes | bytearray | memoryview,
                             start: int, total: int, next_hop: int) -> int:

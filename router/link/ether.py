@@ -23,6 +23,7 @@ from router.errors import (
     RouterError,
 )
 from router.link.ifnet import Interface
+from router.offload import OffloadFrame
 
 ETHER_ADDR_LEN = 6
 ETHER_HDR_LEN = 14
@@ -100,7 +101,10 @@ class EthernetFamily:
         if len(lldst) != ETHER_ADDR_LEN or not 0 <= frame_type <= 0xFFFF:
             return EINVAL
         type_bytes = _IPV4_TYPE if frame_type == ETHERTYPE_IP else _ETHERTYPE.pack(frame_type)
-        pkt.data = b"".join((lldst, ifp.lladdr, type_bytes, pkt.data))
+        data = pkt.data
+        framed = b"".join((lldst, ifp.lladdr, type_bytes, data))
+        # a datagram with offload work left keeps its description, 14 bytes further on
+        pkt.data = data.derive(framed, ETHER_HDR_LEN) if type(data) is OffloadFrame else framed
         pkt.l2len = ETHER_HDR_LEN
         if lldst[0] & 1:
             pkt.flags |= _BCAST if lldst == BROADCAST_MAC else _MCAST

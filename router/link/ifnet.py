@@ -153,6 +153,7 @@ class Interface:
         "mtu",
         "multicast",
         "name",
+        "offload",
         "protocols",
         "reused",
         "softc",
@@ -203,6 +204,10 @@ class Interface:
         self.inet: Any = None  # IPv4 per-interface data (router/inet/domain.py, ARP table)
         self.multicast: dict[bytes, int] = {}  # link-layer multicast memberships
         self.generation = 0  # bumped on any change the fast path depends on
+        # The driver takes frames with offload work left (router/offload.py): it
+        # hands the description on to a kernel that finishes them. Without it
+        # the engine checksums and segments such frames itself.
+        self.offload = False
         # The family module's per-interface demux table (Ethernet: ethertype
         # -> protocol family), filled by its add_proto and emptied at attach.
         self.demux_table: dict[int, int] = {}

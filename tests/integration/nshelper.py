@@ -20,6 +20,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from agents.isolation import DropMethod, Isolation, IsolationSet, isolate, restore_previous
 from agents.link import PacketLink, RingConfig, TxMode
 from agents.nicrecord import RunDir
+from router.offload import OffloadFrame
+
+
+def _offload(frame: bytes) -> dict[str, int] | None:
+    """The offload description of a received frame (None for a finished frame)."""
+    if type(frame) is not OffloadFrame:
+        return None
+    return {"flags": frame.flags, "gso_type": frame.gso_type, "hdr_len": frame.hdr_len,
+            "gso_size": frame.gso_size, "csum_start": frame.csum_start,
+            "csum_offset": frame.csum_offset}
 
 
 class Helper:
@@ -33,10 +43,9 @@ class Helper:
             raise RuntimeError("no link open")
         return self.link
 
-    def op_open(self, ifname: str, tx_mode: str = "auto", block_size: int = 1 << 18,
-                block_count: int = 32) -> dict[str, Any]:
-        config = RingConfig(tx_mode=TxMode(tx_mode), block_size=block_size,
-                            block_count=block_count)
+    def op_open(self, ifname: str, tx_mode: str = "auto", frame_count: int = 4096
+                ) -> dict[str, Any]:
+        config = RingConfig(tx_mode=TxMode(tx_mode), frame_count=frame_count)
         self.link = PacketLink.open(ifname, config)
         nic = self.link.nic
         return {"mac": nic.mac.hex(), "mtu": nic.mtu, "ifindex": nic.ifindex}
@@ -53,10 +62,15 @@ class Helper:
                 batches.append(len(got))
             else:
                 time.sleep(0.001)
-        return {"frames": [f.hex() for f in frames], "batches": batches}
+        return {"frames": [f.hex() for f in frames], "batches": batches,
+                "offload": [_offload(f) for f in frames]}
 
     def op_send(self, frames: list[str]) -> dict[str, Any]:
         return {"sent": self._link().send_batch([bytes.fromhex(f) for f in frames])}
+
+    def op_send_offload(self, frame: str, offload: dict[str, int]) -> dict[str, Any]:
+        made = OffloadFrame.make(bytes.fromhex(frame), **offload)
+        return {"sent": self._link().send_batch([made])}
 
     def op_promisc(self, on: bool) -> dict[str, Any]:
         self._link().set_promiscuous(on)
@@ -67,6 +81,8 @@ class Helper:
         packets, drops = link.kernel_stats()
         stats = link.stats
         return {"rx_frames": stats.rx_frames, "tx_frames": stats.tx_frames,
+                "rx_offload": stats.rx_offload, "rx_copies": stats.rx_copies,
+                "rx_truncated": stats.rx_truncated,
                 "tx_errors": stats.tx_errors, "kernel_packets": packets,
                 "kernel_drops": drops, "outgoing_skipped": stats.rx_outgoing_skipped}
 

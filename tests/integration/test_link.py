@@ -6,8 +6,10 @@ helper in A plays the wire's other end. No engine is involved.
 
 from __future__ import annotations
 
+import json
 import re
 import struct
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,14 +99,13 @@ def test_receive_batches_respect_max_and_resume_inside_a_block(pair: Pair) -> No
     assert [_seq(f) for f in _test_frames(reply["frames"])] == list(range(50))
 
 
-def test_many_blocks_wrap_around_the_ring(pair: Pair) -> None:
-    """A small ring (4 blocks of one page) is reused many times without losing order."""
+def test_a_small_ring_wraps_around_many_times(pair: Pair) -> None:
+    """A small ring (32 slots) is reused many times without losing order."""
     sender, receiver = pair.helper(pair.a), pair.helper(pair.r)
     src = bytes.fromhex(sender.call("open", ifname=pair.a0)["mac"])
-    dst = bytes.fromhex(receiver.call("open", ifname=pair.ra, block_size=4096,
-                                      block_count=4)["mac"])
+    dst = bytes.fromhex(receiver.call("open", ifname=pair.ra, frame_count=32)["mac"])
     seen: list[int] = []
-    for start in range(0, 400, 20):  # 20 frames per round fit in the 4 pages
+    for start in range(0, 400, 20):  # 20 frames per round fit in the 32 slots
         sender.call("send", frames=[_frame(dst, src, s).hex() for s in range(start, start + 20)])
         got = receiver.call("recv", want=20, timeout=10)["frames"]
         seen.extend(_seq(f) for f in _test_frames(got))
@@ -310,3 +311,60 @@ def test_a_clean_unisolate_removes_the_record(pair: Pair, tmp_path: Path) -> Non
     assert [p.suffix for p in sorted(run_dir.iterdir())] == [".json", ".lock"]
     assert holder.call("unisolate")["errors"] == []
     assert not run_dir.exists()
+
+
+# --- offloads: the kernel's word on each frame, and ours on the way out ----------------
+
+UDP_REFLECT = r"""
+import json, socket, sys
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("10.9.0.1", 7000))
+sock.settimeout(10)
+sock.setsockopt(17, 103, 1000)  # UDP_SEGMENT: GSO, 1000-byte datagrams
+sock.sendto(bytes(range(256)) * 12, ("10.9.0.2", 7001))
+got = []
+while len(got) < 4:
+    data, peer = sock.recvfrom(65536)
+    got.append([data.hex(), list(peer)])
+print(json.dumps(got), flush=True)
+"""
+
+
+def _reflect(frame: bytes) -> bytes:
+    """The frame sent back: MACs, IPv4 addresses and UDP ports swapped. The partial
+    checksum in the UDP header (a pseudo-header sum) is unchanged by the swap."""
+    ip, udp = frame[14:34], frame[34:42]
+    ip = ip[:12] + ip[16:20] + ip[12:16]
+    udp = udp[2:4] + udp[0:2] + udp[4:]
+    return frame[6:12] + frame[0:6] + frame[12:14] + ip + udp + frame[42:]
+
+
+def test_a_gso_super_datagram_arrives_described_and_leaves_for_the_kernel_to_cut(
+        pair: Pair) -> None:
+    """UDP GSO from A: one 3072-byte super-frame (larger than a slot: read as a copy)
+    with the kernel's description; sent back with it, R's kernel cuts and checksums it in
+    software (tx offloads off on ra) and A's kernel verifies every checksum (rx off)."""
+    pair.a.ip("addr", "add", "10.9.0.1/24", "dev", pair.a0)
+    pair.a.ip("neigh", "add", "10.9.0.2", "lladdr", pair.r.mac(pair.ra), "dev", pair.a0)
+    pair.r.run("ethtool", "-K", pair.ra, "tx", "off", "tso", "off", "gso", "off")
+    pair.a.run("ethtool", "-K", pair.a0, "rx", "off")
+    link = pair.helper(pair.r)
+    link.call("open", ifname=pair.ra)
+    sender = subprocess.Popen(pair.a.argv("python3", "-c", UDP_REFLECT), stdout=subprocess.PIPE,
+                              text=True)
+    pair.lab.processes.append(sender)  # type: ignore[arg-type]
+    reply = link.call("recv", want=1, timeout=10)
+    frames = [bytes.fromhex(f) for f in reply["frames"]]
+    assert [len(f) for f in frames] == [14 + 20 + 8 + 3072]
+    assert reply["offload"] == [{"flags": 1, "gso_type": 5, "hdr_len": 42, "gso_size": 1000,
+                                 "csum_start": 34, "csum_offset": 6}]
+    stats = link.call("stats")
+    assert stats["rx_copies"] == 1 and stats["rx_truncated"] == 0
+    assert link.call("send_offload", frame=_reflect(frames[0]).hex(),
+                     offload=reply["offload"][0])["sent"] == 1
+    out, _ = sender.communicate(timeout=20)
+    got = json.loads(out)
+    payload = bytes(range(256)) * 12
+    assert [bytes.fromhex(data) for data, _peer in got] == [
+        payload[i : i + 1000] for i in range(0, 3072, 1000)]
+    assert {tuple(peer) for _data, peer in got} == {("10.9.0.2", 7001)}

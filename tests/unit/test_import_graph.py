@@ -111,7 +111,7 @@ def test_router_has_no_runtime_import_circle() -> None:
 #: own package and from lower layers; packages on one level are independent.
 LAYERS = {
     "router.wire": 0, "router.errors": 0, "router.events": 0,
-    "router.contracts": 1,
+    "router.contracts": 1, "router.offload": 1,
     "router.link": 2,
     "router.inet": 3, "router.arp": 3,
     "router.ipv4": 4, "router.ng": 4,

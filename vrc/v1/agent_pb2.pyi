@@ -352,7 +352,7 @@ class ProtocolCounter(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
 
 class LinkStats(_message.Message):
-    __slots__ = ("ifname", "receive_frames", "transmit_frames", "transmit_errors", "transmit_oversize", "ring_drops", "promiscuous")
+    __slots__ = ("ifname", "receive_frames", "transmit_frames", "transmit_errors", "transmit_oversize", "ring_drops", "promiscuous", "receive_offload_frames", "receive_copies", "receive_truncated")
     IFNAME_FIELD_NUMBER: _ClassVar[int]
     RECEIVE_FRAMES_FIELD_NUMBER: _ClassVar[int]
     TRANSMIT_FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -360,6 +360,9 @@ class LinkStats(_message.Message):
     TRANSMIT_OVERSIZE_FIELD_NUMBER: _ClassVar[int]
     RING_DROPS_FIELD_NUMBER: _ClassVar[int]
     PROMISCUOUS_FIELD_NUMBER: _ClassVar[int]
+    RECEIVE_OFFLOAD_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    RECEIVE_COPIES_FIELD_NUMBER: _ClassVar[int]
+    RECEIVE_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     ifname: str
     receive_frames: int
     transmit_frames: int
@@ -367,10 +370,13 @@ class LinkStats(_message.Message):
     transmit_oversize: int
     ring_drops: int
     promiscuous: bool
-    def __init__(self, ifname: _Optional[str] = ..., receive_frames: _Optional[int] = ..., transmit_frames: _Optional[int] = ..., transmit_errors: _Optional[int] = ..., transmit_oversize: _Optional[int] = ..., ring_drops: _Optional[int] = ..., promiscuous: _Optional[bool] = ...) -> None: ...
+    receive_offload_frames: int
+    receive_copies: int
+    receive_truncated: int
+    def __init__(self, ifname: _Optional[str] = ..., receive_frames: _Optional[int] = ..., transmit_frames: _Optional[int] = ..., transmit_errors: _Optional[int] = ..., transmit_oversize: _Optional[int] = ..., ring_drops: _Optional[int] = ..., promiscuous: _Optional[bool] = ..., receive_offload_frames: _Optional[int] = ..., receive_copies: _Optional[int] = ..., receive_truncated: _Optional[int] = ...) -> None: ...
 
 class DataplaneStats(_message.Message):
-    __slots__ = ("iterations", "frames_in", "frames_out", "timer_runs", "unroutable", "transmit_failed", "errors")
+    __slots__ = ("iterations", "frames_in", "frames_out", "timer_runs", "unroutable", "transmit_failed", "errors", "busy_poll_hits", "busy_poll_misses", "rests")
     ITERATIONS_FIELD_NUMBER: _ClassVar[int]
     FRAMES_IN_FIELD_NUMBER: _ClassVar[int]
     FRAMES_OUT_FIELD_NUMBER: _ClassVar[int]
@@ -378,6 +384,9 @@ class DataplaneStats(_message.Message):
     UNROUTABLE_FIELD_NUMBER: _ClassVar[int]
     TRANSMIT_FAILED_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_POLL_HITS_FIELD_NUMBER: _ClassVar[int]
+    BUSY_POLL_MISSES_FIELD_NUMBER: _ClassVar[int]
+    RESTS_FIELD_NUMBER: _ClassVar[int]
     iterations: int
     frames_in: int
     frames_out: int
@@ -385,7 +394,10 @@ class DataplaneStats(_message.Message):
     unroutable: int
     transmit_failed: int
     errors: int
-    def __init__(self, iterations: _Optional[int] = ..., frames_in: _Optional[int] = ..., frames_out: _Optional[int] = ..., timer_runs: _Optional[int] = ..., unroutable: _Optional[int] = ..., transmit_failed: _Optional[int] = ..., errors: _Optional[int] = ...) -> None: ...
+    busy_poll_hits: int
+    busy_poll_misses: int
+    rests: int
+    def __init__(self, iterations: _Optional[int] = ..., frames_in: _Optional[int] = ..., frames_out: _Optional[int] = ..., timer_runs: _Optional[int] = ..., unroutable: _Optional[int] = ..., transmit_failed: _Optional[int] = ..., errors: _Optional[int] = ..., busy_poll_hits: _Optional[int] = ..., busy_poll_misses: _Optional[int] = ..., rests: _Optional[int] = ...) -> None: ...
 
 class GetStatsResponse(_message.Message):
     __slots__ = ("drops", "interfaces", "fast_path_hits", "protocols", "links", "dataplane")

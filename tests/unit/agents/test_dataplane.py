@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -254,3 +255,57 @@ def test_stop_joins_the_loop_thread(setup: Any) -> None:
     assert plane.stop(timeout=2.0) is True
     assert not plane.running
     assert gate.on_change is None
+
+
+def test_an_idle_loop_never_opens_its_busy_poll_window() -> None:
+    """Spinning happens only right after traffic; idle iterations sleep in poll."""
+    link = FakeLink("eth0", b"\x02" * 6)
+    engine = RecordingEngine()
+    plane = DataPlane(Gate(engine), {1: link}, max_wait=0.01, busy_poll=0.001)
+    try:
+        for _ in range(5):
+            plane.run_once()
+        assert plane.stats.spin_hits == plane.stats.spin_misses == 0
+        link.deliver(b"f" * 60)
+        plane.run_once()  # moves the frame: the next wait spins first
+        plane.run_once()
+        assert plane.stats.spin_misses == 1
+        plane.run_once()  # that one moved nothing: back to sleeping
+        assert plane.stats.spin_misses == 1
+    finally:
+        plane.stop()
+
+
+def test_a_frame_arriving_inside_the_window_is_taken_without_sleeping() -> None:
+    link = FakeLink("eth0", b"\x02" * 6)
+    engine = RecordingEngine()
+    plane = DataPlane(Gate(engine), {1: link}, max_wait=1.0, busy_poll=0.5)
+    try:
+        link.deliver(b"a" * 60)
+        plane.run_once()
+        # lands in the "ring" 20 ms into the window, with no wake-up signalled
+        late = threading.Timer(0.02, link.inbox.append, (b"b" * 60,))
+        late.start()
+        started = time.monotonic()
+        plane.run_once()
+        late.join()
+        assert plane.stats.spin_hits == 1
+        assert [frames for _ifindex, frames, _now in engine.received][-1] == [b"b" * 60]
+        assert time.monotonic() - started < 0.5
+    finally:
+        plane.stop()
+
+
+def test_an_unknown_priority_is_refused_with_the_choices() -> None:
+    with pytest.raises(ValueError, match="realtime, high, normal"):
+        DataPlane(Gate(RecordingEngine()), {}, priority="turbo")
+
+
+def test_a_normal_priority_loop_keeps_the_default_scheduling() -> None:
+    plane = DataPlane(Gate(RecordingEngine()), {}, max_wait=0.01, priority="normal")
+    try:
+        plane.start()
+        plane.stop()
+        assert plane.granted_priority == "normal"
+    finally:
+        plane.stop()

@@ -1,11 +1,13 @@
 """The ring walkers of agents/link.py over synthetic rings in memory (no sockets, no root).
 
-The layouts written here follow include/uapi/linux/if_packet.h independently
-of the module's own constants, so an offset mistake in either shows up.
+The layouts written here follow include/uapi/linux/if_packet.h and
+linux/virtio_net.h independently of the module's own constants, so an offset
+mistake in either shows up.
 """
 
 from __future__ import annotations
 
+import mmap
 import struct
 from typing import Any
 
@@ -14,85 +16,117 @@ from agents.link import (
     TP_STATUS_AVAILABLE,
     TP_STATUS_SEND_REQUEST,
     TP_STATUS_WRONG_FORMAT,
-    LinkStats,
     NicInfo,
     PacketLink,
     RingConfig,
-    _RxCursor,
+    _RxRing,
     _TxRing,
 )
+from router.offload import OffloadFrame
 
-BLOCK = 4096
-FIRST_PKT = 48  # after tpacket_block_desc (8) + tpacket_hdr_v1 (40), rounded to 16
-TP3_HDR = 48  # sizeof(struct tpacket3_hdr)
-MAC_OFFSET = 80  # TPACKET_ALIGN(48 + sizeof(sockaddr_ll) 20) = 80 (+ kernel padding)
-
-
-def _block(frames: list[tuple[bytes, int]], status: int = 1) -> bytearray:
-    """One user-owned V3 block holding ``frames`` as (data, sll_pkttype)."""
-    block = bytearray(BLOCK)
-    struct.pack_into("=III", block, 8, status, len(frames), FIRST_PKT)
-    offset = FIRST_PKT
-    for index, (data, pkttype) in enumerate(frames):
-        size = MAC_OFFSET + len(data)
-        next_offset = 0 if index == len(frames) - 1 else (size + 15) & ~15
-        # tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status, tp_mac, tp_net
-        struct.pack_into("=IIIIIIHH", block, offset, next_offset, 1, 2, len(data), len(data),
-                         1, MAC_OFFSET, MAC_OFFSET + 14)
-        block[offset + TP3_HDR + 10] = pkttype  # sockaddr_ll.sll_pkttype
-        block[offset + MAC_OFFSET : offset + MAC_OFFSET + len(data)] = data
-        offset += next_offset
-    return block
+SLOT = 2048
+MAC_OFFSET = 76  # tpacket_rcv: TPACKET_ALIGN(52 + 16) + 10 (vnet header) - 14
+USER, CSUMNOTREADY, VLAN_VALID, GSO_TCP = 1, 8, 16, 256
 
 
-def _rx_link(blocks: list[bytearray], check_outgoing: bool = False) -> Any:
-    ring = bytearray().join(blocks)
-    config = RingConfig(block_size=BLOCK, block_count=len(blocks))
+def _slot(ring: mmap.mmap, index: int, data: bytes, status: int = USER, pkttype: int = 0,
+          vnet: tuple[int, ...] = (0, 0, 0, 0, 0, 0), vlan_tci: int = 0) -> None:
+    base = index * SLOT
+    # tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_sec, tp_nsec, tp_vlan_tci, tp_vlan_tpid
+    struct.pack_into("=IIIHHIIHH", ring, base, status, len(data), len(data), MAC_OFFSET,
+                     MAC_OFFSET + 14, 1, 2, vlan_tci, 0)
+    ring[base + 32 + 10] = pkttype  # sockaddr_ll.sll_pkttype
+    struct.pack_into("=BBHHHH", ring, base + MAC_OFFSET - 10, *vnet)
+    ring[base + MAC_OFFSET : base + MAC_OFFSET + len(data)] = data
+
+
+def _rx_link(slots: int, check_outgoing: bool = False) -> Any:
+    # an anonymous mapping: slices of it are bytes, as of the kernel's ring
+    ring = _RxRing(mm=mmap.mmap(-1, slots * SLOT), frame_size=SLOT, frame_count=slots)
     nic = NicInfo("eth9", 9, b"\x02" * 6, 1500)
-    return PacketLink(nic, config, None, ring, None, None, check_outgoing,  # type: ignore[arg-type]
-                      _RxCursor(), False, LinkStats())
+    return PacketLink(nic, RingConfig(frame_count=slots), None,  # type: ignore[arg-type]
+                      ring, None, None, check_outgoing)  # type: ignore[arg-type]
 
 
-def _status(ring: bytearray, block: int) -> int:
-    (status,) = struct.unpack_from("=I", ring, block * BLOCK + 8)
+def _status(link: Any, index: int) -> int:
+    (status,) = struct.unpack_from("=I", link._rx_ring.mm, index * SLOT)
     return int(status)
 
 
-def test_recv_batch_copies_every_frame_of_a_user_block_and_releases_it() -> None:
+def test_recv_batch_copies_every_user_slot_in_order_and_releases_it() -> None:
+    link = _rx_link(4)
     frames = [bytes([n]) * (60 + n) for n in range(3)]
-    link = _rx_link([_block([(f, 0) for f in frames]), _block([], status=0)])
+    for index, frame in enumerate(frames):
+        _slot(link._rx_ring.mm, index, frame)
     assert link.recv_batch() == frames
-    assert _status(link._rx_ring, 0) == 0  # TP_STATUS_KERNEL: back to the kernel
-    assert link._cursor.block == 1
-
-
-def test_recv_batch_stops_at_a_kernel_owned_block() -> None:
-    link = _rx_link([_block([(b"a" * 60, 0)], status=0), _block([(b"b" * 60, 0)])])
-    assert link.recv_batch() == []
+    assert [_status(link, i) for i in range(3)] == [0, 0, 0]  # TP_STATUS_KERNEL
+    assert link._rx_ring.slot == 3
     assert link.pending() is False
 
 
-def test_recv_batch_resumes_inside_a_block_after_max_frames() -> None:
-    frames = [bytes([n]) * 64 for n in range(5)]
-    link = _rx_link([_block([(f, 0) for f in frames]), _block([], status=0)])
-    assert link.recv_batch(2) == frames[:2]
-    assert _status(link._rx_ring, 0) == 1  # still ours: three frames left
+def test_recv_batch_stops_at_a_kernel_owned_slot_and_respects_max() -> None:
+    link = _rx_link(8)
+    for index in range(5):
+        _slot(link._rx_ring.mm, index, bytes([index]) * 64)
+    assert link.recv_batch(2) == [b"\x00" * 64, b"\x01" * 64]
     assert link.pending() is True
-    assert link.recv_batch(10) == frames[2:]
-    assert _status(link._rx_ring, 0) == 0
+    assert link.recv_batch(10) == [bytes([n]) * 64 for n in range(2, 5)]
+    assert link.recv_batch(10) == []
 
 
-def test_cursor_wraps_to_the_first_block() -> None:
-    link = _rx_link([_block([(b"x" * 60, 0)]), _block([(b"y" * 60, 0)])])
+def test_slot_index_wraps_to_the_first_slot() -> None:
+    link = _rx_link(2)
+    _slot(link._rx_ring.mm, 0, b"x" * 60)
+    _slot(link._rx_ring.mm, 1, b"y" * 60)
     assert link.recv_batch() == [b"x" * 60, b"y" * 60]
-    assert link._cursor.block == 0
+    assert link._rx_ring.slot == 0
 
 
 def test_outgoing_frames_are_skipped_when_the_kernel_cannot_ignore_them() -> None:
-    block = _block([(b"in" * 30, 0), (b"out" * 20, PACKET_OUTGOING), (b"in2" * 20, 0)])
-    link = _rx_link([block, _block([], status=0)], check_outgoing=True)
+    link = _rx_link(4, check_outgoing=True)
+    _slot(link._rx_ring.mm, 0, b"in" * 30)
+    _slot(link._rx_ring.mm, 1, b"out" * 20, pkttype=PACKET_OUTGOING)
+    _slot(link._rx_ring.mm, 2, b"in2" * 20)
     assert link.recv_batch() == [b"in" * 30, b"in2" * 20]
     assert link.stats.rx_outgoing_skipped == 1
+
+
+def test_a_frame_left_to_offload_carries_the_kernels_description() -> None:
+    link = _rx_link(4)
+    frame = b"\xab" * 1514
+    # flags NEEDS_CSUM, gso_type TCPV4, hdr_len 66, gso_size 1448, csum_start 34, offset 16
+    _slot(link._rx_ring.mm, 0, frame, USER | CSUMNOTREADY | GSO_TCP, vnet=(1, 1, 66, 1448, 34, 16))
+    _slot(link._rx_ring.mm, 1, frame, USER | CSUMNOTREADY, vnet=(1, 0, 0, 0, 34, 6))
+    _slot(link._rx_ring.mm, 2, frame, USER, vnet=(2, 0, 0, 0, 0, 0))  # DATA_VALID: finished
+    got = link.recv_batch()
+    assert got == [frame] * 3
+    assert [type(f) for f in got] == [OffloadFrame, OffloadFrame, bytes]
+    first, second = got[0], got[1]
+    assert isinstance(first, OffloadFrame) and isinstance(second, OffloadFrame)
+    assert (first.flags, first.gso_type, first.hdr_len, first.gso_size, first.csum_start,
+            first.csum_offset) == (1, 1, 66, 1448, 34, 16)
+    assert (second.gso_type, second.csum_start, second.csum_offset) == (0, 34, 6)
+    assert link.stats.rx_offload == 2
+
+
+def test_a_vlan_tag_the_nic_took_off_is_put_back_and_offsets_move_with_it() -> None:
+    link = _rx_link(2)
+    frame = b"\x01" * 6 + b"\x02" * 6 + b"\x08\x00" + b"\x45" * 50
+    _slot(link._rx_ring.mm, 0, frame, USER | VLAN_VALID | CSUMNOTREADY, vnet=(1, 0, 0, 0, 34, 6),
+          vlan_tci=0x0123)
+    (got,) = link.recv_batch()
+    assert got == frame[:12] + b"\x81\x00\x01\x23" + frame[12:]
+    assert isinstance(got, OffloadFrame) and got.csum_start == 38
+
+
+def test_a_frame_cut_short_without_a_copy_is_dropped_never_handed_on() -> None:
+    link = _rx_link(2)
+    _slot(link._rx_ring.mm, 0, b"z" * 100)
+    struct.pack_into("=I", link._rx_ring.mm, 4, 5000)  # tp_len 5000 > tp_snaplen 100
+    _slot(link._rx_ring.mm, 1, b"ok" * 40)
+    assert link.recv_batch() == [b"ok" * 40]
+    assert link.stats.rx_truncated == 1
+    assert _status(link, 0) == 0
 
 
 def _tx_ring(slots: int, statuses: list[int], next_slot: int = 0) -> _TxRing:
@@ -107,7 +141,7 @@ def test_failed_flush_resumes_at_the_slot_the_kernel_stopped_at() -> None:
     # The kernel sent slots 2 and 3, then refused slot 0 (wrapped); slot 1 was never tried.
     ring = _tx_ring(4, [TP_STATUS_WRONG_FORMAT, TP_STATUS_SEND_REQUEST,
                         TP_STATUS_AVAILABLE, TP_STATUS_AVAILABLE], next_slot=2)
-    link = _rx_link([_block([], status=0)])
+    link = _rx_link(1)
     sent = link._recover(ring, first=2, queued=4)
     assert sent == 2
     assert ring.next_slot == 0
@@ -117,29 +151,52 @@ def test_failed_flush_resumes_at_the_slot_the_kernel_stopped_at() -> None:
 
 def test_flush_that_failed_after_sending_everything_moves_past_the_batch() -> None:
     ring = _tx_ring(4, [TP_STATUS_AVAILABLE] * 4, next_slot=1)
-    link = _rx_link([_block([], status=0)])
+    link = _rx_link(1)
     assert link._recover(ring, first=1, queued=2) == 2
     assert ring.next_slot == 3
 
 
-def test_send_request_layout_is_status_then_length_then_data_at_32() -> None:
-    class Sock:
-        def __init__(self) -> None:
-            self.flushes = 0
+class _Sock:
+    def __init__(self) -> None:
+        self.flushes = 0
+        self.sent: list[bytes] = []
 
-        def send(self, data: bytes) -> int:
+    def send(self, data: bytes) -> int:
+        if data:
+            self.sent.append(bytes(data))
+        else:
             self.flushes += 1
-            return 0
+        return len(data)
 
-    sock = Sock()
+    def sendmsg(self, buffers: tuple[bytes, ...]) -> int:
+        return self.send(b"".join(buffers))
+
+
+def test_send_request_layout_is_status_length_then_vnet_header_and_data_at_32() -> None:
+    sock = _Sock()
     ring = _tx_ring(4, [TP_STATUS_AVAILABLE] * 4)
     ring.sock = sock  # type: ignore[assignment]
-    link = _rx_link([_block([], status=0)])
-    frames = [b"\xaa" * 60, b"\xbb" * 100, b"\xcc" * 70, b"\xdd" * 80, b"\xee" * 90]
+    link = _rx_link(1)
+    offloaded = OffloadFrame.make(b"\xbb" * 100, 1, 0, 0, 0, 34, 6)
+    frames = [b"\xaa" * 60, offloaded, b"\xcc" * 70, b"\xdd" * 80, b"\xee" * 90]
     assert link._send_ring(ring, frames) == 5
     assert sock.flushes == 2  # the ring holds 4: flushed when full, then the rest
     status, length, snaplen = struct.unpack_from("=III", ring.mm, 1 * 2048)
-    assert (status, length, snaplen) == (TP_STATUS_SEND_REQUEST, 100, 100)
-    assert bytes(ring.mm[2048 + 32 : 2048 + 132]) == b"\xbb" * 100
-    assert bytes(ring.mm[32:122]) == b"\xee" * 90  # the fifth frame wrapped to slot 0
+    assert (status, length, snaplen) == (TP_STATUS_SEND_REQUEST, 110, 110)
+    assert struct.unpack_from("=BBHHHH", ring.mm, 2048 + 32) == (1, 0, 0, 0, 34, 6)
+    assert bytes(ring.mm[2048 + 42 : 2048 + 142]) == b"\xbb" * 100
+    assert bytes(ring.mm[32:42]) == bytes(10)  # the fifth frame wrapped to slot 0: no work
+    assert bytes(ring.mm[42:132]) == b"\xee" * 90
     assert ring.next_slot == 1
+
+
+def test_a_frame_larger_than_a_slot_leaves_by_the_plain_socket_in_its_place() -> None:
+    sock, plain = _Sock(), _Sock()
+    ring = _tx_ring(4, [TP_STATUS_AVAILABLE] * 4)
+    ring.sock = sock  # type: ignore[assignment]
+    link = _rx_link(1)
+    link._tx = plain
+    big = OffloadFrame.make(b"\x77" * 30000, 1, 1, 66, 1448, 34, 16)
+    assert link._send_ring(ring, [b"\x01" * 60, big, b"\x02" * 60]) == 3
+    assert sock.flushes == 2  # the slot before the big frame left before it
+    assert plain.sent == [struct.pack("=BBHHHH", 1, 1, 66, 1448, 34, 16) + bytes(big)]
