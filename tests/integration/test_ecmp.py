@@ -54,7 +54,7 @@ def kernel_router(ns: Netns) -> None:
 
 @pytest.fixture
 def legs(lab: Lab) -> Iterator[Legs]:
-    require_root_and_tools(("ip", "ping", "ethtool"))
+    require_root_and_tools(("ip", "ping"))
     h, r, k1, k2, d = (lab.netns(n) for n in ("h", "r", "k1", "k2", "d"))
     h0, ra = lab.veth(h, "h0", r, "ra")
     r1, k1a = lab.veth(r, "r1", k1, "k1a")
@@ -80,11 +80,6 @@ def legs(lab: Lab) -> Iterator[Legs]:
     d.ip("route", "add", "10.0.0.0/24", "via", "10.3.0.1")  # one way back: fine
     for ns, ifname in ((h, h0), (k1, k1a), (k2, k2a), (d, d1), (d, d2)):
         ns.sysctl(f"net.ipv6.conf.{ifname}.disable_ipv6", "1")
-    for ns, ifname in ((h, h0), (d, d1), (d, d2)):
-        # The endpoints fill in their TCP/UDP checksums themselves: a veth
-        # otherwise leaves them to an "offload" that frames read through
-        # AF_PACKET by the agent never get (they would arrive corrupt).
-        ns.run("ethtool", "-K", ifname, "tx", "off")
     topo = Topology(lab, h, r, d, h0, ra, r1, d1)
     agent = AgentProc(topo, interfaces=(ra, r1, r2))
     try:
