@@ -221,10 +221,13 @@ class Engine(EngineCore):
         """An address as ``{address, netmask, plen, broadcast, dest}`` (text).
 
         ``which`` ("address", "netmask", "broadcast", "destination") asks for
-        one value the seed's way: broadcast is ``EINVAL`` unless the interface
-        is BROADCAST, destination unless POINTOPOINT; an unknown address is
-        ``EADDRNOTAVAIL``. Without ``which`` the fields the interface does not
-        have are None.
+        one value the seed's way (``in_control``): "address" (SIOCGIFADDR)
+        answers with the interface's first address whatever address is
+        named, ``EADDRNOTAVAIL`` only when it has none; the others look the
+        named address up (``EADDRNOTAVAIL`` if unknown), broadcast is
+        ``EINVAL`` unless the interface is BROADCAST, destination unless
+        POINTOPOINT. Without ``which`` the named address (or the first) is
+        described and the fields the interface does not have are None.
         """
         ifp = self._require(ifname)
         value = parse_optional("address", address)
@@ -233,6 +236,8 @@ class Engine(EngineCore):
                     "destination": IoctlCmd.SIOCGIFDSTADDR, "dest": IoctlCmd.SIOCGIFDSTADDR}
         if which is not None and which not in commands:
             raise RouterError(EINVAL, "which", which, f"get address on {ifname}")
+        if which == "address":
+            value = None  # SIOCGIFADDR: the first address, whichever was named
         mask = self.inet.get(ifp, IoctlCmd.SIOCGIFNETMASK, value)  # EADDRNOTAVAIL
         if which is not None:
             self.inet.get(ifp, commands[which], value)  # the seed's EINVAL rules
