@@ -18,6 +18,17 @@ AddressLike = str | int | ipaddress.IPv4Address
 PrefixLike = str | ipaddress.IPv4Network | ipaddress.IPv4Interface
 
 
+def _ascii_only(field: str, value: object, what: str) -> None:
+    """Refuse text with anything but ASCII: ``int`` and ``str.isdigit`` read other digits.
+
+    Superscripts, Arabic-Indic or full-width digits are digits to Python
+    but not in an address; the check does not depend on how a Python
+    version's ``ipaddress`` treats them.
+    """
+    if isinstance(value, str) and not value.isascii():
+        raise RouterError(EINVAL, field, value, detail=f"{what} (ASCII digits only)")
+
+
 def parse_address(field: str, value: AddressLike) -> int:
     """An IPv4 address (dotted quad, int or ``IPv4Address``) as an int."""
     if isinstance(value, bool):
@@ -26,6 +37,7 @@ def parse_address(field: str, value: AddressLike) -> int:
         if 0 <= value <= 0xFFFFFFFF:
             return value
         raise RouterError(EINVAL, field, value, detail="not an IPv4 address")
+    _ascii_only(field, value, "not an IPv4 address")
     try:
         return int(ipaddress.IPv4Address(value))
     except (ipaddress.AddressValueError, ValueError, TypeError):
@@ -47,6 +59,7 @@ def parse_alias(field: str, value: PrefixLike | AddressLike,
             raise RouterError(EINVAL, "mask", mask, detail="mask given twice")
         return int(value.ip), int(value.netmask)
     if isinstance(value, str) and "/" in value:
+        _ascii_only(field, value, "not A/LEN")
         if mask is not None:
             raise RouterError(EINVAL, "mask", mask, detail="mask given twice")
         try:
@@ -61,6 +74,7 @@ def parse_alias(field: str, value: PrefixLike | AddressLike,
 
 def parse_prefix(field: str, value: PrefixLike) -> tuple[int, int]:
     """``"P/LEN"`` (host bits allowed and cleared), or a bare address as a /32."""
+    _ascii_only(field, value, "not an IPv4 prefix")
     try:
         if isinstance(value, ipaddress.IPv4Interface):
             net = value.network
