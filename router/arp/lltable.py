@@ -14,7 +14,9 @@ dict at once (so no lookup can see it) and waits in ``dying`` until the next
 seed frees on the spot.
 
 The table knows routes only through an injected ``route_lookup`` returning
-something shaped like :class:`RouteLike`; it never imports the route table.
+something shaped like :class:`RouteLike`, and the interface's own prefixes
+through an injected ``on_link``; it never imports the route table or
+address control.
 """
 
 from __future__ import annotations
@@ -60,6 +62,14 @@ class RouteLike(Protocol):
 
 RouteLookup = Callable[[int], RouteLike | None]
 InterfaceOf = Callable[[int], Interface | None]
+#: ``on_link(ifp, addr)``: is ``addr`` on the subnet of one of ``ifp``'s own addresses?
+OnLink = Callable[[Interface, int], bool]
+
+
+def never_on_link(ifp: Interface, addr: int) -> bool:
+    """The ``on_link`` of a table that knows no addresses: nothing is on another's prefix."""
+    del ifp, addr
+    return False
 
 
 class LleFlags(enum.IntFlag):
@@ -163,11 +173,11 @@ class LlTable:
     interface addresses).
     """
 
-    __slots__ = ("_interface_of", "_route_lookup", "dying", "dynamic", "entries",
+    __slots__ = ("_interface_of", "_on_link", "_route_lookup", "dying", "dynamic", "entries",
                  "generation", "ifp")
 
     def __init__(self, ifp: Interface, route_lookup: RouteLookup,
-                 interface_of: InterfaceOf) -> None:
+                 interface_of: InterfaceOf, on_link: OnLink = never_on_link) -> None:
         self.ifp = ifp
         self.entries: dict[int, LlEntry] = {}
         self.dying: list[LlEntry] = []
@@ -175,6 +185,7 @@ class LlTable:
         self.dynamic = 0
         self._route_lookup = route_lookup
         self._interface_of = interface_of
+        self._on_link = on_link
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -197,9 +208,16 @@ class LlTable:
 
         No route → ``EINVAL``. A gateway route is acceptable only if it is a
         host route whose gateway is the address itself, through an Ethernet
-        interface that does ARP (neither NOARP nor STATICARP). A non-host
-        route through another interface must still cover the address: two
-        interfaces may share a prefix, and the packet may leave by the other.
+        interface that does ARP (neither NOARP nor STATICARP). When the
+        covering route is a non-host route through another interface, the
+        address must be on one of this interface's own prefixes: two
+        interfaces may share a prefix (the route names only one of them),
+        but another interface's subnet is not this one's neighbourhood.
+
+        The seed compares the address with the key of the very route that
+        matched it, which always passes; its comment states the rule above,
+        and later FreeBSD checks it against the interface's own address
+        (``ifaof_ifpforaddr``), as here.
         """
         route = self._route_lookup(addr)
         if route is None:
@@ -207,10 +225,9 @@ class LlTable:
         flags = route.flags
         if flags & RouteBits.GATEWAY and not self._gateway_route_is_neighbour(route, addr):
             return EINVAL
-        if not flags & RouteBits.HOST and route.ifindex != self.ifp.index:
-            mask = (ALL_ONES << (32 - route.plen)) & ALL_ONES
-            if (route.prefix ^ addr) & mask:
-                return EINVAL
+        if (not flags & RouteBits.HOST and route.ifindex != self.ifp.index
+                and not self._on_link(self.ifp, addr)):
+            return EINVAL
         return 0
 
     def _gateway_route_is_neighbour(self, route: RouteLike, addr: int) -> bool:

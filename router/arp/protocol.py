@@ -37,7 +37,9 @@ from router.arp.lltable import (
     LlInfo,
     LlTable,
     NudState,
+    OnLink,
     RouteLookup,
+    never_on_link,
 )
 from router.arp.nud import STATES_WITH_MAC, NudEvent, Reachability
 from router.arp.output import ArpOutput, ArpSink, CallableSink, ntoa
@@ -77,7 +79,10 @@ class Arp:
     seed's rtcheck). ``interface_of(ifindex)`` finds an interface (defaults to
     the interfaces ARP is attached to). ``is_local(ifp, addr)`` and
     ``local_addresses(ifp)`` default to the interface-address entries that
-    :meth:`address_added` creates. ``rng`` drives the randomised timers
+    :meth:`address_added` creates. ``on_link(ifp, addr)`` says whether one of
+    ``ifp``'s own prefixes covers ``addr`` (address control's
+    ``InetDomain.on_link``; the rtcheck needs it for the same prefix on two
+    interfaces; by default nothing is). ``rng`` drives the randomised timers
     (seeded from ``config.seed`` when not given).
     """
 
@@ -91,11 +96,13 @@ class Arp:
         interface_of: InterfaceOf | None = None,
         is_local: Callable[[Interface, int], bool] | None = None,
         local_addresses: Callable[[Interface], Sequence[int]] | None = None,
+        on_link: OnLink = never_on_link,
     ) -> None:
         self.config = config or ArpConfig()
         self.stats = ArpStats()
         self._sink = sink
         self._route_lookup = route_lookup
+        self._on_link = on_link
         self._rng = rng or random.Random(self.config.seed)
         self._interface_of = interface_of or self._attached_interface
         self._is_local = is_local or self._has_ifaddr_entry
@@ -116,7 +123,7 @@ class Arp:
             return table
         if table is not None:  # the index went to another interface: the old table goes
             self.detach_interface(table.ifp)
-        table = LlTable(ifp, self._route_lookup, self._interface_of)
+        table = LlTable(ifp, self._route_lookup, self._interface_of, self._on_link)
         self._tables[ifp.index] = table
         return table
 

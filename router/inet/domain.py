@@ -531,6 +531,17 @@ class InetDomain:
         """``in_localaddr``: is ``addr`` on the subnet of one of our addresses?"""
         return self.index.local_subnet(addr)
 
+    def on_link(self, ifp: Interface, addr: int) -> bool:
+        """Is ``addr`` on the subnet of one of ``ifp``'s own addresses?
+
+        What the ARP table's rtcheck asks when the covering route is on
+        another interface: one probe per netmask in use on ``ifp``.
+        """
+        info = ifp.inet
+        if not isinstance(info, InetIfInfo):
+            return False
+        return any((addr & mask) in by_subnet for mask, by_subnet in info.subnets.items())
+
     def local_ip(self, addr: int) -> bool:
         """``in_localip``: is ``addr`` configured on one of our interfaces?
 

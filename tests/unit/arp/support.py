@@ -88,13 +88,17 @@ class World:
     def __init__(self, config: ArpConfig = QUICK, *, with_address: bool = True) -> None:
         self.sink = Recorder()
         self.routes = RouteTable()
-        self.arp = Arp(self.sink, self.routes.lookup, config)
+        # an interface's own prefixes are those of the routes through it
+        self.arp = Arp(self.sink, self.routes.lookup, config, on_link=self.on_link)
         self.eth0 = make_ifp("eth0", 1, MAC_US)
         self.arp.attach_interface(self.eth0)
         self.routes.add(ip("10.0.0.0"), 24, ifindex=1, flags=RouteFlags.UP)
         self.now = 0.0
         if with_address:
             self.add_address(self.eth0, ip("10.0.0.1"))
+
+    def on_link(self, ifp: Interface, addr: int) -> bool:
+        return any(route.ifindex == ifp.index for route in self.routes.lookup_all(addr))
 
     def add_address(self, ifp: Interface, addr: int) -> None:
         self.arp.address_added(ifp, IfAddr(addr))

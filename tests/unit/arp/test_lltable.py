@@ -34,7 +34,12 @@ class Fixture:
         self.eth1 = make_ifp("eth1", 2, MAC_US2)
         self.ifps = {1: self.eth0, 2: self.eth1}
         self.route: FakeRoute | None = FakeRoute(ip("10.0.0.0"), 24, UP, 1)
-        self.table = LlTable(self.eth0, lambda addr: self.route, self.ifps.get)
+        self.own_prefixes: list[tuple[int, int]] = []  # (prefix, mask) of eth0's addresses
+        self.table = LlTable(self.eth0, lambda addr: self.route, self.ifps.get, self.on_link)
+
+    def on_link(self, ifp: Interface, addr: int) -> bool:
+        assert ifp is self.eth0
+        return any(addr & mask == prefix for prefix, mask in self.own_prefixes)
 
 
 @pytest.fixture
@@ -94,14 +99,24 @@ def test_rtcheck_refuses_host_gateway_route_via_unknown_interface(fx: Fixture) -
     assert fx.table.rtcheck(ip("10.9.9.9")) == EINVAL
 
 
-def test_rtcheck_accepts_address_inside_other_interfaces_prefix(fx: Fixture) -> None:
+def test_rtcheck_accepts_other_interfaces_route_where_this_one_shares_the_prefix(
+        fx: Fixture) -> None:
     # Two interfaces share 10.0.0.0/24 and the route names the other one.
+    fx.own_prefixes = [(ip("10.0.0.0"), 0xFFFFFF00)]
     fx.route = FakeRoute(ip("10.0.0.0"), 24, UP, 2)
     assert fx.table.rtcheck(ip("10.0.0.77")) == 0
 
 
-def test_rtcheck_refuses_address_outside_other_interfaces_prefix(fx: Fixture) -> None:
-    fx.route = FakeRoute(ip("10.0.1.0"), 24, UP, 2)
+def test_rtcheck_refuses_other_interfaces_route_to_a_prefix_this_one_lacks(
+        fx: Fixture) -> None:
+    # The route covers the address, but on the other interface's subnet only.
+    fx.own_prefixes = [(ip("10.0.1.0"), 0xFFFFFF00)]
+    fx.route = FakeRoute(ip("10.0.0.0"), 24, UP, 2)
+    assert fx.table.rtcheck(ip("10.0.0.77")) == EINVAL
+
+
+def test_rtcheck_refuses_other_interfaces_route_without_any_address_here(fx: Fixture) -> None:
+    fx.route = FakeRoute(ip("10.0.0.0"), 24, UP, 2)
     assert fx.table.rtcheck(ip("10.0.0.77")) == EINVAL
 
 
