@@ -337,9 +337,13 @@ class Engine(EngineCore):
             flags |= RouteFlags.GATEWAY
         if plen == 32:
             flags |= RouteFlags.HOST
+        # the address the route goes through (rt_ifa): it goes when that address goes
+        ifaddr = self.inet.ifaddr_for(ifp, via if via is not None else network)
         try:
-            return self.route_table.add(network, plen, ifindex=ifp.index, flags=flags,
-                                   gateway=via or 0, ifname=ifp.name)
+            route = self.route_table.add(network, plen, ifindex=ifp.index, flags=flags,
+                                         gateway=via or 0, ifname=ifp.name, ifaddr=ifaddr)
+            self.inet.tie_route(route)
+            return route
         finally:
             self._settle()
 
@@ -435,7 +439,9 @@ class Engine(EngineCore):
         """Delete the (non-local) route of exactly ``prefix``; ``ESRCH`` if none."""
         network, plen = parse_prefix("prefix", prefix)
         try:
-            return self.route_table.delete(network, plen, local=False)
+            route = self.route_table.delete(network, plen, local=False)
+            self.inet.untie_route(route)
+            return route
         finally:
             self._settle()
 

@@ -112,6 +112,8 @@ class InetDomain:
         self._owners: dict[PrefixKey, dict[InAddr, None]] = {}
         # address value -> its loopback route to self
         self._local: dict[int, Route] = {}
+        # address -> the configured routes added through it (the seed's rt_ifa)
+        self._tied: dict[InAddr, dict[Route, None]] = {}
         self._seq = itertools.count(1)
 
     # -- in_control ------------------------------------------------------
@@ -408,7 +410,8 @@ class InetDomain:
         return ia
 
     def _delete(self, ia: InAddr) -> None:
-        """Unlink, scrub with statics, and leave all-hosts once no IPv4 address is left.
+        """Unlink, scrub with statics, remove the routes tied to the address
+        (``in_ifadown(ia, 1)``), and leave all-hosts once no IPv4 address is left.
 
         "Last" is judged on what remains, not by the seed's ``iaIsLast`` walk,
         which misfires when delete-first finds a later address by value.
@@ -417,6 +420,7 @@ class InetDomain:
         info = self.info(ifp)
         self._unlink(ia)
         self._scrub_prefix(ia, include_static=True)
+        self._ifadown(ia)
         if not info.addrs and info.allhosts:
             info.allhosts = False
             self.leave_group(ifp, ALL_HOSTS_GROUP)
@@ -452,6 +456,50 @@ class InetDomain:
             return
         self.neighbors.flush_prefix(ia.subnet, ia.mask, include_static)
         self._drop_prefix_route(ia)
+
+    # -- configured routes through an address (rt_ifa, in_ifadown) --------
+
+    def ifaddr_for(self, ifp: Interface, addr: int) -> InAddr | None:
+        """The address of ``ifp`` a configured route to or via ``addr`` goes through.
+
+        ``ifaof_ifpforaddr``: the earliest-added address of ``ifp`` on
+        ``addr``'s subnet, else its first address; None without any.
+        """
+        info = ifp.inet
+        if not isinstance(info, InetIfInfo):
+            return None
+        return self.index.address_on(info, addr)
+
+    def tie_route(self, route: Route) -> None:
+        """Remember that ``route`` goes through ``route.ifaddr``: it goes with that address."""
+        ia = route.ifaddr
+        if isinstance(ia, InAddr):
+            self._tied.setdefault(ia, {})[route] = None
+
+    def untie_route(self, route: Route) -> None:
+        """``route`` was deleted by other means: forget it."""
+        tied = self._tied.get(route.ifaddr) if isinstance(route.ifaddr, InAddr) else None
+        if tied is not None:
+            tied.pop(route, None)
+            if not tied:
+                del self._tied[route.ifaddr]
+
+    def routes_through(self, ia: InAddr) -> list[Route]:
+        """The configured routes tied to ``ia``, oldest first."""
+        return list(self._tied.get(ia, ()))
+
+    def _ifadown(self, ia: InAddr) -> None:
+        """``in_ifadown(ia, 1)``: every route still going through ``ia`` is removed.
+
+        The scrub has handed over or removed the prefix route and switched
+        or removed the loopback route; what is left are the configured
+        routes added through the address, static ones included. The seed
+        says why: "not quite the right thing to do, but at least if we are
+        running a routing process they will come back".
+        """
+        for route in self._tied.pop(ia, ()):
+            if route.ifaddr is ia:
+                self.routes.remove(route)
 
     def _prefix_heir(self, ia: InAddr) -> InAddr | None:
         """``in_scrubprefix``'s hand-over target (see ``AddressIndex.prefix_heir``)."""

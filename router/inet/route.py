@@ -66,9 +66,11 @@ class RouteFlags(enum.IntFlag):
 class Route:
     """One route (``struct rtentry``).
 
-    ``ifaddr`` is the interface address that owns the route (an
-    ``router.inet.domain.InAddr`` for connected and loopback routes, None for a
-    configured route) and ``source`` its address value, 0 if none.
+    ``ifaddr`` is the interface address the route belongs to (an
+    ``router.inet.domain.InAddr``: the owner of a connected or loopback route,
+    the address a configured route was added through, the seed's
+    ``rt_ifa``; None if there is none) and ``source`` the preferred source
+    address, 0 if none.
     ``installed`` turns False when the route leaves the table, so an owner
     holding a reference can tell that someone else removed it.
     """
