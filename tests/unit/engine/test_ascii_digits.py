@@ -17,7 +17,7 @@ from router.errors import EINVAL, RouterError
 
 SUPERSCRIPT_TWO = "\u00b2"  # '²': isdigit() is True, int() refuses it
 ARABIC_INDIC = "\u0662\u0664"  # '٢٤': int() reads 24
-FULL_WIDTH = "\uff11\uff10"  # '１０': int() reads 10
+FULL_WIDTH = "\uff11\uff10"  # full-width one, zero: int() reads 10
 
 
 def engine() -> Engine:
