@@ -72,9 +72,12 @@ class SamePrefixPolicy(enum.Enum):
     ALLOW (the seed's default): the first address keeps the only route, the
     newcomer gets just an alias routing message. REFUSE (the seed's
     ``net.inet.ip.no_same_prefix``): the newcomer is ``EEXIST``. MULTIPATH (the
-    seed's ``RADIX_MPATH`` build): the newcomer gets its own route beside the
-    others, and only the identical address on another interface is ``EEXIST``.
-    The policy is read when an address is added or a route is handed over;
+    seed's ``RADIX_MPATH`` build): the newcomer on another interface gets its
+    own route (a leg) beside the others; an interface has one leg of a prefix
+    at most, so the identical address on another interface and a second
+    address of the prefix on an interface that has a leg are ``EEXIST``, and a
+    hand-over to an interface that has a leg adds none (the seed's insert
+    refuses an identical leg). The policy is read when an address is added;
     changing it never rewrites existing routes.
     """
 

@@ -302,7 +302,21 @@ class InetDomain:
             if self.index.value_routed_at_key(ia):
                 raise RouterError(EEXIST, "addr", ntoa(ia.addr), _alias_subject(ia.ifp, ia.addr),
                                   "address already routed on another interface")
+            if self._has_leg_on(ia.ifp, ia.route_key):
+                raise RouterError(EEXIST, "prefix", self._key_text(ia),
+                                  _alias_subject(ia.ifp, ia.addr),
+                                  "the interface already has a route to this prefix "
+                                  "(multipath: one per interface)")
         self._install_prefix_route(ia)
+
+    def _has_leg_on(self, ifp: Interface, key: PrefixKey) -> bool:
+        """Does an address of ``ifp`` own a route to ``key`` (a multipath leg there)?
+
+        The seed's insert refuses a second, identical leg (same prefix, same
+        interface) with ``EEXIST``. One probe per owner of the prefix: one
+        per interface at most.
+        """
+        return any(owner.ifp is ifp for owner in self._owners.get(key, ()))
 
     def _install_prefix_route(self, ia: InAddr) -> None:
         prefix, plen = ia.route_key
@@ -450,9 +464,12 @@ class InetDomain:
         heir = self._prefix_heir(ia)
         if heir is not None:
             self._drop_prefix_route(ia)
-            # Should the heir's route fail, the seed logs and goes on unrouted.
-            with contextlib.suppress(RouterError):
-                self._install_prefix_route(heir)
+            # Should the heir's route fail, the seed logs and goes on unrouted:
+            # so it does when the heir's interface has a leg already (EEXIST),
+            # and the prefix stays routed by that leg.
+            if not self._has_leg_on(heir.ifp, ia.route_key):
+                with contextlib.suppress(RouterError):
+                    self._install_prefix_route(heir)
             return
         self.neighbors.flush_prefix(ia.subnet, ia.mask, include_static)
         self._drop_prefix_route(ia)

@@ -163,7 +163,11 @@ def test_hand_over_goes_to_the_earliest_added_address_across_interfaces() -> Non
     assert [r.ifaddr for r in rig.prefix_routes("10.0.0.0", 24)] == [later]
 
 
-def test_hand_over_passes_over_owners_on_the_same_interface() -> None:
+def test_hand_over_never_gives_an_interface_a_second_leg() -> None:
+    # eth0 has a leg and an alias added under allow; eth1's leg goes. The seed
+    # passes over eth0's owner to the alias, its insert is EEXIST (an identical
+    # leg) and the scrub ends there: eth0 keeps one leg, the alias no route,
+    # and nothing is flushed (the prefix is still routed).
     rig = Rig(SamePrefixPolicy.MULTIPATH)
     eth0, eth1 = make_if("eth0", 1), make_if("eth1", 2)
     gone = rig.inet.add_alias(eth1, ip("10.0.0.1"), MASK24)
@@ -172,7 +176,9 @@ def test_hand_over_passes_over_owners_on_the_same_interface() -> None:
     heir = rig.inet.add_alias(eth0, ip("10.0.0.3"), MASK24)
     assert not heir.owns_route
     rig.inet.delete_alias(eth1, gone.addr)
-    assert {id(r.ifaddr) for r in rig.prefix_routes("10.0.0.0", 24)} == {id(leg), id(heir)}
+    assert [r.ifaddr for r in rig.prefix_routes("10.0.0.0", 24)] == [leg]
+    assert not heir.owns_route and not gone.owns_route
+    assert not [call for call in rig.neighbors.calls if call[0] == "flush"]
 
 
 def test_no_up_heir_removes_the_route_though_addresses_remain() -> None:

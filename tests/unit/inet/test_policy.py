@@ -63,12 +63,27 @@ def test_multipath_identical_address_on_another_interface_is_eexist() -> None:
     assert rig.inet.addresses(eth1) == []
 
 
-def test_multipath_two_addresses_on_one_interface_both_route() -> None:
+def test_multipath_second_leg_on_one_interface_is_eexist() -> None:
+    # The seed's insert refuses an identical leg (same prefix, same interface):
+    # its in_aifaddr_ioctl fails with EEXIST and undoes the address.
     rig = Rig(SamePrefixPolicy.MULTIPATH)
     eth = make_if("eth0", 1)
-    rig.inet.add_alias(eth, ip("10.0.0.1"), MASK24)
-    rig.inet.add_alias(eth, ip("10.0.0.2"), MASK24)
+    first = rig.inet.add_alias(eth, ip("10.0.0.1"), MASK24)
+    with pytest.raises(RouterError) as err:
+        rig.inet.add_alias(eth, ip("10.0.0.2"), MASK24)
+    assert err.value.errno == EEXIST and err.value.field == "prefix"
+    assert rig.inet.addresses(eth) == [first] and not rig.inet.local_ip(ip("10.0.0.2"))
+    assert [r.ifaddr for r in rig.prefix_routes("10.0.0.0", 24)] == [first]
+
+
+def test_multipath_leg_on_another_interface_and_other_prefixes_on_one_still_route() -> None:
+    rig = Rig(SamePrefixPolicy.MULTIPATH)
+    eth0, eth1 = make_if("eth0", 1), make_if("eth1", 2)
+    rig.inet.add_alias(eth0, ip("10.0.0.1"), MASK24)
+    rig.inet.add_alias(eth0, ip("10.0.1.1"), MASK24)
+    rig.inet.add_alias(eth1, ip("10.0.0.2"), MASK24)
     assert len(rig.prefix_routes("10.0.0.0", 24)) == 2
+    assert len(rig.prefix_routes("10.0.1.0", 24)) == 1
 
 
 def test_multipath_owner_gone_leaves_other_legs_without_hand_over() -> None:

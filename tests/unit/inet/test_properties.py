@@ -13,7 +13,9 @@ owners(K) those of G(K) holding the IFA_ROUTE mark):
     an unrouted prefix and hand-over swaps one owner for another, so a policy
     change never multiplies owners, it only stops adding new legs. An address
     that was already configured gains a route only by hand-over, and only on
-    an UP interface.
+    an UP interface. No interface holds two owners of one K (one leg per
+    interface: the seed's insert refuses an identical leg with EEXIST, at
+    add time and at hand-over).
 (b) No route and no loopback route points at a removed address. A loopback
     route for value V exists exactly when some live address with value V
     wants one (non-zero, not on a loopback interface, not a p2p address equal
@@ -77,14 +79,18 @@ def live_addresses(ifs: list[Interface]) -> list[InAddr]:
 
 
 def seed_heir(ia: InAddr, live: list[InAddr], owners: set[int]) -> InAddr | None:
-    """The seed's hand-over target: first in add order, same prefix, UP, no route.
+    """The seed's hand-over target: first in add order, same prefix, UP, no route —
+    and None when its interface still has a leg of the prefix (the insert is
+    EEXIST and the scrub ends there).
 
     ``owners`` are the ids of the addresses that had a route before the delete.
     """
     for other in sorted(live, key=lambda a: a.seq):
         if (other is not ia and other.route_key == ia.route_key and id(other) not in owners
                 and other.ifp.flags & IfFlags.UP):
-            return other
+            has_leg = any(id(a) in owners and a is not ia and a.ifp is other.ifp
+                          and a.route_key == ia.route_key for a in live)
+            return None if has_leg else other
     return None
 
 
@@ -123,6 +129,8 @@ def check_routes(rig: Rig, live: list[InAddr], mp_adds: Counter[Any]) -> None:
         if any(a.ifp.flags & IfFlags.UP for a in members):
             assert owners, f"prefix {key} has UP addresses but no route"
         assert len(owners) <= 1 + mp_adds[key]
+        legs = Counter(owner.ifp.name for owner in owners)
+        assert all(n == 1 for n in legs.values()), f"prefix {key}: two legs on one interface"
         assert all(not a.owns_route or a.prefix_route for a in members)
     for route in rig.routes.routes():
         if route.ifaddr is not None:
