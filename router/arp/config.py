@@ -40,6 +40,12 @@ class ArpConfig:
     gc_thresh2: int = 512  # above this, collect if the last collection is gc_interval old
     gc_thresh3: int = 1024  # hard limit: collect now; nothing collectable → ENOBUFS
     gc_interval: float = 5.0  # Linux: at most one soft collection per 5 s
+    # Unresolved entries (INCOMPLETE, and FAILED during their hold-down) of one
+    # interface, bounded on their own: a new resolution beyond this takes the
+    # place of the oldest one, so a scan recycles its own entries and never
+    # pushes out a resolved neighbour (Linux gets there by collecting
+    # INCOMPLETE entries older than 5 s first and never taking ones in use).
+    unresolved_limit: int = 256
     # Address conflict detection (RFC 5227 section 1.1 constants).
     probe_wait: float = 1.0  # PROBE_WAIT: random delay before the first probe
     probe_num: int = 3  # PROBE_NUM; 0 disables probing (announce at once)
@@ -71,6 +77,9 @@ class ArpConfig:
             raise RouterError(EINVAL, "retrans_backoff/hold_limit/gc_thresh3",
                               (self.retrans_backoff, self.hold_limit, self.gc_thresh3),
                               "ARP configuration", "backoff >= 1 and limits >= 1")
+        if self.unresolved_limit < 1:
+            raise RouterError(EINVAL, "unresolved_limit", self.unresolved_limit,
+                              "ARP configuration", "must be at least 1")
 
     def _check_order(self, low: str, high: str) -> None:
         if getattr(self, low) > getattr(self, high):
@@ -115,6 +124,7 @@ class ArpStats:
     held_dropped: int = 0  # held packets freed with their entry (delete, flush, GC, detach)
     unreachable: int = 0  # held packets handed back for ICMP host-unreachable
     gc_evictions: int = 0
+    unresolved_evictions: int = 0  # unresolved entries that gave way to a newer resolution
     static_kept: int = 0  # received ARP that would have changed a static entry
     learn_refused: int = 0  # sender for us, but no route covers it (rtcheck)
     duplicate_address: int = 0  # another host sent ARP from one of our addresses

@@ -104,6 +104,9 @@ class NudState(enum.Enum):
 # States in which a packet may leave at once without any transition.
 READY_STATES = frozenset({NudState.REACHABLE, NudState.DELAY, NudState.PROBE,
                           NudState.PERMANENT})
+# Entries without a usable MAC: resolving, or failed and held down. A table
+# bounds them on their own (``LlTable.unresolved``).
+UNRESOLVED_STATES = frozenset({NudState.INCOMPLETE, NudState.FAILED})
 
 
 @dataclass(slots=True, eq=False)
@@ -170,11 +173,14 @@ class LlTable:
     ``generation`` is bumped by whoever changes an entry's state or MAC, or
     adds or removes one, so a next-hop cache can tell it is stale. ``dynamic``
     counts the entries the garbage collector may take (neither static nor
-    interface addresses).
+    interface addresses). ``ifaddrs`` holds the interface-address entries
+    (our own addresses, in the order added). ``unresolved`` holds the entries in
+    ``UNRESOLVED_STATES``, oldest first: the reachability machine enters and
+    leaves them as states change, :meth:`unlink` forgets them.
     """
 
     __slots__ = ("_interface_of", "_on_link", "_route_lookup", "dying", "dynamic", "entries",
-                 "generation", "ifp")
+                 "generation", "ifaddrs", "ifp", "unresolved")
 
     def __init__(self, ifp: Interface, route_lookup: RouteLookup,
                  interface_of: InterfaceOf, on_link: OnLink = never_on_link) -> None:
@@ -183,6 +189,8 @@ class LlTable:
         self.dying: list[LlEntry] = []
         self.generation = 0
         self.dynamic = 0
+        self.unresolved: dict[LlEntry, None] = {}
+        self.ifaddrs: dict[int, LlEntry] = {}
         self._route_lookup = route_lookup
         self._interface_of = interface_of
         self._on_link = on_link
@@ -259,6 +267,7 @@ class LlTable:
         if flags & LleFlags.IFADDR:
             entry.lladdr = bytes(self.ifp.lladdr)
             entry.flags |= LleFlags.VALID | LleFlags.STATIC
+            self.ifaddrs[addr] = entry
         if entry.flags & LleFlags.STATIC:
             entry.set_state(NudState.PERMANENT)
         else:
@@ -273,6 +282,7 @@ class LlTable:
             return EEXIST
         if not entry.flags & LleFlags.STATIC:
             self.dynamic -= 1
+        self.unresolved.pop(entry, None)
         entry.flags |= LleFlags.STATIC | LleFlags.VALID
         entry.flags = entry.flags | LleFlags.PUB if published else entry.flags & ~LleFlags.PUB
         entry.lladdr = bytes(lladdr)
@@ -309,6 +319,9 @@ class LlTable:
             del self.entries[entry.addr]
             if not entry.flags & LleFlags.STATIC:
                 self.dynamic -= 1
+            self.unresolved.pop(entry, None)
+            if entry.flags & LleFlags.IFADDR:
+                del self.ifaddrs[entry.addr]
             self.generation += 1
         entry.flags |= LleFlags.DELETED
         entry.timer_token += 1

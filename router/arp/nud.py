@@ -28,7 +28,7 @@ import random
 from typing import Protocol
 
 from router.arp.config import ArpConfig, ArpStats
-from router.arp.lltable import LleFlags, LlEntry, LlTable, NudState
+from router.arp.lltable import UNRESOLVED_STATES, LleFlags, LlEntry, LlTable, NudState
 from router.arp.timers import TimerHeap
 from router.events import EventKind
 from router.link.ifnet import Interface
@@ -185,6 +185,7 @@ class Reachability:
             if next_state in SOLICITING:
                 entry.probes = 0
             entry.set_state(next_state)
+            self._track_unresolved(entry, before_state, next_state)
         for action in actions:
             self._perform(entry, action, before_state, now, lladdr, packet)
         if entry.flags & LleFlags.DELETED:
@@ -194,6 +195,19 @@ class Reachability:
         elif entry.state is not before_state or entry.lladdr != before_mac:
             self._out.changed(entry, EventKind.ARP_CHANGED)
         return True
+
+    def _track_unresolved(self, entry: LlEntry, before: NudState, after: NudState) -> None:
+        """Keep the table's ``unresolved`` set in step with a state change."""
+        was, now_is = before in UNRESOLVED_STATES, after in UNRESOLVED_STATES
+        if was == now_is:
+            return
+        table = self._tables.get(entry.ifp.index)
+        if table is None or table.entries.get(entry.addr) is not entry:
+            return
+        if now_is:
+            table.unresolved[entry] = None
+        else:
+            table.unresolved.pop(entry, None)
 
     def _perform(self, entry: LlEntry, action: NudAction, before: NudState, now: float,
                  lladdr: bytes, packet: bytes | None) -> None:
@@ -220,6 +234,9 @@ class Reachability:
         elif action is NudAction.ARM_DELAY:
             self.timers.arm(entry, now + config.delay_first_probe_time)
         elif action is NudAction.ARM_STALE:
+            # good until now: the collector takes STALE entries oldest first,
+            # so one that just left REACHABLE (perhaps in use) goes last
+            entry.updated = now
             self.timers.arm(entry, now + config.stale_time)
         elif action is NudAction.ARM_FAILED:
             self.timers.arm(entry, now + config.failed_hold_time)
@@ -309,31 +326,51 @@ class Reachability:
     def dynamic_total(self) -> int:
         return sum(table.dynamic for table in self._tables.values())
 
-    def make_room(self, now: float) -> bool:
-        """Linux's ``neigh_alloc`` rule: collect at the hard limit, or above the soft one.
+    def make_room(self, table: LlTable, now: float) -> bool:
+        """Room for one more dynamic entry in ``table``: Linux's ``neigh_alloc`` rule,
+        with unresolved entries bounded on their own.
 
-        Above ``gc_thresh2`` (at most once per ``gc_interval``) or at
-        ``gc_thresh3`` the oldest dynamic entries (FAILED first, then least
-        recently updated) go until ``gc_thresh2`` are left, room for the new
-        one included. Static and interface-address entries are never taken,
-        nor INCOMPLETE ones (a resolution in progress ends by itself within
-        seconds): when only those fill the table, a new neighbour is refused
-        (False), Linux's "neighbour table overflow".
+        * ``table`` already holds ``unresolved_limit`` unresolved entries
+          (INCOMPLETE, FAILED): the oldest gives way. A scan recycles its own
+          entries and never reaches the resolved ones.
+        * Above ``gc_thresh2`` (at most once per ``gc_interval``) or at
+          ``gc_thresh3``, entries not in use go until ``gc_thresh2`` are left,
+          room for the new one included: FAILED first, then STALE ones, least
+          recently updated first. A neighbour in use (REACHABLE, DELAY,
+          PROBE) is never taken, nor are static and interface-address
+          entries.
+        * Still at ``gc_thresh3``: the oldest unresolved entry, of this table
+          or else any, gives way. Only when nothing but neighbours in use
+          fills the table is a new one refused (False), Linux's "neighbour
+          table overflow".
         """
         config = self._config
+        if len(table.unresolved) >= config.unresolved_limit:
+            self._evict_unresolved(table)
         total = self.dynamic_total()
         hard = total >= config.gc_thresh3
         if hard or (total >= config.gc_thresh2 and now - self._last_gc >= config.gc_interval):
             self._collect(total - config.gc_thresh2 + 1)
             self._last_gc = now
+        if self.dynamic_total() >= config.gc_thresh3:
+            victim = table if table.unresolved else next(
+                (t for t in self._tables.values() if t.unresolved), None)
+            if victim is not None:
+                self._evict_unresolved(victim)
         return self.dynamic_total() < config.gc_thresh3
+
+    def _evict_unresolved(self, table: LlTable) -> None:
+        """The oldest unresolved entry of ``table`` goes (its held packets dropped)."""
+        oldest = next(iter(table.unresolved))
+        self._stats.unresolved_evictions += 1
+        self.remove(oldest)
 
     def _collect(self, count: int) -> None:
         if count <= 0:
             return
         candidates = (
             entry for table in self._tables.values() for entry in table.entries.values()
-            if not entry.static and entry.state is not NudState.INCOMPLETE
+            if entry.state is NudState.FAILED or entry.state is NudState.STALE
         )
         victims = heapq.nsmallest(
             count, candidates, key=lambda e: (e.state is not NudState.FAILED, e.updated))

@@ -162,14 +162,13 @@ class Arp:
 
     def _has_ifaddr_entry(self, ifp: Interface, addr: int) -> bool:
         table = self._tables.get(ifp.index)
-        entry = table.entries.get(addr) if table is not None else None
-        return entry is not None and bool(entry.flags & LleFlags.IFADDR)
+        return table is not None and addr in table.ifaddrs
 
     def _ifaddr_entries(self, ifp: Interface) -> list[int]:
+        """Our addresses on ``ifp``: its table's own index, never a walk of every entry
+        (a solicitation during a scan would otherwise cost the table's size)."""
         table = self._tables.get(ifp.index)
-        if table is None:
-            return []
-        return [e.addr for e in table.entries.values() if e.flags & LleFlags.IFADDR]
+        return list(table.ifaddrs) if table is not None else []
 
     # -- resolution (the per-packet part) -------------------------------------
 
@@ -212,7 +211,7 @@ class Arp:
         error = table.rtcheck(addr)
         if error:
             return error, None
-        if not self._nud.make_room(now):
+        if not self._nud.make_room(table, now):
             self.stats.table_full += 1
             return ENOBUFS, None
         return table.create(addr, LleFlags.NONE, now)

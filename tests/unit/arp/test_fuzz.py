@@ -6,13 +6,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from router.arp.config import ArpConfig
-from router.arp.lltable import READY_STATES, LleFlags, NudState
+from router.arp.lltable import READY_STATES, UNRESOLVED_STATES, LleFlags, NudState
 from router.errors import RouterError
 from router.wire import arp as wire
 from tests.unit.arp.support import MAC_A, MAC_B, World, ip, reply, request
 
 SMALL = ArpConfig(probe_num=1, announce_num=1, gc_thresh1=2, gc_thresh2=4, gc_thresh3=6,
-                  hold_limit=3, seed=5)
+                  hold_limit=3, unresolved_limit=3, seed=5)
 
 
 def _counters(world: World) -> dict[str, int]:
@@ -40,6 +40,10 @@ def _check_tables(world: World) -> None:
         assert not entry.hold or entry.state is NudState.INCOMPLETE
         total += not entry.static
     assert table.dynamic == total <= config.gc_thresh3
+    unresolved = [e for e in table.entries.values() if e.state in UNRESOLVED_STATES]
+    assert set(table.unresolved) == set(unresolved)
+    assert len(unresolved) <= config.unresolved_limit
+    assert table.ifaddrs == {a: e for a, e in table.entries.items() if e.flags & LleFlags.IFADDR}
 
 
 _VALID = st.builds(

@@ -336,15 +336,75 @@ def test_collection_prefers_failed_entries(world: World) -> None:
     assert world.entry_state(ip("10.0.0.2")) == "STALE"
 
 
-def test_a_table_full_of_resolutions_in_progress_refuses_newcomers_with_enobufs() -> None:
+def test_a_new_resolution_takes_the_place_of_the_oldest_unresolved_entry() -> None:
+    world = World(_config(unresolved_limit=2))
+    world.resolve(ip("10.0.0.2"), ipv4("10.0.0.1", "10.0.0.2"))
+    world.now = 1.0
+    world.resolve(ip("10.0.0.3"))
+    world.now = 2.0
+    assert world.resolve(ip("10.0.0.4"))[0] == EJUSTRETURN
+    assert [world.entry_state(ip(f"10.0.0.{h}")) for h in (2, 3, 4)] == [
+        None, "INCOMPLETE", "INCOMPLETE"]
+    assert world.arp.stats.unresolved_evictions == 1
+    assert world.arp.stats.held_dropped == 1  # the evicted entry's packet
+    assert world.arp.stats.table_full == 0 and world.arp.stats.gc_evictions == 0
+
+
+def test_failed_entries_count_as_unresolved_and_go_first() -> None:
+    world = World(_config(unresolved_limit=2))
+    world.resolve(ip("10.0.0.2"))
+    world.advance(7.5)  # it failed; held down, still unresolved
+    assert world.entry_state(ip("10.0.0.2")) == "FAILED"
+    world.resolve(ip("10.0.0.3"))
+    world.resolve(ip("10.0.0.4"))
+    assert world.entry_state(ip("10.0.0.2")) is None
+    assert world.entry_state(ip("10.0.0.3")) == world.entry_state(ip("10.0.0.4")) == "INCOMPLETE"
+
+
+def test_unresolved_entries_never_push_out_a_resolved_neighbour() -> None:
+    world = World(_config(unresolved_limit=3, gc_thresh1=0, gc_thresh2=2, gc_thresh3=4))
+    _reachable(world)
+    for host in range(3, 40):
+        world.now += 0.1
+        assert world.resolve(ip(f"10.0.0.{host}"))[0] == EJUSTRETURN
+    assert world.entry_state(TARGET) == "REACHABLE"
+    table = world.arp.table(world.eth0)
+    assert table is not None and len(table.unresolved) == 3 and table.dynamic == 4
+    assert world.arp.stats.table_full == 0
+
+
+def test_collection_never_takes_a_neighbour_in_use() -> None:
+    # REACHABLE, DELAY and PROBE are in use; only FAILED and STALE entries go.
     world = World(_config(gc_thresh1=0, gc_thresh2=1, gc_thresh3=2))
-    assert world.resolve(ip("10.0.0.2"))[0] == EJUSTRETURN
-    assert world.resolve(ip("10.0.0.3"))[0] == EJUSTRETURN
+    _reachable(world)
+    world.receive(request(MAC_B, "10.0.0.3", "10.0.0.1"))  # STALE: collectable
+    world.now += 1
+    world.receive(request(MAC_B, "10.0.0.4", "10.0.0.1"))
+    assert world.entry_state(TARGET) == "REACHABLE"
+    assert world.entry_state(ip("10.0.0.3")) is None
+    assert world.entry_state(ip("10.0.0.4")) == "STALE"
+
+
+def test_a_table_full_of_neighbours_in_use_refuses_newcomers_with_enobufs() -> None:
+    world = World(_config(gc_thresh1=0, gc_thresh2=1, gc_thresh3=2))
+    for host in (2, 3):
+        world.resolve(ip(f"10.0.0.{host}"))
+        _answer(world, who=f"10.0.0.{host}")
     assert world.resolve(ip("10.0.0.4")) == (ENOBUFS, b"")
     assert world.entry_state(ip("10.0.0.4")) is None
     assert world.arp.stats.table_full == 1 and world.arp.stats.gc_evictions == 0
-    world.advance(7.5)  # both resolutions failed: now they can be collected
+    world.advance(world.arp.config.base_reachable_time * 2)  # unused: STALE, collectable
     assert world.resolve(ip("10.0.0.4"))[0] == EJUSTRETURN
+
+
+def test_at_the_hard_limit_unresolved_entries_give_way_before_a_refusal() -> None:
+    world = World(_config(gc_thresh1=0, gc_thresh2=1, gc_thresh3=2))
+    _reachable(world)
+    assert world.resolve(ip("10.0.0.3"))[0] == EJUSTRETURN
+    assert world.resolve(ip("10.0.0.4"))[0] == EJUSTRETURN  # 10.0.0.3 gives way
+    assert world.entry_state(ip("10.0.0.3")) is None
+    assert world.entry_state(TARGET) == "REACHABLE"
+    assert world.arp.stats.unresolved_evictions == 1
 
 
 # -- generation, events, deadlines ---------------------------------------------------
