@@ -83,7 +83,7 @@ def neighbour_events(r: Engine) -> list[tuple[EventKind, str]]:
 def test_a_scan_of_the_subnet_never_evicts_or_holds_a_neighbour_in_use(reachable: float) -> None:
     # With a 1 s reachable time the neighbour goes STALE, DELAY and PROBE
     # over and over during the scan, the states a busy table might prey on.
-    net, r, neighbour, scanner = build(ArpConfig(base_reachable_time=reachable))
+    net, r, _neighbour, scanner = build(ArpConfig(base_reachable_time=reachable))
     scanner.send_datagram(ping(0))
     net.run()
     assert [e.state for e in r.arp_entries("eth0") if not e.ifaddr] == ["REACHABLE"]
