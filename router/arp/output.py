@@ -32,6 +32,17 @@ class ArpSink(Protocol):
         """Transmit a complete Ethernet frame carrying ARP on ``ifp``."""
         ...
 
+    def send_arp(self, ifp: Interface, op: int, sender_hw: bytes | None,
+                 sender_ip: int | None, target_hw: bytes | None, target_ip: int) -> int:
+        """A solicitation, through the data link layer's ``dlil_send_arp``.
+
+        A request for a link-local target fans out to every ARPLL interface
+        there (``router.link.arp_send``); ``target_hw`` None is a broadcast.
+        Each interface's IPv4 attachment builds its frame with
+        :func:`arp_frame`. Returns 0 or an errno (nothing is retried on one).
+        """
+        ...
+
     def release(self, ifp: Interface, lladdr: bytes, packets: list[bytes]) -> None:
         """Held IPv4 packets whose next hop is now ``lladdr``: frame and send them."""
         ...
@@ -43,18 +54,38 @@ class ArpSink(Protocol):
     def emit(self, event: Event) -> None: ...
 
 
+SendArp = Callable[[Interface, int, "bytes | None", "int | None", "bytes | None", int], int]
+
+
 @dataclass(slots=True)
 class CallableSink:
-    """An :class:`ArpSink` made of four callables."""
+    """An :class:`ArpSink` made of five callables."""
 
     send_frame: Callable[[Interface, bytes], None]
     release: Callable[[Interface, bytes, list[bytes]], None]
     unreachable: Callable[[Interface, list[bytes]], None]
     emit: Callable[[Event], None]
+    send_arp: SendArp
 
 
 def ntoa(addr: int) -> str:
     return str(ipaddress.IPv4Address(addr))
+
+
+def arp_frame(ifp: Interface, op: int, sender_hw: bytes | None, sender_ip: int | None,
+              target_hw: bytes | None, target_ip: int) -> bytes:
+    """The Ethernet frame of one ARP packet sent from ``ifp`` (``ether_inet_arp``).
+
+    To ``target_hw``, or broadcast when it is None; the sender hardware
+    address defaults to the interface's. A request's target hardware field is
+    zero (the neighbour's MAC, if known, is only the frame's destination); a
+    reply's is the target's.
+    """
+    eth_dst = target_hw if target_hw is not None else wire.ETHER_BROADCAST
+    tha = target_hw if op == wire.OP_REPLY and target_hw is not None else wire.ZERO_MAC
+    return wire.emit_frame(eth_dst, ifp.lladdr, op,
+                           sender_hw if sender_hw is not None else ifp.lladdr,
+                           sender_ip or 0, tha, target_ip)
 
 
 class ArpOutput:
@@ -80,13 +111,14 @@ class ArpOutput:
         self._sink.send_frame(ifp, frame)
 
     def solicit(self, entry: LlEntry, eth_dst: bytes) -> None:
+        """An ARP request for ``entry``, through the data link layer (which may fan
+        a link-local one out); counted once, however many interfaces carry it."""
         ifp = entry.ifp
         source = self._source_for(ifp, entry.addr, entry.hold[-1] if entry.hold else None)
         entry.probes += 1
         self._stats.requests_out += 1
-        frame = wire.emit_frame(eth_dst, ifp.lladdr, wire.OP_REQUEST, ifp.lladdr, source,
-                                wire.ZERO_MAC, entry.addr)
-        self._sink.send_frame(ifp, frame)
+        target_hw = None if eth_dst == wire.ETHER_BROADCAST else eth_dst
+        self._sink.send_arp(ifp, wire.OP_REQUEST, ifp.lladdr, source, target_hw, entry.addr)
 
     def release(self, ifp: Interface, lladdr: bytes, packets: list[bytes]) -> None:
         self._sink.release(ifp, lladdr, packets)

@@ -21,18 +21,26 @@ from dataclasses import dataclass, field
 
 from router.arp.config import ArpConfig
 from router.arp.lltable import NudState
+from router.arp.output import arp_frame
 from router.arp.protocol import Arp, CallableSink
 from router.contracts import DemuxDesc, Packet, ProtoAttachment
 from router.engine.edge import EventLog
 from router.engine.parts import ArpDomain, HookOutlet, QueueDriver
-from router.errors import EINVAL
+from router.errors import EADDRNOTAVAIL, EINVAL, ENOTSUP
 from router.events import Event
 from router.inet.domain import InetDomain, SamePrefixPolicy
 from router.inet.route import RouteTable
 from router.ipv4.fastpath import FastPath
 from router.ipv4.input import DropReason, Ipv4, Ipv4Config
 from router.link.datalink import DataLink
-from router.link.ether import DEMUX_ETHERTYPE, ETHERTYPE_ARP, ETHERTYPE_IP, EthernetFamily
+from router.link.ether import (
+    DEMUX_ETHERTYPE,
+    ETHERTYPE_ARP,
+    ETHERTYPE_IP,
+    EthernetFamily,
+    ipv4_multicast_mac,
+    is_ipv4_multicast,
+)
 from router.link.ifnet import AF_INET, IfFamily, IfFlags, Interface
 from router.link.io import output_one
 from router.ng.hooks import NgHook
@@ -78,7 +86,7 @@ class EngineCore:
         self.driver = QueueDriver(self._transmit, self.taps, self._clock)
         self.route_table = RouteTable(self._emit)
         self.arp = Arp(CallableSink(self._arp_send, self._arp_release, self._arp_unreachable,
-                                    self._emit),
+                                    self._emit, self.dl.send_arp),
                        self.route_table.lookup, config.arp, interface_of=self.dl.lookup,
                        on_link=self._on_link)
         self.inet = InetDomain(self.route_table, self._emit, self.arp, config.policy)
@@ -86,7 +94,8 @@ class EngineCore:
         self.dl.add_domain(ArpDomain(self.arp))
         self.dl.on_proto_freed = self._proto_freed
         self.ipv4 = Ipv4(routes=self.route_table, inet=self.inet, interface_of=self.dl.lookup,
-                         output=self._ip_output, resolve=self.arp.resolve, config=config.ipv4,
+                         output=self._ip_output, resolve=self.arp.resolve,
+                         resolve_multi=self._resolve_multi, config=config.ipv4,
                          neighbour_failed=self._neighbour_failed)
         self.ng = NetgraphIfaces(self.dl, self._ng_deliver, taps=self.taps, clock=self._clock,
                                  max_nesting=config.ng_max_nesting)
@@ -202,7 +211,9 @@ class EngineCore:
         if ifp.family is IfFamily.ETHERNET:
             demux += (DemuxDesc(DEMUX_ETHERTYPE, ETHERTYPE_ARP),)
         return ProtoAttachment(family=AF_INET, version=2, input_list=self._inet_input,
-                               pre_output=self.ipv4.pre_output, demux=demux)
+                               pre_output=self.ipv4.pre_output, demux=demux,
+                               send_arp=self._inet_send_arp,
+                               resolve_multi=self._inet_resolve_multi)
 
     def _inet_input(self, ifp: Interface, family: int, pkts: list[Packet]) -> int:
         """``ether_inet_input``: ARP to ARP, the rest to IPv4 (both are PF_INET here)."""
@@ -237,6 +248,29 @@ class EngineCore:
             error = output_one(self.dl, ifp, AF_INET, Packet(piece, 0, 0, 0, AF_INET),
                                next_hop) or error
         return error
+
+    def _inet_send_arp(self, ifp: Interface, op: int, sender_hw: bytes | None,
+                       sender_ip: int | None, target_hw: bytes | None, target_ip: int) -> int:
+        """The IPv4 attachment's ``send_arp`` (``ether_inet_arp``): one ARP frame on ``ifp``.
+
+        ``DataLink.send_arp`` calls it once per interface the packet goes out
+        on (the link-local fan-out picks the sender of each).
+        """
+        if ifp.family is not IfFamily.ETHERNET or ifp.flags & IfFlags.NOARP:
+            return ENOTSUP
+        self._arp_send(ifp, arp_frame(ifp, op, sender_hw, sender_ip, target_hw, target_ip))
+        return 0
+
+    @staticmethod
+    def _inet_resolve_multi(ifp: Interface, addr: object) -> tuple[int, bytes]:
+        """The IPv4 attachment's ``resolve_multi`` (``ether_inet_resolve_multi``)."""
+        if not isinstance(addr, int) or not is_ipv4_multicast(addr):
+            return EADDRNOTAVAIL, b""
+        return 0, ipv4_multicast_mac(addr)
+
+    def _resolve_multi(self, ifp: Interface, group: int) -> tuple[int, bytes]:
+        """A multicast next hop's MAC: ``dlil_resolve_multi`` (attachment, then family check)."""
+        return self.dl.resolve_multi(ifp, AF_INET, group)
 
     def _arp_send(self, ifp: Interface, frame: bytes) -> None:
         self.dl.output(ifp, AF_INET, [Packet(frame, family=AF_INET)], None, raw=True)

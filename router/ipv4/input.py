@@ -12,7 +12,9 @@ the engine:
 * ``output(ifp, datagram, next_hop)`` — hands a datagram to the data link
   layer's output path, which calls :meth:`Ipv4.pre_output` (ARP) and the
   framer; returns 0 (sent or held for ARP) or an errno;
-* ``resolve(ifp, next_hop, datagram, now)`` — ARP (``router.arp.protocol.Arp.resolve``).
+* ``resolve(ifp, next_hop, datagram, now)`` — ARP (``router.arp.protocol.Arp.resolve``);
+* ``resolve_multi(ifp, group)`` — a group's link address (the engine's goes through
+  ``DataLink.resolve_multi``; by default the RFC 1112 mapping).
 
 Input rules (``ip_input``/``ip_forward`` of the BSDs, with Linux defaults
 where a modern router differs): a header that fails a check is a counted
@@ -168,6 +170,7 @@ class InetQueries(Protocol):
 InterfaceOf = Callable[[int], "Interface | None"]
 Output = Callable[[Interface, bytes, int], int]
 Resolve = Callable[[Interface, int, bytes, float], tuple[int, bytes]]
+ResolveMulti = Callable[[Interface, int], tuple[int, bytes]]
 
 
 #: Has ARP given up on this neighbour for now (NudState.FAILED, in its hold-down)?
@@ -182,6 +185,12 @@ def _never_failed(ifp: Interface, addr: int) -> bool:
 def _no_resolve(ifp: Interface, next_hop: int, datagram: bytes, now: float) -> tuple[int, bytes]:
     del ifp, next_hop, datagram, now
     return EHOSTUNREACH, b""
+
+
+def map_group(ifp: Interface, group: int) -> tuple[int, bytes]:
+    """An IPv4 group's Ethernet address (RFC 1112): 01:00:5e and the low 23 bits."""
+    del ifp
+    return 0, b"\x01\x00\x5e" + (group & 0x7FFFFF).to_bytes(3, "big")
 
 
 class Ipv4:
@@ -200,6 +209,7 @@ class Ipv4:
         interface_of: InterfaceOf,
         output: Output,
         resolve: Resolve = _no_resolve,
+        resolve_multi: ResolveMulti = map_group,
         config: Ipv4Config | None = None,
         neighbour_failed: NeighbourFailed = _never_failed,
     ) -> None:
@@ -211,6 +221,7 @@ class Ipv4:
         self.output = output
         self.resolve = resolve
         self.neighbour_failed = neighbour_failed
+        self.resolve_multi = resolve_multi
         self.icmp = Icmp(self.send, self.source_for, self.config.icmp)
         self.now = 0.0
 
@@ -237,9 +248,11 @@ class Ipv4:
 
         ``dest`` is the next hop (an int), or the link address itself (bytes)
         when ARP releases packets it held. Point-to-point links have no link
-        address. Broadcast goes to ff:ff:ff:ff:ff:ff, multicast to its
-        01:00:5e address, anything else through ARP: ``EJUSTRETURN`` while
-        ARP holds the packet, ``EHOSTUNREACH`` once it gave up.
+        address. Broadcast goes to ff:ff:ff:ff:ff:ff, multicast to the address
+        ``resolve_multi`` maps it to (the engine's: ``dlil_resolve_multi``
+        through the IPv4 attachment, 01:00:5e), anything else through ARP:
+        ``EJUSTRETURN`` while ARP holds the packet, ``EHOSTUNREACH`` once it
+        gave up.
         """
         del family
         if ifp.family is not _ETHERNET:
@@ -249,7 +262,8 @@ class Ipv4:
         if dest == LIMITED_BROADCAST or self.inet.is_broadcast(dest, ifp):
             return 0, _ETHER_BROADCAST, _ETHERTYPE_IPV4
         if dest >> 28 == 0xE:
-            return 0, b"\x01\x00\x5e" + (dest & 0x7FFFFF).to_bytes(3, "big"), _ETHERTYPE_IPV4
+            error, mac = self.resolve_multi(ifp, dest)
+            return (0, mac, _ETHERTYPE_IPV4) if not error else (error, b"", 0)
         data = pkt.data
         if type(data) is not bytes and type(data) is not OffloadFrame:
             data = bytes(data)  # ARP may hold it: immutable, with its offload description

@@ -14,6 +14,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 
 from router.arp.config import ArpConfig
+from router.arp.output import arp_frame
 from router.arp.protocol import Arp
 from router.events import Event, EventKind
 from router.inet.route import RouteFlags, RouteTable
@@ -48,6 +49,12 @@ class Recorder:
 
     def send_frame(self, ifp: Interface, frame: bytes) -> None:
         self.frames.append((ifp, frame))
+
+    def send_arp(self, ifp: Interface, op: int, sender_hw: bytes | None, sender_ip: int | None,
+                 target_hw: bytes | None, target_ip: int) -> int:
+        """As a data link layer without the link-local fan-out: on ``ifp`` only."""
+        self.frames.append((ifp, arp_frame(ifp, op, sender_hw, sender_ip, target_hw, target_ip)))
+        return 0
 
     def release(self, ifp: Interface, lladdr: bytes, packets: list[bytes]) -> None:
         self.released.append((ifp, lladdr, packets))
