@@ -34,17 +34,20 @@ def count_out(counter: dict[int, int], key: int) -> None:
 class AddressIndex:
     """System-wide indexes over every configured ``InAddr``, plus each interface's own.
 
-    ``by_value``: address value -> addresses with it, oldest first.
+    ``by_value``: address value -> addresses with it, oldest first;
+    ``value_keys`` the same values as 4 network-order bytes (what a header
+    holds, for the fast path's per-frame own-source check).
     ``by_key``: prefix key -> interface -> its addresses serving that prefix,
     oldest first. ``subnets``: netmask -> subnet -> how many addresses.
     Per interface (on ``InetIfInfo``): ``addrs``, ``subnets`` and
     ``broadcast_hits``, and the primary address in ``Interface.addresses``.
     """
 
-    __slots__ = ("by_key", "by_value", "subnets")
+    __slots__ = ("by_key", "by_value", "subnets", "value_keys")
 
     def __init__(self) -> None:
         self.by_value: dict[int, OrderedIndex[InAddr, None]] = {}
+        self.value_keys: dict[bytes, None] = {}
         self.by_key: dict[PrefixKey, dict[Interface, OrderedIndex[InAddr, None]]] = {}
         self.subnets: dict[int, dict[int, int]] = {}
 
@@ -56,7 +59,11 @@ class AddressIndex:
         if not info.addrs:
             ifp.addresses.append(ia)  # the primary address stands for IPv4 in the list
         info.addrs[ia.addr] = ia
-        self.by_value.setdefault(ia.addr, OrderedIndex())[ia] = None
+        same_value = self.by_value.get(ia.addr)
+        if same_value is None:
+            same_value = self.by_value[ia.addr] = OrderedIndex()
+            self.value_keys[ia.addr.to_bytes(4, "big")] = None
+        same_value[ia] = None
         on_key = self.by_key.setdefault(ia.route_key, {})
         on_key.setdefault(ifp, OrderedIndex())[ia] = None
         count_in(self.subnets.setdefault(ia.mask, {}), ia.subnet)
@@ -76,6 +83,7 @@ class AddressIndex:
         del same_value[ia]
         if not same_value:
             del self.by_value[ia.addr]
+            del self.value_keys[ia.addr.to_bytes(4, "big")]
         on_key = self.by_key[ia.route_key]
         group = on_key[ifp]
         del group[ia]

@@ -9,9 +9,10 @@ and counters.
 
 **What a frame needs to take it**: Ethernet type 0x0800, IHL 5, addressed to
 the ingress interface's MAC, TTL above 1, a source that the generic path
-would not drop (not 0/8, 127/8 or 224/3), a total length that fits the
-frame and the output MTU (or, for a GSO super-frame, segments that fit it:
-``router.offload``), a correct header checksum, and a cache entry.
+would not drop (not 0/8, 127/8 or 224/3, not one of our own addresses), a
+total length that fits the frame and the output MTU (or, for a GSO
+super-frame, segments that fit it: ``router.offload``), a correct header
+checksum, and a cache entry.
 Everything else — ARP, ICMP, local traffic, broadcasts, options, fragments
 to fragment, TTL expiry, bad headers — goes to the generic path unchanged,
 in order: frames are handed over in runs, and a run is flushed before the
@@ -247,6 +248,7 @@ class FastPath:
         if cache is None:
             cache = self._caches[ifp.index] = {}
         mac = ifp.lladdr
+        own = self._inet.index.value_keys  # our addresses as header bytes: martian sources
         rewrites = self._rewrites
         append = self._transmit.append
         checksum_of = int.from_bytes
@@ -255,7 +257,8 @@ class FastPath:
         for position, frame in enumerate(frames):
             size = len(frame)
             if (size < 34 or frame[12:15] != _IPV4_IHL5 or frame[:6] != mac
-                    or frame[22] <= 1 or frame[26] in _MARTIAN_FIRST_OCTETS):
+                    or frame[22] <= 1 or frame[26] in _MARTIAN_FIRST_OCTETS
+                    or frame[26:30] in own):
                 slow.append(frame)
                 continue
             dst_key = frame[30:34]

@@ -309,11 +309,14 @@ class Icmp:
         dst_broadcast: bool = False,
         src_broadcast: bool = False,
         mtu: int = 0,
+        pointer: int = 0,
     ) -> bool:
         """Send ``icmp_type``/``code`` about ``datagram`` (received on ``ifp``) if allowed.
 
         ``datagram`` is the offending IP datagram as it arrived (before any
-        TTL decrement). Returns whether a message went out.
+        TTL decrement). ``mtu`` goes with "fragmentation needed", ``pointer``
+        (the offset of the bad octet) with parameter problem. Returns whether
+        a message went out.
         """
         stats = self.stats
         reason = suppression_reason(datagram, hdr, link_group=link_group,
@@ -330,6 +333,8 @@ class Icmp:
         original = datagram[: hdr.total_length]
         if icmp_type == wire.DEST_UNREACH:
             message = wire.dest_unreachable(original, code, mtu=mtu)
+        elif icmp_type == wire.PARAMETER_PROBLEM:
+            message = wire.parameter_problem(original, pointer)
         else:
             message = wire.error(icmp_type, code, original)
         self._emit(icmp_type, source, hdr.src, message, now)

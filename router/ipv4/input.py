@@ -49,6 +49,7 @@ from router.errors import (
 )
 from router.inet.multipath import NextHop, choose, flow_hash
 from router.inet.route import Route, RouteFlags
+from router.ipv4 import options as ip_options
 from router.ipv4.fragment import fragment
 from router.ipv4.icmp import Icmp, IcmpConfig
 from router.link.ifnet import AF_INET, IfFamily, IfFlags, Interface
@@ -113,6 +114,10 @@ class DropReason(enum.Enum):
     HOST_UNREACHABLE = "host_unreachable"  # ARP gave up, or the link is gone
     OUTPUT_ERROR = "output_error"
     BAD_OFFLOAD = "bad_offload"  # a partial checksum or GSO description its headers contradict
+    OWN_SOURCE = "own_source"  # martian: the source is one of our own addresses
+    # options (router/ipv4/options.py)
+    BAD_OPTIONS = "bad_options"  # malformed: ICMP parameter problem
+    SOURCE_ROUTE = "source_route"  # LSRR/SSRR: source routing is off (RFC 7126)
     # local delivery
     FRAGMENT_TO_US = "fragment_to_us"  # no reassembly: fragments for us are dropped
     LOOPBACK_DESTINATION = "loopback_destination"  # we originated a datagram to ourselves
@@ -296,8 +301,11 @@ class Ipv4:
                 if src >= 0xE0000000 or src >> 24 == 127:
                     self._drop(DropReason.BAD_SOURCE)  # martian: multicast, broadcast, loopback
                     return
-                link_group = bool(flags & _LINK_GROUP)
                 inet = self.inet
+                if inet.local_ip(src):
+                    self._drop(DropReason.OWN_SOURCE)  # martian: claims to be us
+                    return
+                link_group = bool(flags & _LINK_GROUP)
                 local = inet.local_ip(dst)
                 if local or inet.is_broadcast(dst, ifp) or dst >> 28 == 0xE:
                     hdr = Ipv4Header(_MIN_HEADER_LEN, tos, total, ident, frag, ttl, protocol,
@@ -344,9 +352,17 @@ class Ipv4:
         if src >= 0xE0000000 or src >> 24 == 127:
             self._drop(DropReason.BAD_SOURCE)  # martian: multicast, broadcast, loopback
             return
+        inet = self.inet
+        if inet.local_ip(src):
+            self._drop(DropReason.OWN_SOURCE)  # martian: claims to be us
+            return
         dst = hdr.dst
         link_group = bool(flags & _LINK_GROUP)
-        inet = self.inet
+        if hdr.header_len > _MIN_HEADER_LEN:
+            verdict, pointer = ip_options.check(datagram, hdr.header_len)
+            if verdict:
+                self._refuse_options(ifp, hdr, datagram, link_group, verdict, pointer, now)
+                return
         if inet.local_ip(dst):
             self._deliver(ifp, hdr, datagram, link_group, now)
         elif inet.is_broadcast(dst, ifp) or dst >> 28 == 0xE:
@@ -356,6 +372,19 @@ class Ipv4:
         else:
             self._forward(ifp, datagram, 0, hdr.total_length, hdr.ttl, hdr.protocol,
                           hdr.checksum, src, dst, now)
+
+    def _refuse_options(self, ifp: Interface, hdr: Ipv4Header, datagram: memoryview,
+                        link_group: bool, verdict: int, pointer: int, now: float) -> None:
+        """``ip_rcv_options``: a source route is dropped quietly (source routing is
+        off), malformed options with ICMP parameter problem pointing at the bad octet."""
+        if verdict == ip_options.SOURCE_ROUTE:
+            self._drop(DropReason.SOURCE_ROUTE)
+            return
+        dst = hdr.dst
+        to_group = link_group or dst >> 28 == 0xE or self.inet.is_broadcast(dst, ifp)
+        self._error(datagram, hdr, ifp, icmp_wire.PARAMETER_PROBLEM, 0, now,
+                    to_group=to_group, pointer=pointer)
+        self._drop(DropReason.BAD_OPTIONS)
 
     def _deliver(self, ifp: Interface, hdr: Ipv4Header, datagram: memoryview,
                  to_group: bool, now: float) -> None:
@@ -521,10 +550,11 @@ class Ipv4:
 
     def _error(self, datagram: memoryview, hdr: Ipv4Header, ifp: Interface | None,
                icmp_type: int, code: int, now: float, mtu: int = 0,
-               to_group: bool = False) -> None:
+               to_group: bool = False, pointer: int = 0) -> None:
         src_broadcast = ifp is not None and self.inet.is_broadcast(hdr.src, ifp)
         self.icmp.error(datagram, hdr, ifp, icmp_type, code, now, link_group=to_group,
-                        dst_broadcast=to_group, src_broadcast=src_broadcast, mtu=mtu)
+                        dst_broadcast=to_group, src_broadcast=src_broadcast, mtu=mtu,
+                        pointer=pointer)
 
     def host_unreachable(self, ifp: Interface, datagrams: list[bytes], now: float) -> None:
         """ARP gave up on the next hop of these held datagrams: tell their sources.

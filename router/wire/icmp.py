@@ -1,4 +1,4 @@
-"""ICMP for IPv4 (RFC 792): echo, destination unreachable, time exceeded.
+"""ICMP for IPv4 (RFC 792): echo, destination unreachable, time exceeded, parameter problem.
 
 Messages are the ICMP part only (no IP header); ``router.ipv4.icmp`` wraps them in
 IPv4. Error messages quote the offending datagram: its header and as much of
@@ -157,3 +157,8 @@ def dest_unreachable(original: bytes | bytearray | memoryview, code: int, *,
     """Destination unreachable; ``mtu`` is only sent with ``UNREACH_FRAG_NEEDED``."""
     rest = mtu & 0xFFFF if code == UNREACH_FRAG_NEEDED else 0
     return error(DEST_UNREACH, code, original, rest=rest)
+
+
+def parameter_problem(original: bytes | bytearray | memoryview, pointer: int) -> bytes:
+    """Parameter problem (code 0): ``pointer`` is the offset of the bad octet in the header."""
+    return error(PARAMETER_PROBLEM, 0, original, rest=(pointer & 0xFF) << 24)

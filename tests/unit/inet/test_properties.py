@@ -168,6 +168,7 @@ def check_indexes(inet: InetDomain, ifs: list[Interface], live: list[InAddr]) ->
     assert {k: sorted(v) for k, v in ids(inet.index.by_value).items()} == {
         k: sorted(v) for k, v in by_value.items()
     }
+    assert set(inet.index.value_keys) == {v.to_bytes(4, "big") for v in by_value}
     assert {k: {ifp.name: [id(a) for a in group] for ifp, group in on_key.items()}
             for k, on_key in inet.index.by_key.items()} == by_key
     assert {k: set(v) for k, v in ids(inet._owners).items()} == owners

@@ -59,6 +59,8 @@ FRAMES: dict[str, bytes] = {
     "options": bytes(Ether(dst=R0, src=H1) / IP(src="10.0.0.2", dst="10.1.0.2",
                                                 options=[IPOption_NOP()] * 4) / UDP()),
     "martian": udp("10.1.0.2", src="127.0.0.1"),
+    "own_source": udp("10.1.0.2", src="10.1.0.1"),  # a martian too: one of our addresses
+    "own_source_gateway": udp("192.168.7.7", src="10.0.0.1"),
     "no_route": udp("172.16.0.1"),
     "truncated": udp("10.1.0.2")[:40],
     "arp_request": bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=H1)
