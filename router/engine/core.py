@@ -148,12 +148,15 @@ class EngineCore:
         self._advance(now)
         try:
             self.arp.tick(self.now)
+            self.ipv4.tick(self.now)
         finally:
             self._settle()
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` should run next, or None if no timer is pending."""
-        return self.arp.next_deadline()
+        deadlines = [d for d in (self.arp.next_deadline(), self.ipv4.next_deadline())
+                     if d is not None]
+        return min(deadlines) if deadlines else None
 
     # == outputs ===========================================================
 

@@ -10,6 +10,10 @@ the packet path (``in_localip`` for local delivery, ``in_canforward`` and
   multicast), pre-output (the link destination: broadcast, multicast, ARP),
   datagrams the router originates.
 * ``fragment.py`` — ``ip_fragment`` (RFC 791).
+* ``reassembly.py`` — reassembly of datagrams addressed to the router, with
+  bounded memory and time, overlaps dropped (forwarding never reassembles).
+* ``options.py`` — the input check of IP options (malformed: parameter
+  problem; source routes: dropped).
 * ``icmp.py`` — echo replies, error messages, the RFC 1122/1812 rules on
   when not to send one, and Linux-style rate limits.
 * ``fastpath.py`` — cached next hops in front of the generic path,

@@ -2,7 +2,7 @@
 
 ``Ipv4`` fragments what it forwards or originates when the datagram is larger
 than the output interface's MTU and DF is clear; fragments addressed to the
-router itself are dropped (there is no reassembly).
+router itself are put back together by ``router/ipv4/reassembly.py``.
 """
 
 from __future__ import annotations

@@ -50,15 +50,17 @@ from router.errors import (
 from router.inet.multipath import NextHop, choose, flow_hash
 from router.inet.route import Route, RouteFlags
 from router.ipv4 import options as ip_options
+from router.ipv4 import reassembly
 from router.ipv4.fragment import fragment
 from router.ipv4.icmp import Icmp, IcmpConfig
+from router.ipv4.reassembly import Reassembly, ReassemblyConfig
 from router.link.ifnet import AF_INET, IfFamily, IfFlags, Interface
 from router.offload import OffloadError, OffloadFrame, finish, segments_fit
 from router.wire import Malformed
 from router.wire import ethernet as eth
 from router.wire import icmp as icmp_wire
 from router.wire import ipv4 as ip
-from router.wire.checksum import TTL_DECREMENT_CHECKSUM
+from router.wire.checksum import TTL_DECREMENT_CHECKSUM, internet_checksum
 from router.wire.ipv4 import Ipv4Header
 
 LIMITED_BROADCAST = 0xFFFFFFFF
@@ -118,8 +120,15 @@ class DropReason(enum.Enum):
     # options (router/ipv4/options.py)
     BAD_OPTIONS = "bad_options"  # malformed: ICMP parameter problem
     SOURCE_ROUTE = "source_route"  # LSRR/SSRR: source routing is off (RFC 7126)
-    # local delivery
-    FRAGMENT_TO_US = "fragment_to_us"  # no reassembly: fragments for us are dropped
+    # local delivery: reassembly (router/ipv4/reassembly.py)
+    REASSEMBLY_TIMEOUT = reassembly.TIMEOUT  # not complete 30 s after its first fragment
+    REASSEMBLY_OVERLAP = reassembly.OVERLAP  # fragments overlap: the whole datagram goes
+    REASSEMBLY_DUPLICATE = reassembly.DUPLICATE  # an exact duplicate fragment
+    REASSEMBLY_TOO_MANY_FRAGMENTS = reassembly.TOO_MANY_FRAGMENTS
+    REASSEMBLY_TOO_BIG = reassembly.TOO_BIG  # past 65,535 bytes
+    REASSEMBLY_INCONSISTENT = reassembly.INCONSISTENT  # two ends, or data past the end
+    REASSEMBLY_BAD_FRAGMENT = reassembly.BAD_FRAGMENT  # empty, or not a multiple of 8
+    REASSEMBLY_MEMORY = reassembly.MEMORY  # evicted: the memory bound was reached
     LOOPBACK_DESTINATION = "loopback_destination"  # we originated a datagram to ourselves
 
 
@@ -131,6 +140,7 @@ class Ipv4Config:
     ttl: int = ip.DEFAULT_TTL  # net.ipv4.ip_default_ttl
     forward_directed_broadcast: bool = False  # net.ipv4.conf.all.bc_forwarding
     icmp: IcmpConfig = field(default_factory=IcmpConfig)
+    reassembly: ReassemblyConfig = field(default_factory=ReassemblyConfig)  # net.ipv4.ipfrag_*
 
 
 @dataclass(slots=True)
@@ -143,13 +153,16 @@ class Ipv4Stats:
     sent: int = 0  # datagrams we originated (ICMP) handed to output
     fragments_out: int = 0
     offload_finished: int = 0  # frames whose offload work the engine did (router/offload.py)
+    fragments_in: int = 0  # fragments addressed to us, given to reassembly
+    reassembled: int = 0  # datagrams put back together and delivered
     drops: dict[DropReason, int] = field(default_factory=lambda: dict.fromkeys(DropReason, 0))
 
     def as_dict(self) -> dict[str, int]:
         flat = {"received": self.received, "delivered": self.delivered,
                 "forwarded": self.forwarded, "sent": self.sent,
                 "fragments_out": self.fragments_out,
-                "offload_finished": self.offload_finished}
+                "offload_finished": self.offload_finished, "fragments_in": self.fragments_in,
+                "reassembled": self.reassembled}
         flat.update({f"drop_{reason.value}": n for reason, n in self.drops.items()})
         return flat
 
@@ -228,7 +241,9 @@ class Ipv4:
         self.neighbour_failed = neighbour_failed
         self.resolve_multi = resolve_multi
         self.icmp = Icmp(self.send, self.source_for, self.config.icmp)
+        self.reassembly = Reassembly(self.config.reassembly, self._drop_named)
         self.now = 0.0
+        self._next_ident = 1
 
     def _drop(self, reason: DropReason) -> None:
         self.stats.drops[reason] += 1
@@ -236,6 +251,26 @@ class Ipv4:
     def count_drop(self, reason: DropReason) -> None:
         """Count a drop another layer made for an IPv4 reason (the engine's offload work)."""
         self.stats.drops[reason] += 1
+
+    def _drop_named(self, reason: str) -> None:
+        self.stats.drops[DropReason(reason)] += 1
+
+    # -- timers (reassembly) -------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        """Expire reassembly: ICMP time exceeded for each datagram whose first fragment came."""
+        for dg in self.reassembly.expire(now):
+            if not dg.first:
+                continue
+            first = memoryview(dg.first)
+            ifp = self.interface_of(dg.ifindex)
+            self._error(first, ip.parse(first, verify_checksum=False), ifp,
+                        icmp_wire.TIME_EXCEEDED, icmp_wire.TIMX_REASSEMBLY, now,
+                        to_group=dg.to_group)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` should run next, or None."""
+        return self.reassembly.next_deadline()
 
     # -- the data link layer's protocol callbacks ----------------------------
 
@@ -391,8 +426,13 @@ class Ipv4:
         """``ip_input`` "ours": ICMP is answered, UDP gets port unreachable, others
         protocol unreachable (the router has no sockets)."""
         if hdr.frag & _FRAGMENT_BITS:
-            self._drop(DropReason.FRAGMENT_TO_US)
-            return
+            self.stats.fragments_in += 1
+            whole = self.reassembly.add(ifp.index, hdr, datagram, to_group, now)
+            if whole is None:
+                return  # held until the rest comes, or dropped and counted
+            self.stats.reassembled += 1
+            datagram = memoryview(whole)
+            hdr = ip.parse(datagram, verify_checksum=False)
         self.stats.delivered += 1
         if hdr.protocol == ip.PROTO_ICMP:
             self.icmp.input(ifp, hdr, datagram, to_group, now)
@@ -599,8 +639,11 @@ class Ipv4:
             error = self.output(out, datagram if type(datagram) is bytes else bytes(datagram),
                                 next_hop)
         else:
-            hdr = ip.parse(datagram, verify_checksum=False)
-            error = self._transmit(out, bytearray(datagram), hdr, next_hop)
+            packet = bytearray(datagram)
+            hdr = ip.parse(packet, verify_checksum=False)
+            if hdr.ident == 0 and not hdr.frag & ip.FLAG_DF:
+                hdr.ident = self._identify(packet)
+            error = self._transmit(out, packet, hdr, next_hop)
         if error == 0:
             self.stats.sent += 1
         else:
@@ -618,6 +661,16 @@ class Ipv4:
         out = self.interface_of(leg.ifindex)
         return out is not None and bool(out.flags & _UP) and not self.neighbour_failed(
             out, leg.gateway)
+
+    def _identify(self, packet: bytearray) -> int:
+        """Give a datagram we fragment an identification of its own (RFC 791: the
+        fragments of two datagrams must not share one), checksum updated."""
+        ident = self._next_ident
+        self._next_ident = ident % 0xFFFF + 1  # 1..65535, never 0
+        packet[ip.IDENT_OFF : ip.IDENT_OFF + 2] = ident.to_bytes(2, "big")
+        packet[ip.CHECKSUM_OFF : ip.CHECKSUM_OFF + 2] = b"\x00\x00"
+        ip.set_checksum(packet, internet_checksum(packet[: (packet[0] & 0x0F) << 2]))
+        return ident
 
     @staticmethod
     def _why_unusable(route: Route) -> DropReason:
