@@ -4,13 +4,17 @@ When an address is added to an interface, the ARP protocol hands it to
 :class:`ConflictDetector`, which runs one :class:`AcdRecord` per (interface,
 address) through ``ACD_TRANSITIONS``:
 
-* PROBING — ``probe_num`` ARP probes (sender IP 0, target our address), the
+* PROBING — the record's ``probe_num`` ARP probes (sender IP 0, target our
+  address; the configuration's unless the address asked for its own), the
   first after a random ``0..probe_wait``, then ``probe_min..probe_max`` apart,
   then ``announce_wait``. Any ARP from another MAC with our address as
   sender, or another host's probe for it, is a conflict: the address is
-  never used (CONFLICTED) and an ``ARP_CONFLICT`` event says so.
+  never used (CONFLICTED) and an ``ARP_CONFLICT`` event says so. With no
+  probes (the default, as in the seed and every router OS) a record starts
+  with ``PROBING_DONE``: the address is in use at once.
 * ANNOUNCING — ``announce_num`` gratuitous ARP requests ``announce_interval``
-  apart; the address is in use from the first one.
+  apart; the address is in use from the first one, which goes out as soon
+  as probing is over (at once when there was none).
 * DEFENDING — in use. A claim by another host raises ``ARP_CONFLICT`` every
   time and is answered by one announcement at most once per
   ``defend_interval``. A router keeps its configured address (RFC 5227
@@ -93,6 +97,7 @@ class AcdRecord:
     timer_at: float = 0.0
     timer_token: int = 0
     active: bool = True
+    probe_num: int = 0  # probes to send before the address is used
 
 
 class AcdSink(Protocol):
@@ -123,13 +128,23 @@ class ConflictDetector:
     def get(self, ifp: Interface, addr: int) -> AcdRecord | None:
         return self._records.get((ifp.index, addr))
 
-    def start(self, ifp: Interface, addr: int, now: float) -> AcdRecord:
-        """Begin probing ``addr`` on ``ifp`` (again, if it was already running)."""
+    def start(self, ifp: Interface, addr: int, now: float,
+              probes: int | None = None) -> AcdRecord:
+        """Begin detection for ``addr`` on ``ifp`` (again, if it was already running).
+
+        ``probes`` (default: the configuration's ``probe_num``) are sent
+        before the address is used; with none, the address is in use at once
+        and its first announcement goes out now.
+        """
         self.stop(ifp, addr)
-        record = AcdRecord(ifp, addr)
+        count = self._config.probe_num if probes is None else probes
+        record = AcdRecord(ifp, addr, probe_num=count)
         self._records[(ifp.index, addr)] = record
-        first = self._rng.uniform(0.0, self._config.probe_wait) if self._config.probe_num else 0.0
-        self.timers.arm(record, now + first)
+        if count:
+            self.timers.arm(record, now + self._rng.uniform(0.0, self._config.probe_wait))
+        else:
+            self.step(record, AcdEvent.PROBING_DONE, now)
+            self.on_timer(record, now)  # the first gratuitous ARP, now
         return record
 
     def stop(self, ifp: Interface, addr: int) -> None:
@@ -157,7 +172,7 @@ class ConflictDetector:
     def on_timer(self, record: AcdRecord, now: float) -> None:
         config = self._config
         if record.state is AcdState.PROBING:
-            done = record.probes_sent >= config.probe_num
+            done = record.probes_sent >= record.probe_num
             self.step(record, AcdEvent.PROBING_DONE if done else AcdEvent.PROBE_DUE, now)
         elif record.state is AcdState.ANNOUNCING:
             done = record.announces_sent >= config.announce_num
@@ -192,7 +207,7 @@ class ConflictDetector:
             record.probes_sent += 1
             self._sink.send_probe(record.ifp, record.addr)
         elif action is AcdAction.ARM_PROBE_GAP:
-            if record.probes_sent >= config.probe_num:
+            if record.probes_sent >= record.probe_num:
                 gap = config.announce_wait
             else:
                 gap = self._rng.uniform(config.probe_min, config.probe_max)

@@ -46,9 +46,11 @@ class ArpConfig:
     # pushes out a resolved neighbour (Linux gets there by collecting
     # INCOMPLETE entries older than 5 s first and never taking ones in use).
     unresolved_limit: int = 256
-    # Address conflict detection (RFC 5227 section 1.1 constants).
+    # Address conflict detection (RFC 5227 section 1.1 constants). Probing is
+    # an opt-in: like the seed, FreeBSD and Linux, a new address is used at
+    # once and announced; detection and defence (section 2.4) stay on.
     probe_wait: float = 1.0  # PROBE_WAIT: random delay before the first probe
-    probe_num: int = 3  # PROBE_NUM; 0 disables probing (announce at once)
+    probe_num: int = 0  # probes before an address is used; RFC 5227's PROBE_NUM is 3
     probe_min: float = 1.0  # PROBE_MIN
     probe_max: float = 2.0  # PROBE_MAX
     announce_wait: float = 2.0  # ANNOUNCE_WAIT: after the last probe

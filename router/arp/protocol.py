@@ -61,10 +61,17 @@ __all__ = ["Arp", "ArpSink", "CallableSink", "IfAddrLike"]
 
 
 class IfAddrLike(Protocol):
-    """What :meth:`Arp.address_added` reads of an interface address."""
+    """What :meth:`Arp.address_added` reads of an interface address.
+
+    ``probes``: RFC 5227 probes this address asked for (None: the
+    configuration's ``probe_num``).
+    """
 
     @property
     def addr(self) -> int: ...
+
+    @property
+    def probes(self) -> int | None: ...
 
 
 def _bad_sender_ip(addr: int) -> bool:
@@ -464,9 +471,11 @@ class Arp:
     def address_added(self, ifp: Interface, ia: IfAddrLike) -> None:
         """Our new address: an interface-address entry, then conflict detection.
 
-        The entry carries our MAC and answers requests once probing is over;
-        a dynamic entry someone had for the address gives way to it. Hooks
-        carry no clock: timers start from the latest time ARP has seen.
+        The entry carries our MAC and answers requests once probing is over
+        (at once without probes, the default: the first gratuitous ARP goes
+        out now); a dynamic entry someone had for the address gives way to
+        it. Hooks carry no clock: timers start from the latest time ARP has
+        seen.
         """
         table = self._tables.get(ifp.index)
         addr = ia.addr
@@ -484,7 +493,7 @@ class Arp:
             return
         record = self._acd.get(ifp, addr)
         if record is None or record.state is AcdState.CONFLICTED:
-            self._acd.start(ifp, addr, self._now)
+            self._acd.start(ifp, addr, self._now, ia.probes)
 
     def link_address_changed(self, ifp: Interface) -> None:
         """``ifp`` has a new MAC: our entries carry it, usable addresses are announced."""

@@ -198,13 +198,19 @@ class Engine(EngineCore):
 
     def add_alias(self, ifname: str, address: PrefixLike | AddressLike,
                   broadcast: AddressLike | None = None, dest: AddressLike | None = None,
-                  vhid: int = 0, mask: AddressLike | None = None) -> InAddr:
-        """Add (or replace) an address: ``"A/LEN"``, or an address with ``mask``."""
+                  vhid: int = 0, mask: AddressLike | None = None,
+                  probes: int | None = None) -> InAddr:
+        """Add (or replace) an address: ``"A/LEN"``, or an address with ``mask``.
+
+        The address is used at once and announced with a gratuitous ARP;
+        ``probes`` (0..255) asks for RFC 5227 probing first (None: the
+        engine's ``ArpConfig.probe_num``, 0 unless configured).
+        """
         ifp = self._require(ifname)
         addr, netmask = parse_alias("address", address, mask)
         try:
             return self.inet.add_alias(ifp, addr, netmask, parse_optional("broadcast", broadcast),
-                                       parse_optional("dest", dest), vhid)
+                                       parse_optional("dest", dest), vhid, probes)
         finally:
             self._settle()
 

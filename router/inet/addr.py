@@ -107,6 +107,7 @@ class AliasRequest:
     addr_family: int = AF_INET
     mask_family: int = AF_INET
     broadcast_family: int = AF_INET
+    probes: int | None = None  # RFC 5227 probes before use (None: ARP's configuration)
 
 
 @dataclass(slots=True)
@@ -144,6 +145,7 @@ class InAddr:
     prefix_route: Route | None = None
     family: int = AF_INET
     seq: int = 0  # order of addition over all interfaces (the seed's in_ifaddrhead order)
+    probes: int | None = None  # RFC 5227 probes it asked for (None: ARP's configuration)
 
     @property
     def broadcast(self) -> int:

@@ -72,6 +72,9 @@ _OLD_SETS = frozenset({
 })
 
 
+#: The most RFC 5227 probes an address may ask for (PROBE_NUM is 3).
+MAX_PROBES = 255
+
 _LOOPBACK = int(IfFlags.LOOPBACK)
 _POINTOPOINT = int(IfFlags.POINTOPOINT)
 _NOARP = int(IfFlags.NOARP)
@@ -194,9 +197,11 @@ class InetDomain:
         broadcast: int | None = None,
         dest: int | None = None,
         vhid: int = 0,
+        probes: int | None = None,
     ) -> InAddr:
         """Add (or replace) an IPv4 address on ``ifp``; see :meth:`apply_alias`."""
-        return self.apply_alias(ifp, AliasRequest(addr, mask, broadcast, dest, vhid))
+        return self.apply_alias(ifp, AliasRequest(addr, mask, broadcast, dest, vhid,
+                                                  probes=probes))
 
     def apply_alias(self, ifp: Interface, req: AliasRequest) -> InAddr:
         """``in_aifaddr_ioctl``: validate, replace, link, initialise, route, join.
@@ -262,6 +267,10 @@ class InetDomain:
                               "no redundancy protocol (CARP) in vrc")
         if req.vhid < 0:
             raise RouterError(EINVAL, "vhid", req.vhid, subject)
+        probes = req.probes
+        if probes is not None and (type(probes) is not int or not 0 <= probes <= MAX_PROBES):
+            raise RouterError(EINVAL, "probes", probes, subject,
+                              f"RFC 5227 probes: 0..{MAX_PROBES}")
 
     def _build(self, ifp: Interface, req: AliasRequest) -> InAddr:
         mask = req.mask if req.mask is not None else classful_mask(req.addr)
@@ -274,7 +283,7 @@ class InetDomain:
         p2p_self = bool(flags & _POINTOPOINT) and peer == req.addr
         wants_local = req.addr != 0 and not flags & _LOOPBACK and not p2p_self
         return InAddr(req.addr, mask, plen, subnet, peer, ifp, key, host, wants_local, req.vhid,
-                      seq=next(self._seq))
+                      seq=next(self._seq), probes=req.probes)
 
     def _init_interface(self, ia: InAddr) -> None:
         """Let the driver initialise for (or refuse) the address (``SIOCSIFADDR``)."""

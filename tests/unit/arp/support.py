@@ -87,6 +87,7 @@ def make_ifp(name: str, index: int, mac: bytes,
 @dataclass
 class IfAddr:
     addr: int
+    probes: int | None = None
 
 
 class World:

@@ -25,7 +25,7 @@ Ac = AcdAction
 ADDR = ip("10.0.0.1")
 NOW = 50.0
 SENTINEL = NOW + 999.0
-ACD = ArpConfig(seed=11)  # RFC 5227 defaults: 3 probes, 2 announcements
+ACD = ArpConfig(probe_num=3, seed=11)  # RFC 5227 PROBE_NUM (opt-in), 2 announcements
 
 
 def _record_in(state: AcdState) -> tuple[World, AcdRecord]:

@@ -492,7 +492,7 @@ def test_configuration_refuses_nonsense() -> None:
 def test_address_added_before_any_clock_starts_from_time_zero() -> None:
     sink = Recorder()
     world = World(with_address=False)
-    arp = Arp(sink, world.routes.lookup, ArpConfig(seed=1))
+    arp = Arp(sink, world.routes.lookup, ArpConfig(probe_num=3, seed=1))
     arp.attach_interface(world.eth0)
     arp.address_added(world.eth0, IfAddr(ip("10.0.0.1")))
     deadline = arp.next_deadline()

@@ -28,6 +28,7 @@ def router(fast: bool) -> Engine:
     engine.set_arp("eth0", "10.0.0.2", H1)
     engine.set_arp("eth1", "10.1.0.254", GW)
     engine.set_arp("eth1", "10.1.0.2", "02:00:00:00:03:02")
+    engine.transmit()  # the new addresses' gratuitous ARPs: not the traffic under test
     return engine
 
 
@@ -150,13 +151,14 @@ def test_traffic_mix_takes_the_fast_path_and_matches_byte_for_byte() -> None:
 
 def test_plain_forwarding_is_counted_like_the_generic_path() -> None:
     fast = router(fast=True)
+    sent_before = fast.counters("eth1")["opackets"]  # the gratuitous ARP of 10.1.0.1
     fast.receive_batch(1, [FRAMES["fwd"]] * 5, 1.0)
     out = fast.transmit()
     assert len(out) == 5 and fast.fastpath is not None and fast.fastpath.hits == 5
     frame = Ether(out[0][1])
     assert (frame.dst, frame.src, frame[IP].ttl) == ("02:00:00:00:03:02", R1, 63)
     assert fast.counters("eth0")["ipackets"] == 5
-    assert fast.counters("eth1")["opackets"] == 5
+    assert fast.counters("eth1")["opackets"] - sent_before == 5
     assert fast.stats()["ipv4"]["forwarded"] == 5
 
 
