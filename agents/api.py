@@ -141,9 +141,11 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         broadcast = convert.optional_ipv4("broadcast", request.broadcast)
         dest = convert.optional_ipv4("destination", request.destination)
 
+        probes = request.probes if request.HasField("probes") else None
+
         def add(e: Any) -> agent_pb2.AddAliasResponse:
             added = e.add_alias(ifname, address, broadcast=broadcast, dest=dest,
-                                vhid=request.vhid)
+                                vhid=request.vhid, probes=probes)
             return agent_pb2.AddAliasResponse(address=address_to_pb(added))
 
         return self._gate.call(add)

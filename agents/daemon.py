@@ -63,7 +63,7 @@ class AgentOptions:
     metrics: str | None = None
     isolation: bool = True
     tx_mode: TxMode = TxMode.AUTO
-    arp_probes: int | None = None  # None: the engine's default (RFC 5227 PROBE_NUM)
+    arp_probes: int = 0  # RFC 5227 probes before a new address is used (0: at once)
     node_ip: str | None = None
     allow_primary_interface: bool = False
     health_listen: str | None = None
@@ -85,6 +85,9 @@ def _quiet_collector() -> None:
     """
     gc.collect()
     gc.freeze()
+
+
+MAX_ARP_PROBES = 255  # RFC 5227 probes an address may ask for (PROBE_NUM is 3)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,9 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="leave the kernel's IP stack on the data-plane NICs (it will answer too)",
     )  # fmt: skip
     parser.add_argument(
-        "--arp-probes", type=argparse_count(0), default=None, metavar="N",
-        help="RFC 5227 probes before a new address is used (default 3, the RFC's; "
-             "0 announces at once and still defends)",
+        "--arp-probes", type=argparse_count(0, MAX_ARP_PROBES), default=0, metavar="N",
+        help="RFC 5227 probes before a new address is used (default 0: used at once and "
+             "announced with a gratuitous ARP, conflicts still detected and defended; "
+             "the RFC's PROBE_NUM is 3); an alias may ask for its own",
     )  # fmt: skip
     parser.add_argument(
         "--node-ip", default=None, metavar="ADDRESS",
@@ -275,8 +279,6 @@ def default_engine_factory(options: AgentOptions) -> Any:
     """The engine with the configuration the options ask for."""
     from router import ArpConfig, Engine, EngineConfig
 
-    if options.arp_probes is None:
-        return Engine(EngineConfig())
     return Engine(EngineConfig(arp=ArpConfig(probe_num=options.arp_probes)))
 
 

@@ -84,9 +84,12 @@ class Commands:
                                           timeout=self.timeout)
 
     def alias_add(self, args: argparse.Namespace) -> None:
-        reply = self.stub.AddAlias(pb.AddAliasRequest(
+        request = pb.AddAliasRequest(
             ifname=args.iface, address=args.address, broadcast=args.broadcast or "",
-            destination=args.dest or ""), timeout=self.timeout)
+            destination=args.dest or "")
+        if args.probes is not None:
+            request.probes = args.probes
+        reply = self.stub.AddAlias(request, timeout=self.timeout)
         self.out.message(reply.address, f"{args.iface} {address_text(reply.address)}")
 
     def alias_del(self, args: argparse.Namespace) -> None:
@@ -350,6 +353,9 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     add.add_argument("--broadcast", metavar="A",
                      help="broadcast address (default: the subnet's all-ones)")
     add.add_argument("--dest", metavar="A", help="peer of a point-to-point interface")
+    add.add_argument("--probes", type=whole_number(0, 255), metavar="N",
+                     help="RFC 5227 probes before the address is used (default: the agent's "
+                          "--arp-probes, 0: used at once and announced)")
     delete = command(alias_cmds, "del", "alias_del",
                      "delete an address (the first one when none is given)")
     delete.add_argument("iface", metavar="IFACE", help="the interface")

@@ -86,18 +86,20 @@ class SetInterfaceRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., up: _Optional[bool] = ..., mtu: _Optional[int] = ..., mode: _Optional[_Union[InterfaceMode, str]] = ...) -> None: ...
 
 class AddAliasRequest(_message.Message):
-    __slots__ = ("ifname", "address", "broadcast", "destination", "vhid")
+    __slots__ = ("ifname", "address", "broadcast", "destination", "vhid", "probes")
     IFNAME_FIELD_NUMBER: _ClassVar[int]
     ADDRESS_FIELD_NUMBER: _ClassVar[int]
     BROADCAST_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
     VHID_FIELD_NUMBER: _ClassVar[int]
+    PROBES_FIELD_NUMBER: _ClassVar[int]
     ifname: str
     address: str
     broadcast: str
     destination: str
     vhid: int
-    def __init__(self, ifname: _Optional[str] = ..., address: _Optional[str] = ..., broadcast: _Optional[str] = ..., destination: _Optional[str] = ..., vhid: _Optional[int] = ...) -> None: ...
+    probes: int
+    def __init__(self, ifname: _Optional[str] = ..., address: _Optional[str] = ..., broadcast: _Optional[str] = ..., destination: _Optional[str] = ..., vhid: _Optional[int] = ..., probes: _Optional[int] = ...) -> None: ...
 
 class AddAliasResponse(_message.Message):
     __slots__ = ("address",)

@@ -97,6 +97,7 @@ class FakeEngine:
     next_handle: int = 1
     failing: RouterError | None = None
     clock: float = 1000.0
+    probes_asked: list[int | None] = field(default_factory=list)  # add_alias(probes=...)
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -184,8 +185,10 @@ class FakeEngine:
         return [a for a in ifp.addresses if isinstance(a, FakeAddr)]
 
     def add_alias(self, ifname: str, address: str, broadcast: str | None = None,
-                  dest: str | None = None, vhid: int = 0) -> FakeAddr:
+                  dest: str | None = None, vhid: int = 0,
+                  probes: int | None = None) -> FakeAddr:
         ifp = self._ifp(ifname)
+        self.probes_asked.append(probes)
         net = ipaddress.IPv4Interface(address)
         if ifp.flags & IfFlags.POINTOPOINT and dest is None:
             raise RouterError(EDESTADDRREQ, "destination", None, subject=f"alias {address}")
