@@ -136,10 +136,6 @@ class AgentProc:
                 "--log-format", "json", "--log-level", "debug", *extra]
         if "--run-dir" not in extra:
             argv += ["--run-dir", str(self.dir / "run")]  # never the host's /run/vrc-agent
-        if "--arp-probes" not in extra:
-            # RFC 5227 probing holds a new address back ~5-9 s; the test that
-            # proves it gives its own value, the others start at once.
-            argv += ["--arp-probes", "0"]
         for ifname in interfaces or (topo.ra, topo.rb):
             argv += ["--interface", ifname]
         self.proc = topo.lab.spawn(topo.r, *argv, log=self.log)

@@ -58,8 +58,9 @@ def test_arping_gets_the_routers_mac(agent: AgentProc, topo: Topology) -> None:
     assert f"[{mac}]" in result.stdout
 
 
-def test_new_address_is_used_only_after_rfc5227_probing_by_default(topo: Topology) -> None:
-    agent = AgentProc(topo, "--arp-probes", "3")
+def test_with_arp_probes_a_new_address_is_used_only_after_rfc5227_probing(
+        topo: Topology) -> None:
+    agent = AgentProc(topo, "--arp-probes", "3")  # probing is an opt-in (default 0)
     try:
         agent.alias(topo.ra, f"{R_A_ADDR}/24")
         added = time.monotonic()
