@@ -9,7 +9,7 @@
 
 Traffic stays inside the namespaces of the test's ``Lab``: A's only route is
 via R, R's engine has only the two veths, and the scan's destinations exist
-nowhere (R's ARP requests for them go out on the R–B veth only).
+nowhere (R's ARP requests for them go out on the veth from R to B only).
 """
 
 from __future__ import annotations
