@@ -72,13 +72,13 @@ class SamePrefixPolicy(enum.Enum):
     ALLOW (the seed's default): the first address keeps the only route, the
     newcomer gets just an alias routing message. REFUSE (the seed's
     ``net.inet.ip.no_same_prefix``): the newcomer is ``EEXIST``. MULTIPATH (the
-    seed's ``RADIX_MPATH`` build): the newcomer on another interface gets its
-    own route (a leg) beside the others; an interface has one leg of a prefix
-    at most, so the identical address on another interface and a second
-    address of the prefix on an interface that has a leg are ``EEXIST``, and a
-    hand-over to an interface that has a leg adds none (the seed's insert
-    refuses an identical leg). The policy is read when an address is added;
-    changing it never rewrites existing routes.
+    seed's ``RADIX_MPATH`` build): the newcomer gets its own route (a leg)
+    beside the others, and only the identical address on another interface
+    is ``EEXIST``. An interface holds one leg of a prefix at most (a second
+    would be identical, which the seed's insert refuses): a newcomer on an
+    interface that has a leg is an alias as under ALLOW, and a hand-over to
+    such an interface adds none. The policy is read when an address is
+    added; changing it never rewrites existing routes.
     """
 
     ALLOW = "allow"

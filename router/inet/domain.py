@@ -312,18 +312,19 @@ class InetDomain:
                 raise RouterError(EEXIST, "addr", ntoa(ia.addr), _alias_subject(ia.ifp, ia.addr),
                                   "address already routed on another interface")
             if self._has_leg_on(ia.ifp, ia.route_key):
-                raise RouterError(EEXIST, "prefix", self._key_text(ia),
-                                  _alias_subject(ia.ifp, ia.addr),
-                                  "the interface already has a route to this prefix "
-                                  "(multipath: one per interface)")
+                # a second leg on one interface would be identical to the first:
+                # the address is an alias of the prefix, as under allow
+                self._alias_message(EventKind.RTM_ADD, ia)
+                return
         self._install_prefix_route(ia)
 
     def _has_leg_on(self, ifp: Interface, key: PrefixKey) -> bool:
         """Does an address of ``ifp`` own a route to ``key`` (a multipath leg there)?
 
-        The seed's insert refuses a second, identical leg (same prefix, same
-        interface) with ``EEXIST``. One probe per owner of the prefix: one
-        per interface at most.
+        A second leg on the same interface would be identical to the first
+        (same prefix, same interface, no gateway), the leg the seed's insert
+        refuses with ``EEXIST``; so an interface holds one leg at most. One
+        probe per owner of the prefix: one per interface at most.
         """
         return any(owner.ifp is ifp for owner in self._owners.get(key, ()))
 
@@ -474,8 +475,8 @@ class InetDomain:
         if heir is not None:
             self._drop_prefix_route(ia)
             # Should the heir's route fail, the seed logs and goes on unrouted:
-            # so it does when the heir's interface has a leg already (EEXIST),
-            # and the prefix stays routed by that leg.
+            # so it does when the heir's interface has a leg already (the
+            # insert of an identical leg is EEXIST); that leg keeps the prefix.
             if not self._has_leg_on(heir.ifp, ia.route_key):
                 with contextlib.suppress(RouterError):
                     self._install_prefix_route(heir)

@@ -63,17 +63,19 @@ def test_multipath_identical_address_on_another_interface_is_eexist() -> None:
     assert rig.inet.addresses(eth1) == []
 
 
-def test_multipath_second_leg_on_one_interface_is_eexist() -> None:
-    # The seed's insert refuses an identical leg (same prefix, same interface):
-    # its in_aifaddr_ioctl fails with EEXIST and undoes the address.
+def test_multipath_second_address_on_an_interface_with_a_leg_is_an_alias() -> None:
+    # A second leg on one interface would be identical to the first (the leg
+    # the seed's insert refuses): the address gets none, as under allow, and
+    # only the alias routing message; the interface keeps one leg.
     rig = Rig(SamePrefixPolicy.MULTIPATH)
     eth = make_if("eth0", 1)
     first = rig.inet.add_alias(eth, ip("10.0.0.1"), MASK24)
-    with pytest.raises(RouterError) as err:
-        rig.inet.add_alias(eth, ip("10.0.0.2"), MASK24)
-    assert err.value.errno == EEXIST and err.value.field == "prefix"
-    assert rig.inet.addresses(eth) == [first] and not rig.inet.local_ip(ip("10.0.0.2"))
+    rig.events.clear()
+    second = rig.inet.add_alias(eth, ip("10.0.0.2"), MASK24)
+    assert not second.owns_route and rig.inet.local_ip(ip("10.0.0.2"))
     assert [r.ifaddr for r in rig.prefix_routes("10.0.0.0", 24)] == [first]
+    alias_messages = [e for e in rig.events if e.kind is EventKind.RTM_ADD and e.data.get("alias")]
+    assert len(alias_messages) == 1 and alias_messages[0].data["ifa"] == "10.0.0.2"
 
 
 def test_multipath_leg_on_another_interface_and_other_prefixes_on_one_still_route() -> None:
