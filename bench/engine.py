@@ -64,6 +64,7 @@ def build_engine(fast_path: bool = True) -> Engine:
     for index in range(DESTINATIONS):
         engine.set_arp("eth1", f"10.1.0.{index + 10}", neighbour_mac(index))
     engine.drain_events()
+    engine.transmit()  # the new addresses' gratuitous ARPs, not forwarded frames
     return engine
 
 
