@@ -88,7 +88,7 @@ class EngineCore:
         self.arp = Arp(CallableSink(self._arp_send, self._arp_release, self._arp_unreachable,
                                     self._emit, self.dl.send_arp),
                        self.route_table.lookup, config.arp, interface_of=self.dl.lookup,
-                       on_link=self._on_link)
+                       on_link=self._arp_on_link)
         self.inet = InetDomain(self.route_table, self._emit, self.arp, config.policy)
         self.dl.add_domain(self.inet)
         self.dl.add_domain(ArpDomain(self.arp))
@@ -203,7 +203,7 @@ class EngineCore:
         else:
             self.events.record(event)
 
-    def _on_link(self, ifp: Interface, addr: int) -> bool:
+    def _arp_on_link(self, ifp: Interface, addr: int) -> bool:
         return self.inet.on_link(ifp, addr)  # built after ARP, which address control feeds
 
     def _proto_freed(self, ifp: Interface, family: int) -> None:
