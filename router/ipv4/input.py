@@ -420,6 +420,7 @@ class Ipv4:
         self._error(datagram, hdr, ifp, icmp_wire.PARAMETER_PROBLEM, 0, now,
                     to_group=to_group, pointer=pointer)
         self._drop(DropReason.BAD_OPTIONS)
+        ifp.counters.ierrors += 1  # a malformed header (Linux: InHdrErrors), not a policy drop
 
     def _deliver(self, ifp: Interface, hdr: Ipv4Header, datagram: memoryview,
                  to_group: bool, now: float) -> None:

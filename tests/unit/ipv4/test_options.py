@@ -64,6 +64,7 @@ def test_malformed_options_are_a_parameter_problem_pointing_at_the_bad_octet(
     assert bytes(reply[ICMP].payload)[:20] == datagram[:20]
     assert rig.drops() == {DropReason.BAD_OPTIONS.value: 1}
     assert rig.ipv4.stats.forwarded == 0 and rig.ipv4.stats.delivered == 0
+    assert rig.eth0.counters.ierrors == 1  # a malformed header is an input error
 
 
 @pytest.mark.parametrize("option", [IPOption_LSRR, IPOption_SSRR], ids=["lsrr", "ssrr"])
@@ -76,6 +77,7 @@ def test_source_routed_datagrams_are_dropped_silently(option: type,
     rig.receive(packet)
     assert rig.take() == []  # no ICMP: Linux drops it quietly (accept_source_route 0)
     assert rig.drops() == {DropReason.SOURCE_ROUTE.value: 1}
+    assert rig.eth0.counters.ierrors == 0  # well formed: a policy drop, not an input error
 
 
 def test_well_formed_options_are_forwarded_unchanged_but_for_the_ttl() -> None:
