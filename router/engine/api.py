@@ -348,7 +348,7 @@ class Engine(EngineCore):
         try:
             route = self.route_table.add(network, plen, ifindex=ifp.index, flags=flags,
                                          gateway=via or 0, ifname=ifp.name, ifaddr=ifaddr)
-            self.inet.tie_route(route)
+            self.inet.tie_route(route, [(ifaddr, None)] if ifaddr is not None else [])
             return route
         finally:
             self._settle()
@@ -383,6 +383,7 @@ class Engine(EngineCore):
             if (route.nexthops or (NextHop(route.gateway, route.ifindex, route.ifname),)) != (
                     legs) or not route.bits & _GATEWAY:
                 self.route_table.set_nexthops(route, legs)
+                self._tie_legs(route, legs)
             return route
         finally:
             self._settle()
@@ -397,8 +398,25 @@ class Engine(EngineCore):
         if plen == 32:
             flags |= RouteFlags.HOST
         first = legs[0]
-        return self.route_table.add(network, plen, ifindex=first.ifindex, flags=flags,
-                                    gateway=first.gateway, ifname=first.ifname, nexthops=legs)
+        route = self.route_table.add(network, plen, ifindex=first.ifindex, flags=flags,
+                                     gateway=first.gateway, ifname=first.ifname, nexthops=legs,
+                                     ifaddr=self._leg_ifaddr(first))
+        self._tie_legs(route, legs)
+        return route
+
+    def _leg_ifaddr(self, leg: NextHop) -> InAddr | None:
+        """The address a leg goes through (its interface's, on the gateway's subnet)."""
+        ifp = self.dl.lookup(leg.ifindex)
+        return self.inet.ifaddr_for(ifp, leg.gateway) if ifp is not None else None
+
+    def _tie_legs(self, route: Route, legs: tuple[NextHop, ...]) -> None:
+        """Tie ``route`` to the addresses its legs go through (one leg: the whole route)."""
+        through: list[tuple[InAddr, NextHop | None]] = []
+        for leg in legs:
+            ia = self._leg_ifaddr(leg)
+            if ia is not None:
+                through.append((ia, leg if len(legs) > 1 else None))
+        self.inet.tie_route(route, through)
 
     def _legs(self, gateways: Sequence[tuple[AddressLike, str]], subject: str
               ) -> tuple[NextHop, ...]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from router.contracts import IoctlCmd
 from router.errors import (
@@ -46,6 +46,7 @@ from router.inet.addr import (
     default_peer,
 )
 from router.inet.index import AddressIndex, PrefixKey, count_in, count_out
+from router.inet.multipath import NextHop
 from router.inet.route import ALL_ONES, Route, RouteFlags, RouteTable, mask_to_plen, ntoa
 from router.link.ifnet import AF_INET, IfFlags, Interface
 
@@ -115,8 +116,10 @@ class InetDomain:
         self._owners: dict[PrefixKey, dict[InAddr, None]] = {}
         # address value -> its loopback route to self
         self._local: dict[int, Route] = {}
-        # address -> the configured routes added through it (the seed's rt_ifa)
-        self._tied: dict[InAddr, dict[Route, None]] = {}
+        # address -> the configured routes that go through it (the seed's rt_ifa):
+        # the legs of a multipath route through it, or None for the whole route
+        self._tied: dict[InAddr, dict[Route, tuple[NextHop, ...] | None]] = {}
+        self._ties_of: dict[Route, list[InAddr]] = {}  # route -> the addresses it is tied to
         self._seq = itertools.count(1)
 
     # -- in_control ------------------------------------------------------
@@ -497,19 +500,32 @@ class InetDomain:
             return None
         return self.index.address_on(info, addr)
 
-    def tie_route(self, route: Route) -> None:
-        """Remember that ``route`` goes through ``route.ifaddr``: it goes with that address."""
-        ia = route.ifaddr
-        if isinstance(ia, InAddr):
-            self._tied.setdefault(ia, {})[route] = None
+    def tie_route(self, route: Route,
+                  through: Sequence[tuple[InAddr, NextHop | None]]) -> None:
+        """Remember which addresses ``route`` goes through (replacing what was known):
+        each ``(address, leg)``, ``leg`` None for a route of one next hop. The route,
+        or those legs of it, go when the address goes (:meth:`_ifadown`)."""
+        self.untie_route(route)
+        addresses: list[InAddr] = []
+        for ia, leg in through:
+            tied = self._tied.setdefault(ia, {})
+            if leg is None:
+                tied[route] = None
+            else:
+                tied[route] = (*(tied.get(route) or ()), leg)
+            if ia not in addresses:
+                addresses.append(ia)
+        if addresses:
+            self._ties_of[route] = addresses
 
     def untie_route(self, route: Route) -> None:
-        """``route`` was deleted by other means: forget it."""
-        tied = self._tied.get(route.ifaddr) if isinstance(route.ifaddr, InAddr) else None
-        if tied is not None:
-            tied.pop(route, None)
-            if not tied:
-                del self._tied[route.ifaddr]
+        """``route`` was deleted or re-tied: forget its ties."""
+        for ia in self._ties_of.pop(route, ()):
+            tied = self._tied.get(ia)
+            if tied is not None:
+                tied.pop(route, None)
+                if not tied:
+                    del self._tied[ia]
 
     def routes_through(self, ia: InAddr) -> list[Route]:
         """The configured routes tied to ``ia``, oldest first."""
@@ -522,10 +538,23 @@ class InetDomain:
         or removed the loopback route; what is left are the configured
         routes added through the address, static ones included. The seed
         says why: "not quite the right thing to do, but at least if we are
-        running a routing process they will come back".
+        running a routing process they will come back". A multipath route
+        loses the legs through ``ia`` (each is a route of its own with its
+        own address in the seed's ``RADIX_MPATH``) and goes with its last.
         """
-        for route in self._tied.pop(ia, ()):
-            if route.ifaddr is ia:
+        for route, legs in self._tied.pop(ia, {}).items():
+            others = self._ties_of.get(route)
+            if others is not None and ia in others:
+                others.remove(ia)
+            if not route.installed:
+                self._ties_of.pop(route, None)
+                continue
+            remaining = () if legs is None else tuple(
+                hop for hop in route.nexthops if hop not in legs)
+            if remaining:
+                self.routes.set_nexthops(route, remaining)
+            else:
+                self.untie_route(route)
                 self.routes.remove(route)
 
     def _prefix_heir(self, ia: InAddr) -> InAddr | None:

@@ -91,3 +91,40 @@ def test_a_route_deleted_by_hand_is_forgotten_by_its_address() -> None:
     assert e.inet.routes_through(other) == [again]
     e.delete_alias("eth0", "10.0.0.1")
     assert "192.168.0.0/16" in prefixes(e)
+
+
+def legs_of(e: Engine, prefix: str) -> list[str]:
+    (route,) = [r for r in e.routes() if f"{ipaddress.IPv4Address(r.prefix)}/{r.plen}" == prefix]
+    hops = route.nexthops or ()
+    if not hops:
+        return [f"{ipaddress.IPv4Address(route.gateway)}%{route.ifname}"]
+    return [f"{ipaddress.IPv4Address(h.gateway)}%{h.ifname}" for h in hops]
+
+
+def test_a_multipath_route_loses_only_the_legs_through_the_deleted_address() -> None:
+    # each leg of a multipath route is a route of its own in the seed (RADIX_MPATH),
+    # with its own rt_ifa: in_ifadown takes the legs through the address
+    e = engine()
+    e.set_route("192.168.0.0/16", [("10.0.0.254", "eth0"), ("10.1.0.254", "eth1")])
+    e.delete_alias("eth0", "10.0.0.1")
+    assert legs_of(e, "192.168.0.0/16") == ["10.1.0.254%eth1"]
+    e.delete_alias("eth1", "10.1.0.1")
+    assert "192.168.0.0/16" not in prefixes(e)
+
+
+def test_replacing_the_legs_ties_the_route_to_the_new_ones() -> None:
+    e = engine()
+    e.add_alias("eth1", "10.2.0.1/24")
+    e.set_route("192.168.0.0/16", [("10.0.0.254", "eth0"), ("10.1.0.254", "eth1")])
+    e.set_route("192.168.0.0/16", [("10.1.0.254", "eth1"), ("10.2.0.254", "eth1")])
+    e.delete_alias("eth0", "10.0.0.1")  # no leg through it any more
+    assert legs_of(e, "192.168.0.0/16") == ["10.1.0.254%eth1", "10.2.0.254%eth1"]
+    e.delete_alias("eth1", "10.2.0.1")
+    assert legs_of(e, "192.168.0.0/16") == ["10.1.0.254%eth1"]
+
+
+def test_a_one_leg_set_route_is_tied_like_a_gateway_route() -> None:
+    e = engine()
+    e.set_route("192.168.0.0/16", [("10.0.0.254", "eth0")])
+    e.delete_alias("eth0", "10.0.0.1")
+    assert "192.168.0.0/16" not in prefixes(e)
