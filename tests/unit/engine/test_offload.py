@@ -32,6 +32,7 @@ def router(fast: bool, offload_out: bool, mtu_out: int = 1500) -> Engine:
     engine.add_alias("eth1", "10.1.0.1/24")
     engine.set_arp("eth0", "10.0.0.2", H0)
     engine.set_arp("eth1", "10.1.0.2", H1)
+    engine.transmit()  # the new addresses' gratuitous ARPs: not the traffic under test
     return engine
 
 
@@ -90,6 +91,7 @@ def test_a_super_frame_leaves_whole_with_its_description_and_one_ttl_decrement(
 @pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "generic-path"])
 def test_out_of_an_interface_without_offload_the_engine_cuts_the_segments(fast: bool) -> None:
     engine = router(fast, offload_out=False)
+    sent_before = engine.counters("eth1")["opackets"]  # the gratuitous ARP of 10.1.0.1
     out = _forward(engine, tcp_super())
     assert [type(f) for f in out] == [bytes] * 4
     parsed = [Ether(f) for f in out]
@@ -98,7 +100,7 @@ def test_out_of_an_interface_without_offload_the_engine_cuts_the_segments(fast: 
     assert max(p[IP].len for p in parsed) <= 1500
     assert all(_checksums_valid(f) for f in out)
     assert engine.ipv4.stats.offload_finished == 1
-    assert engine.counters("eth1")["opackets"] == 4
+    assert engine.counters("eth1")["opackets"] - sent_before == 4
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast-path", "generic-path"])
