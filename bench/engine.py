@@ -80,6 +80,7 @@ def build_ecmp_engine(fast_path: bool = True) -> Engine:
     engine.set_arp("eth2", "10.2.0.250", neighbour_mac(0xFB))
     engine.set_route("10.9.0.0/16", ECMP_LEGS)
     engine.drain_events()
+    engine.transmit()  # eth2's gratuitous ARP
     return engine
 
 
