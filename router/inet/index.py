@@ -36,18 +36,21 @@ class AddressIndex:
 
     ``by_value``: address value -> addresses with it, oldest first;
     ``value_keys`` the same values as 4 network-order bytes (what a header
-    holds, for the fast path's per-frame own-source check).
+    holds, for the fast path's per-frame own-source check) and
+    ``value_last_octets`` how many values end in each last octet (the
+    check's cheap first step: most sources end in an octet none of ours does).
     ``by_key``: prefix key -> interface -> its addresses serving that prefix,
     oldest first. ``subnets``: netmask -> subnet -> how many addresses.
     Per interface (on ``InetIfInfo``): ``addrs``, ``subnets`` and
     ``broadcast_hits``, and the primary address in ``Interface.addresses``.
     """
 
-    __slots__ = ("by_key", "by_value", "subnets", "value_keys")
+    __slots__ = ("by_key", "by_value", "subnets", "value_keys", "value_last_octets")
 
     def __init__(self) -> None:
         self.by_value: dict[int, OrderedIndex[InAddr, None]] = {}
         self.value_keys: dict[bytes, None] = {}
+        self.value_last_octets: dict[int, int] = {}
         self.by_key: dict[PrefixKey, dict[Interface, OrderedIndex[InAddr, None]]] = {}
         self.subnets: dict[int, dict[int, int]] = {}
 
@@ -63,6 +66,7 @@ class AddressIndex:
         if same_value is None:
             same_value = self.by_value[ia.addr] = OrderedIndex()
             self.value_keys[ia.addr.to_bytes(4, "big")] = None
+            count_in(self.value_last_octets, ia.addr & 0xFF)
         same_value[ia] = None
         on_key = self.by_key.setdefault(ia.route_key, {})
         on_key.setdefault(ifp, OrderedIndex())[ia] = None
@@ -84,6 +88,7 @@ class AddressIndex:
         if not same_value:
             del self.by_value[ia.addr]
             del self.value_keys[ia.addr.to_bytes(4, "big")]
+            count_out(self.value_last_octets, ia.addr & 0xFF)
         on_key = self.by_key[ia.route_key]
         group = on_key[ifp]
         del group[ia]

@@ -248,7 +248,9 @@ class FastPath:
         if cache is None:
             cache = self._caches[ifp.index] = {}
         mac = ifp.lladdr
-        own = self._inet.index.value_keys  # our addresses as header bytes: martian sources
+        index = self._inet.index
+        own = index.value_keys  # our addresses as header bytes: martian sources
+        own_last = index.value_last_octets  # ... and their last octets, the cheap test first
         rewrites = self._rewrites
         append = self._transmit.append
         checksum_of = int.from_bytes
@@ -258,7 +260,7 @@ class FastPath:
             size = len(frame)
             if (size < 34 or frame[12:15] != _IPV4_IHL5 or frame[:6] != mac
                     or frame[22] <= 1 or frame[26] in _MARTIAN_FIRST_OCTETS
-                    or frame[26:30] in own):
+                    or (frame[29] in own_last and frame[26:30] in own)):
                 slow.append(frame)
                 continue
             dst_key = frame[30:34]

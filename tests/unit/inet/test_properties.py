@@ -169,6 +169,7 @@ def check_indexes(inet: InetDomain, ifs: list[Interface], live: list[InAddr]) ->
         k: sorted(v) for k, v in by_value.items()
     }
     assert set(inet.index.value_keys) == {v.to_bytes(4, "big") for v in by_value}
+    assert inet.index.value_last_octets == dict(Counter(v & 0xFF for v in by_value))
     assert {k: {ifp.name: [id(a) for a in group] for ifp, group in on_key.items()}
             for k, on_key in inet.index.by_key.items()} == by_key
     assert {k: set(v) for k, v in ids(inet._owners).items()} == owners

@@ -62,6 +62,7 @@ FRAMES: dict[str, bytes] = {
     "martian": udp("10.1.0.2", src="127.0.0.1"),
     "own_source": udp("10.1.0.2", src="10.1.0.1"),  # a martian too: one of our addresses
     "own_source_gateway": udp("192.168.7.7", src="10.0.0.1"),
+    "src_like_ours": udp("10.1.0.2", src="10.0.7.1"),  # ends like ours, is not: fast
     "no_route": udp("172.16.0.1"),
     "truncated": udp("10.1.0.2")[:40],
     "arp_request": bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=H1)
@@ -225,3 +226,12 @@ def test_generic_frames_between_fast_ones_keep_arrival_order() -> None:
     fast.receive_batch(1, batch, 1.0)
     ttls = [Ether(f)[IP].ttl for _, f in fast.transmit()]
     assert ttls == [63, 8, 63, 1, 63]
+
+
+def test_a_source_that_is_ours_goes_the_generic_way_and_is_dropped() -> None:
+    fast = router(fast=True)
+    fast.receive_batch(1, [FRAMES["own_source"], FRAMES["src_like_ours"]], 1.0)
+    out = fast.transmit()
+    assert len(out) == 1 and Ether(out[0][1])[IP].src == "10.0.7.1"
+    assert fast.fastpath is not None and fast.fastpath.hits == 1
+    assert fast.drop_counts()["ipv4.own_source"] == 1
