@@ -23,7 +23,8 @@ from typing import Any
 from agents.sync import engine_port
 from agents.sync.engine_port import RouteInstaller
 from agents.sync.items import Spec
-from agents.sync.reconcile import Outcome, Plan
+from agents.sync.reconcile import Outcome, Plan, plan
+from agents.sync.state import SyncState
 
 STEPS_PER_CALL = 256
 
@@ -82,3 +83,21 @@ class Applier:
         results = [engine_port.run_step(engine, step, routes) for step in steps]
         self._seen = engine_port.event_seq(engine)
         return results
+
+
+def reconcile_round(applier: Applier, state: SyncState, touched: Collection[str] | None,
+                    *, full: bool = False) -> tuple[Plan, Outcome]:
+    """One round: look at the engine, plan against ``state``, apply, record.
+
+    ``touched`` are the keys the folded versions changed (None: all); the
+    round also looks at every failed item (retried each round) and at
+    everything when ``full`` or when the engine changed behind the applier.
+    """
+    scope = None if full else state.scope(touched)
+    observed, looked_at_all = applier.look(scope)
+    if looked_at_all:
+        scope = None
+    steps = plan(state.desired, state.ledger, observed, scope)
+    outcome = applier.apply(steps)
+    state.record(steps, outcome, observed, scope)
+    return steps, outcome

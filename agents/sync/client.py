@@ -47,11 +47,10 @@ import grpc
 
 from agents.logs import get_logger
 from agents.sync import engine_port, statefile
-from agents.sync.applier import Applier
+from agents.sync.applier import Applier, reconcile_round
 from agents.sync.dial import Tls, check_target, open_channel
 from agents.sync.engine_port import RouteInstaller
 from agents.sync.items import ItemError, Spec
-from agents.sync.reconcile import plan
 from agents.sync.state import Assembler, ProtocolError, SyncState, VersionUpdate
 from agents.sync.wire import error_to_pb, item_to_pb
 from vrc.v1 import controller_pb2, controller_pb2_grpc
@@ -402,17 +401,14 @@ class SyncClient:
         self._acknowledge(batch[-1][0], report=False)
 
     def _round(self, touched: set[str] | None) -> None:
-        """One reconcile round over the keys ``touched`` (None: everything)."""
+        """One reconcile round over the keys ``touched`` (None: everything).
+
+        The state lock is held throughout: readers (a hello, ``status()``) see
+        the state before or after a round, never inside one.
+        """
         with self._state_lock:
-            scope = None if self._needs_full else self._state.scope(touched)
-        observed, full = self._applier.look(scope)
-        if full:
-            scope = None
-        with self._state_lock:
-            steps = plan(self._state.desired, self._state.ledger, observed, scope)
-        outcome = self._applier.apply(steps)
-        with self._state_lock:
-            self._state.record(steps, outcome, observed, scope)
+            steps, _ = reconcile_round(self._applier, self._state, touched,
+                                       full=self._needs_full)
             self._needs_full = False
             self._drift = []
         self.stats.rounds += 1
