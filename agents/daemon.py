@@ -116,9 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host-id", default=None, metavar="NAME",
                         help="this host's id in the cluster and in logs (default: the hostname)")
     parser.add_argument(
-        "--controller", default=None, metavar="unix:PATH|HOST:PORT",
-        help="dial this controller and apply the host's slice of the cluster configuration "
-             "(Sync); a non-local address needs --controller-ca or --controller-insecure",
+        "--controller", default=None, metavar="unix:PATH|HOST:PORT[,...]",
+        help="dial this controller (several replicas: comma-separated, each redial takes the "
+             "next) and apply the host's slice of the cluster configuration (Sync); a "
+             "non-local address needs --controller-ca or --controller-insecure",
     )  # fmt: skip
     parser.add_argument(
         "--state-dir", default=None, metavar="DIR",
@@ -293,7 +294,7 @@ def controller_tls(options: AgentOptions) -> Any:
 
 
 def check_sync_options(options: AgentOptions) -> None:
-    from agents.sync.dial import check_target
+    from agents.sync.dial import check_targets
 
     if options.controller is None:
         for flag, value in (("--state-dir", options.state_dir),
@@ -304,7 +305,7 @@ def check_sync_options(options: AgentOptions) -> None:
                 raise ValueError(f"{flag} needs --controller")
         return
     tls = controller_tls(options)
-    check_target(options.controller, tls, options.controller_insecure)
+    check_targets(options.controller, tls, options.controller_insecure)
     for flag, path in (("--controller-ca", options.controller_ca),
                        ("--controller-cert", options.controller_cert),
                        ("--controller-key", options.controller_key)):
@@ -315,13 +316,17 @@ def check_sync_options(options: AgentOptions) -> None:
 
 
 def check_state_dir(directory: str) -> None:
-    """The directory exists (or can be made) and is writable: ValueError naming the flag."""
-    try:
-        os.makedirs(directory, mode=0o700, exist_ok=True)
-    except OSError as error:
-        raise ValueError(f"--state-dir {directory}: cannot create: {error.strerror}") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"--state-dir {directory}: not writable")
+    """A writable directory, or one that can be made (its nearest existing ancestor is a
+    writable directory): ValueError naming the flag. Nothing is created here; the state
+    file's first write makes the directory."""
+    path = os.path.abspath(directory)
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"--state-dir {directory}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--state-dir {directory}: {existing} is not writable")
 
 
 NEEDS_PRIVILEGE = "vrc-agent needs root (CAP_NET_RAW and CAP_NET_ADMIN)"

@@ -48,7 +48,7 @@ import grpc
 from agents.logs import get_logger
 from agents.sync import engine_port, statefile
 from agents.sync.applier import Applier, reconcile_round
-from agents.sync.dial import Tls, check_target, open_channel
+from agents.sync.dial import Tls, check_targets, open_channel
 from agents.sync.engine_port import RouteInstaller
 from agents.sync.items import ItemError, Spec
 from agents.sync.state import Assembler, ProtocolError, SyncState, VersionUpdate
@@ -89,11 +89,13 @@ class SyncConfig:
     save_interval: float = 0.5   # the state file is written at most this often
     watch_interval: float = 0.5  # how often an idle agent looks for Agent API changes
 
-    def check(self) -> None:
-        """ValueError naming the flag when the target or TLS options are unusable."""
-        check_target(self.target, self.tls, self.insecure)
+    def check(self) -> list[str]:
+        """The controller addresses; ValueError naming the flag when the target or TLS
+        options are unusable."""
+        targets = check_targets(self.target, self.tls, self.insecure)
         if not self.host_id:
             raise ValueError("--host-id: empty")
+        return targets
 
 
 class Backoff:
@@ -172,7 +174,7 @@ class SyncClient:
 
     def __init__(self, gate: Any, config: SyncConfig, *, log: Any = None,
                  routes: RouteInstaller | None = None, rng: random.Random | None = None) -> None:
-        config.check()
+        self._targets = config.check()
         self.config = config
         self.log = log or get_logger("vrc.agent.sync", host=config.host_id)
         self.stats = SyncStats()
@@ -284,7 +286,7 @@ class SyncClient:
                 self._backoff.reset()
             delay = self._backoff.next()
             self.log.info("redialling the controller", after_s=round(delay, 2),
-                          target=self.config.target)
+                          target=self._targets[number % len(self._targets)])
             self._stopping.wait(delay)
 
     def _run_session(self, number: int) -> bool:
@@ -294,7 +296,8 @@ class SyncClient:
         session: _Session | None = None
         try:
             session = _Session(number, controller_pb2.SyncRequest(hello=self._hello()))
-            channel = open_channel(self.config.target, tls=self.config.tls,
+            target = self._targets[(number - 1) % len(self._targets)]
+            channel = open_channel(target, tls=self.config.tls,
                                    insecure=self.config.insecure,
                                    keepalive_time=self.config.keepalive_time,
                                    keepalive_timeout=self.config.keepalive_timeout)

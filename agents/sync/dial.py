@@ -40,6 +40,23 @@ def parse_target(target: str) -> ListenAddress:
         raise ValueError(str(error).replace("--listen", "--controller", 1)) from None
 
 
+def split_targets(target: str) -> list[str]:
+    """``--controller`` may name several replicas, comma-separated; each redial takes the
+    next (so a reconnect reaches any replica that is up)."""
+    targets = [part.strip() for part in target.split(",") if part.strip()]
+    if not targets:
+        raise ValueError(f"--controller {target!r}: no address")
+    return targets
+
+
+def check_targets(target: str, tls: Tls | None, insecure: bool) -> list[str]:
+    """Every address of ``--controller``, checked (ValueError naming the flag)."""
+    targets = split_targets(target)
+    for one in targets:
+        check_target(one, tls, insecure)
+    return targets
+
+
 def check_target(target: str, tls: Tls | None, insecure: bool) -> ListenAddress:
     address = parse_target(target)
     if tls is None and not address.is_local and not insecure:

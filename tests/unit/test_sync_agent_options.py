@@ -51,9 +51,11 @@ def test_an_unreadable_controller_ca_is_named(tmp_path: Path) -> None:
         check_options(options(controller="10.0.0.9:7000", controller_ca="/nonexistent/ca.pem"))
 
 
-def test_a_state_dir_is_created_and_a_file_in_its_place_is_refused(tmp_path: Path) -> None:
-    check_options(options(controller="unix:/x.sock", state_dir=str(tmp_path / "new")))
-    assert (tmp_path / "new").is_dir()
+def test_a_state_dir_that_can_be_made_passes_and_nothing_is_created_by_checking(
+        tmp_path: Path) -> None:
+    check_options(options(controller="unix:/x.sock", state_dir=str(tmp_path / "new" / "dir")))
+    assert not (tmp_path / "new").exists()
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ValueError, match=r"--state-dir .*file: cannot create"):
-        check_options(options(controller="unix:/x.sock", state_dir=str(tmp_path / "file")))
+    with pytest.raises(ValueError, match=r"--state-dir .*file/sub: .*file is not a directory"):
+        check_options(options(controller="unix:/x.sock",
+                              state_dir=str(tmp_path / "file" / "sub")))

@@ -328,3 +328,21 @@ def test_a_controller_address_reachable_from_elsewhere_needs_tls_or_insecure() -
         SyncClient(gate, SyncConfig(target="nonsense", host_id="h1"))
     SyncClient(gate, SyncConfig(target="10.1.2.3:7000", host_id="h1", insecure=True))
     SyncClient(gate, SyncConfig(target="127.0.0.1:7000", host_id="h1"))
+
+
+def test_a_redial_takes_the_next_controller_of_the_list(world: World) -> None:
+    other = PeerServer(str(world.directory / "ctl2.sock")).start()
+    try:
+        client, gate = world.client(target=f"{world.peer.target},{other.target}")
+        client.start()
+        stream = world.peer.controller.wait_stream()
+        stream.send(snapshot(3, alias_item("eth0", "10.0.0.1/24")))
+        stream.wait_ack(3)
+        world.peer.stop()  # that replica goes away; the next redial reaches the other
+        second = other.controller.wait_stream()
+        assert second.hello.applied_version == 3
+        second.send(snapshot(4, alias_item("eth0", "10.0.0.2/24")))
+        second.wait_ack(4)
+        assert set(aliases(gate)) == {"eth0/10.0.0.2"}
+    finally:
+        other.stop()

@@ -1,0 +1,106 @@
+"""A simulated host: an in-process engine with Ethernet interfaces, its gate and a Sync client.
+
+For tests and benchmarks that need many agents in one process (a
+convergence benchmark, a controller test): no NICs, no data-plane loop, no
+Agent API — the engine is reconciled by the real :class:`SyncClient` exactly
+as in ``vrc-agent``, and the test reads the engine back through the gate::
+
+    host = InProcessAgent("h1", "unix:/tmp/ctl.sock", interfaces=("eth1", "eth2"))
+    host.start()
+    host.client.wait_applied(revision, timeout=10)
+    host.aliases()   # {"eth1/10.0.12.1": "10.0.12.1/24", ...}
+    host.stop()      # the engine keeps what it applied
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agents.gate import Gate
+from agents.sync.client import NicInfo, SyncClient, SyncConfig
+
+DEFAULT_MTU = 1500
+
+
+def nics_of(engine: Any) -> tuple[NicInfo, ...]:
+    """The engine's Ethernet interfaces as the hello reports NICs."""
+    found = []
+    for ifp in engine.interfaces():
+        mac = bytes(getattr(ifp, "lladdr", b"") or b"")
+        if len(mac) == 6:
+            found.append(NicInfo(ifp.name, mac.hex(":"), int(ifp.mtu)))
+    return tuple(found)
+
+
+def _mac(host_index: int, port: int) -> str:
+    return f"02:76:{host_index >> 8 & 255:02x}:{host_index & 255:02x}:00:{port + 1:02x}"
+
+
+class InProcessAgent:
+    """See the module docstring. ``sync_options`` go to :class:`SyncConfig` (``state_dir``,
+    ``backoff_initial``, ...); ``engine`` replaces the default one (ARP probing off, so a
+    new address is usable at once)."""
+
+    _count = 0
+
+    def __init__(self, host_id: str, target: str, *, interfaces: tuple[str, ...] = ("eth1",),
+                 engine: Any = None, agent_endpoint: str = "", **sync_options: Any) -> None:
+        InProcessAgent._count += 1
+        self.host_id = host_id
+        self.engine = engine if engine is not None else self._new_engine(interfaces)
+        self.gate = Gate(self.engine)
+        config = SyncConfig(target=target, host_id=host_id,
+                            agent_endpoint=agent_endpoint or f"sim:{host_id}",
+                            nics=nics_of(self.engine), **sync_options)
+        self.client = SyncClient(self.gate, config)
+
+    @classmethod
+    def _new_engine(cls, interfaces: tuple[str, ...]) -> Any:
+        from router.arp_config import ArpConfig
+        from router.engine import Engine, EngineConfig
+
+        engine = Engine(EngineConfig(arp=ArpConfig(probe_num=0)))
+        for port, ifname in enumerate(interfaces):
+            engine.add_ethernet(ifname, mac=_mac(cls._count, port), up=True)
+        return engine
+
+    def start(self) -> InProcessAgent:
+        self.client.restore()
+        self.client.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        return self.client.stop(timeout)
+
+    # --- reading the engine back --------------------------------------------------------
+
+    def aliases(self) -> dict[str, str]:
+        """``IFNAME/A`` -> ``A/LEN`` for every address in the engine."""
+        def read(engine: Any) -> dict[str, str]:
+            found = {}
+            for ifp in engine.interfaces():
+                for ia in engine.inet.addresses(ifp):
+                    address = engine.get_address(ifp.name, ia.addr)
+                    found[f"{ifp.name}/{address['address']}"] = (
+                        f"{address['address']}/{address['plen']}")
+            return found
+
+        result: dict[str, str] = self.gate.call(read)
+        return result
+
+    def routes(self) -> dict[str, list[tuple[str, str]]]:
+        """``P/LEN`` -> [(gateway, ifname), ...] of every configured route (not an address's)."""
+        def read(engine: Any) -> dict[str, list[tuple[str, str]]]:
+            found: dict[str, list[tuple[str, str]]] = {}
+            for route in engine.routes():
+                if route.ifaddr is None and not route.is_local:
+                    text = route.describe()
+                    found.setdefault(f"{text['dst']}/{route.plen}", []).append(
+                        (text["gateway"], route.ifname))
+            return {k: sorted(v) for k, v in found.items()}
+
+        result: dict[str, list[tuple[str, str]]] = self.gate.call(read)
+        return result
+
+    def policy(self) -> str:
+        return str(self.gate.call(lambda e: e.get_policy()))
