@@ -12,10 +12,11 @@ first, as the seed does).
 
 Routes go through a :class:`RouteInstaller`: one next hop is a plain
 gateway route (``Engine.add_route``); several next hops (equal-cost
-multipath) need the engine's ECMP. :func:`route_installer_for` picks what
-the engine in hand supports; without ECMP a multipath route fails with
-``EOPNOTSUPP`` and a message that says so (the agent NACKs it and the route
-is not pretended).
+multipath) need the engine's ECMP (``Engine.set_route(prefix, nexthops=...)``,
+docs/ecmp.md, which also replaces a route's next hops in one table
+operation). :func:`route_installer_for` picks what the engine in hand
+supports; without ECMP a multipath route fails with ``EOPNOTSUPP`` and a
+message that says so (the agent NACKs it and the route is not pretended).
 """
 
 from __future__ import annotations
@@ -168,6 +169,9 @@ class RouteInstaller(Protocol):
     def install(self, engine: Any, spec: RouteSpec) -> None:
         """Install every next hop of ``spec`` (nothing of ``spec.prefix`` is there)."""
 
+    def replace(self, engine: Any, old: RouteSpec, new: RouteSpec) -> None:
+        """Put ``new`` in place of ``old``; on a refusal leave ``old`` (and raise)."""
+
     def remove(self, engine: Any, prefix: str) -> None:
         """Remove every configured route of exactly ``prefix``."""
 
@@ -184,6 +188,32 @@ class GatewayRoutes:
         hop = spec.next_hops[0]
         engine.add_route(spec.prefix, gateway=hop.gateway or None, ifname=hop.ifname or None)
 
+    def replace(self, engine: Any, old: RouteSpec, new: RouteSpec) -> None:
+        """Delete and add in one gate call (the data plane never sees the gap); the old
+        route is put back when the new one is refused."""
+        self.remove(engine, old.prefix)
+        try:
+            self.install(engine, new)
+        except RouterError:
+            with contextlib.suppress(RouterError):
+                self.install(engine, old)
+            raise
+
+    def remove(self, engine: Any, prefix: str) -> None:
+        _remove_configured(engine, prefix)
+
+
+class NextHopSetRoutes:
+    """Routes through the engine's ECMP call (docs/ecmp.md): ``set_route(prefix,
+    nexthops=[(gateway, ifname), ...])`` creates or replaces a prefix's next-hop set in
+    one table operation, one next hop or several (flows spread by a hash)."""
+
+    def install(self, engine: Any, spec: RouteSpec) -> None:
+        engine.set_route(spec.prefix, nexthops=[(h.gateway, h.ifname) for h in spec.next_hops])
+
+    def replace(self, engine: Any, old: RouteSpec, new: RouteSpec) -> None:
+        self.install(engine, new)  # atomic in the engine; a refusal writes nothing
+
     def remove(self, engine: Any, prefix: str) -> None:
         _remove_configured(engine, prefix)
 
@@ -196,7 +226,9 @@ def _remove_configured(engine: Any, prefix: str) -> None:
 
 
 def route_installer_for(engine: Any) -> RouteInstaller:
-    """The installer for what ``engine`` supports."""
+    """The installer for what ``engine`` supports: its ECMP call when it has one."""
+    if callable(getattr(engine, "set_route", None)):
+        return NextHopSetRoutes()
     return GatewayRoutes()
 
 
@@ -231,15 +263,19 @@ def _install(engine: Any, spec: Spec, routes: RouteInstaller) -> None:
         engine.add_alias(spec.ifname, spec.address, broadcast=spec.broadcast or None,
                          dest=spec.destination or None)
     elif isinstance(spec, RouteSpec):
-        for hop in spec.next_hops:
-            if hop.ifname and engine.interface(hop.ifname) is None:
-                raise RouterError(ENXIO, "next_hops.ifname", hop.ifname,
-                                  f"route {spec.prefix}", "no such interface on this host")
+        _check_interfaces(engine, spec)
         routes.install(engine, spec)
     elif isinstance(spec, PolicySpec):
         engine.set_policy(spec.mode)
     else:  # pragma: no cover - the Spec union is closed
         raise RouterError(EINVAL, "item", spec)
+
+
+def _check_interfaces(engine: Any, spec: RouteSpec) -> None:
+    for hop in spec.next_hops:
+        if hop.ifname and engine.interface(hop.ifname) is None:
+            raise RouterError(ENXIO, "next_hops.ifname", hop.ifname, f"route {spec.prefix}",
+                              "no such interface on this host")
 
 
 def _delete(engine: Any, spec: Spec, routes: RouteInstaller) -> None:
@@ -261,6 +297,10 @@ def _replace(engine: Any, step: Step, routes: RouteInstaller) -> None:
     new, old = step.spec, step.previous
     if isinstance(new, PolicySpec):
         engine.set_policy(new.mode)
+        return
+    if isinstance(new, RouteSpec) and isinstance(old, RouteSpec):
+        _check_interfaces(engine, new)
+        routes.replace(engine, old, new)
         return
     if old is not None:
         _delete(engine, old, routes)
