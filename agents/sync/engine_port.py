@@ -39,11 +39,11 @@ from agents.sync.items import (
     kind_of,
 )
 from agents.sync.reconcile import Step, StepKind, StepResult
-from router.engine_edge import parse_address, parse_prefix
+from router.engine.edge import parse_address, parse_prefix
 from router.errors import EADDRNOTAVAIL, EINVAL, ENXIO, EOPNOTSUPP, ESRCH, RouterError
 from router.events import EventKind
-from router.ifnet import IfFlags
-from router.route import ntoa
+from router.inet.route import ntoa
+from router.link.ifnet import IfFlags
 
 # Events that may change an item: anything else (ARP, links) cannot.
 ITEM_EVENTS = frozenset({EventKind.RTM_NEWADDR, EventKind.RTM_DELADDR, EventKind.RTM_ADD,

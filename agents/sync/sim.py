@@ -56,8 +56,7 @@ class InProcessAgent:
 
     @classmethod
     def _new_engine(cls, interfaces: tuple[str, ...]) -> Any:
-        from router.arp_config import ArpConfig
-        from router.engine import Engine, EngineConfig
+        from router import ArpConfig, Engine, EngineConfig
 
         engine = Engine(EngineConfig(arp=ArpConfig(probe_num=0)))
         for port, ifname in enumerate(interfaces):

@@ -21,8 +21,7 @@ import pytest
 from agents.gate import Gate
 from agents.sync import NicInfo, SyncClient, SyncConfig
 from agents.sync.client import Backoff
-from router.arp_config import ArpConfig
-from router.engine import Engine, EngineConfig
+from router import ArpConfig, Engine, EngineConfig
 from router.events import EventKind
 from tests.netns import wait_until
 from tests.sync_peer import (

@@ -17,8 +17,7 @@ from agents.sync.applier import Applier, reconcile_round
 from agents.sync.items import AliasSpec, Item, NextHopSpec, PolicySpec, RouteSpec, Spec
 from agents.sync.reconcile import Step, StepKind
 from agents.sync.state import SyncState, VersionUpdate
-from router.arp_config import ArpConfig
-from router.engine import Engine, EngineConfig
+from router import ArpConfig, Engine, EngineConfig
 
 
 def new_engine() -> Engine:
