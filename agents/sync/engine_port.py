@@ -12,7 +12,7 @@ first, as the seed does).
 
 Routes go through a :class:`RouteInstaller`: one next hop is a plain
 gateway route (``Engine.add_route``); several next hops (equal-cost
-multipath) need the engine's ECMP (``Engine.set_route(prefix, nexthops=...)``,
+multipath) need the engine's ECMP (``Engine.set_route(prefix, gateways)``,
 docs/ecmp.md, which also replaces a route's next hops in one table
 operation). :func:`route_installer_for` picks what the engine in hand
 supports; without ECMP a multipath route fails with ``EOPNOTSUPP`` and a
@@ -101,9 +101,18 @@ def _is_configured(route: Any) -> bool:
 
 
 def _route_spec(prefix: str, legs: Iterable[Any]) -> RouteSpec | None:
-    hops = tuple(NextHopSpec(ntoa(r.gateway) if r.gateway else "", r.ifname)
-                 for r in legs if _is_configured(r))
-    return RouteSpec(prefix, hops) if hops else None
+    """The item of a prefix's configured routes: one route per leg, or one multipath
+    route whose ``nexthops`` are its legs (the engine's ECMP)."""
+    hops: list[NextHopSpec] = []
+    for route in legs:
+        if not _is_configured(route):
+            continue
+        several = getattr(route, "nexthops", ())
+        if several:
+            hops.extend(NextHopSpec(ntoa(h.gateway), h.ifname) for h in several)
+        else:
+            hops.append(NextHopSpec(ntoa(route.gateway) if route.gateway else "", route.ifname))
+    return RouteSpec(prefix, tuple(hops)) if hops else None
 
 
 def _all_routes(engine: Any) -> dict[str, Spec]:
@@ -205,11 +214,12 @@ class GatewayRoutes:
 
 class NextHopSetRoutes:
     """Routes through the engine's ECMP call (docs/ecmp.md): ``set_route(prefix,
-    nexthops=[(gateway, ifname), ...])`` creates or replaces a prefix's next-hop set in
-    one table operation, one next hop or several (flows spread by a hash)."""
+    [(gateway, ifname), ...])`` creates or replaces a prefix's next-hop set in one table
+    operation, one next hop or several (flows spread by a hash of the addresses and
+    ports), and does nothing when the set is already there."""
 
     def install(self, engine: Any, spec: RouteSpec) -> None:
-        engine.set_route(spec.prefix, nexthops=[(h.gateway, h.ifname) for h in spec.next_hops])
+        engine.set_route(spec.prefix, [(h.gateway, h.ifname) for h in spec.next_hops])
 
     def replace(self, engine: Any, old: RouteSpec, new: RouteSpec) -> None:
         self.install(engine, new)  # atomic in the engine; a refusal writes nothing

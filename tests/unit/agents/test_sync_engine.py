@@ -219,7 +219,17 @@ POOL: list[Spec] = [
 
 
 def _slice(specs: list[Spec]) -> tuple[Spec, ...]:
-    return tuple({spec.key: spec for spec in specs}.values())
+    """A slice as the controller makes them: a route's gateway is on a subnet of an alias
+    the slice gives the route's interface (the controller routes via neighbours on
+    shared segments)."""
+    import ipaddress
+
+    unique = {spec.key: spec for spec in specs}
+    nets = [(a.ifname, ipaddress.IPv4Interface(a.address).network)
+            for a in unique.values() if isinstance(a, AliasSpec)]
+    return tuple(spec for spec in unique.values() if not isinstance(spec, RouteSpec) or all(
+        any(ifname == hop.ifname and ipaddress.IPv4Address(hop.gateway) in net
+            for ifname, net in nets) for hop in spec.next_hops))
 
 
 @settings(max_examples=60)
