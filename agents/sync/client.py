@@ -45,7 +45,6 @@ from typing import Any
 
 import grpc
 
-from agents.logs import get_logger
 from agents.sync import engine_port, statefile
 from agents.sync.applier import Applier, reconcile_round
 from agents.sync.dial import Tls, check_targets, open_channel
@@ -53,6 +52,7 @@ from agents.sync.engine_port import RouteInstaller
 from agents.sync.items import ItemError, Spec
 from agents.sync.state import Assembler, ProtocolError, SyncState, VersionUpdate
 from agents.sync.wire import error_to_pb, item_to_pb
+from serving.logs import get_logger
 from vrc.v1 import controller_pb2, controller_pb2_grpc
 
 

@@ -1,6 +1,6 @@
 """Dialling the controller: the target, TLS, keepalive pings.
 
-The access rule mirrors the agent's server (:mod:`agents.server`): a Unix
+The access rule mirrors the servers' (:mod:`serving.server`): a Unix
 socket or a loopback address needs nothing; any other address needs TLS
 (``--controller-ca``, with ``--controller-cert``/``--controller-key`` for
 mutual TLS) or an explicit ``--controller-insecure``.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from agents.server import ListenAddress, parse_listen
+from serving.server import ListenAddress, parse_listen
 
 MAX_MESSAGE = 64 * 1024 * 1024  # a snapshot chunk is far smaller; never the limit
 
@@ -34,10 +34,7 @@ class Tls:
 
 def parse_target(target: str) -> ListenAddress:
     """``unix:PATH`` or ``HOST:PORT``; ValueError naming ``--controller``."""
-    try:
-        return parse_listen(target)
-    except ValueError as error:
-        raise ValueError(str(error).replace("--listen", "--controller", 1)) from None
+    return parse_listen(target, "--controller")
 
 
 def split_targets(target: str) -> list[str]:
