@@ -89,13 +89,19 @@ class InProcessAgent:
 
     def routes(self) -> dict[str, list[tuple[str, str]]]:
         """``P/LEN`` -> [(gateway, ifname), ...] of every configured route (not an address's)."""
+        from router.inet.route import ntoa
+
         def read(engine: Any) -> dict[str, list[tuple[str, str]]]:
             found: dict[str, list[tuple[str, str]]] = {}
             for route in engine.routes():
                 if route.ifaddr is None and not route.is_local:
                     text = route.describe()
-                    found.setdefault(f"{text['dst']}/{route.plen}", []).append(
-                        (text["gateway"], route.ifname))
+                    legs = found.setdefault(f"{text['dst']}/{route.plen}", [])
+                    several = getattr(route, "nexthops", ())  # a multipath route's legs
+                    if several:
+                        legs.extend((ntoa(h.gateway), h.ifname) for h in several)
+                    else:
+                        legs.append((text["gateway"], route.ifname))
             return {k: sorted(v) for k, v in found.items()}
 
         result: dict[str, list[tuple[str, str]]] = self.gate.call(read)
