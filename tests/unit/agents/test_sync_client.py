@@ -282,7 +282,7 @@ def test_drift_is_reported_and_repaired_with_the_next_version(world: World) -> N
     assert "re-applied with the next version" in report.drift[0].message
     assert [i.key for i in report.local_items] == ["alias/eth1/10.5.0.1"]
     assert static_routes(gate) == {}  # not repaired before the next version
-    stream.send(update(6, alias_item("eth0", "10.0.0.2/24")))
+    stream.send(update(6, alias_item("eth0", "10.0.0.3/24")))
     ack = stream.wait_ack(6, report=False)
     assert not ack.drift and not ack.errors
     assert static_routes(gate) == {"10.9.0.0/16": "10.0.0.2"}
