@@ -253,3 +253,26 @@ def test_on_the_engine_any_history_ends_where_the_last_slice_alone_would(
     fresh.take(snapshot(1, *history[-1]))
     assert agent.observed() == fresh.observed()
     assert agent.state.errors() == fresh.state.errors() == []
+
+
+def test_the_engines_ecmp_takes_a_multipath_route_and_replaces_it_without_a_gap() -> None:
+    engine = new_engine()
+    engine.add_alias("eth0", "10.0.0.1/24")
+    engine.add_alias("eth1", "10.1.0.1/24")
+    routes = engine_port.route_installer_for(engine)
+    assert isinstance(routes, engine_port.NextHopSetRoutes)
+    two = RouteSpec("10.9.0.0/16", (NextHopSpec("10.0.0.2", "eth0"),
+                                    NextHopSpec("10.1.0.2", "eth1")))
+    assert engine_port.run_step(engine, Step(StepKind.ADD, two.key, two), routes).observed == two
+    one = route("10.9.0.0/16", "10.1.0.3", "eth1")
+    seq = engine.events.last_seq
+    result = engine_port.run_step(engine, Step(StepKind.REPLACE, two.key, one, previous=two),
+                                  routes)
+    assert result.ok and result.observed == one
+    events, _ = engine.events_after(seq)
+    assert [e.kind.value for e in events] == ["RTM_CHANGE"]  # never deleted in between
+    off_link = route("10.9.0.0/16", "10.7.0.1", "eth1")
+    refused = engine_port.run_step(
+        engine, Step(StepKind.REPLACE, two.key, off_link, previous=one), routes)
+    assert refused.error is not None and refused.error.code == "ENETUNREACH"
+    assert refused.observed == one  # nothing changed
