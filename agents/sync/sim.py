@@ -39,12 +39,13 @@ def _mac(host_index: int, port: int) -> str:
 class InProcessAgent:
     """See the module docstring. ``sync_options`` go to :class:`SyncConfig` (``state_dir``,
     ``backoff_initial``, ...); ``engine`` replaces the default one (ARP probing off, so a
-    new address is usable at once)."""
+    new address is usable at once); ``log`` is the client's structlog logger."""
 
     _count = 0
 
     def __init__(self, host_id: str, target: str, *, interfaces: tuple[str, ...] = ("eth1",),
-                 engine: Any = None, agent_endpoint: str = "", **sync_options: Any) -> None:
+                 engine: Any = None, agent_endpoint: str = "", log: Any = None,
+                 **sync_options: Any) -> None:
         InProcessAgent._count += 1
         self.host_id = host_id
         self.engine = engine if engine is not None else self._new_engine(interfaces)
@@ -52,7 +53,7 @@ class InProcessAgent:
         config = SyncConfig(target=target, host_id=host_id,
                             agent_endpoint=agent_endpoint or f"sim:{host_id}",
                             nics=nics_of(self.engine), **sync_options)
-        self.client = SyncClient(self.gate, config)
+        self.client = SyncClient(self.gate, config, log=log)
 
     @classmethod
     def _new_engine(cls, interfaces: tuple[str, ...]) -> Any:

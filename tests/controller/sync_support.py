@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import queue
 import shutil
+import sys
 import tempfile
 import threading
 import uuid
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import structlog
 
 from agents.sync.sim import InProcessAgent
 from controller.daemon import Controller, ControllerOptions
@@ -34,7 +36,13 @@ from tests.netns import wait_until
 from vrc.v1 import controller_pb2 as pb
 from vrc.v1 import controller_pb2_grpc
 
-__all__ = ["InProcessAgent", "RawAgent", "Running", "host_up", "sync_controller", "wait_for"]
+__all__ = ["InProcessAgent", "RawAgent", "Running", "agent_log", "host_up", "sync_controller",
+           "wait_for"]
+
+
+def agent_log(host: str) -> Any:
+    """Agents' log lines go to stderr (stdout is what CLI tests read)."""
+    return structlog.wrap_logger(structlog.PrintLogger(sys.stderr)).bind(host=host)
 
 
 def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
@@ -73,7 +81,7 @@ class Running:
                                         watch_interval=0.05)
         settings.update(options)
         agent = InProcessAgent(host, self.target, interfaces=interfaces or ("eth1",),
-                               **settings)
+                               log=agent_log(host), **settings)
         self.agents.append(agent)
         return agent.start()
 

@@ -15,7 +15,13 @@ import pytest
 from agents.server import build_server
 from agents.sync.sim import InProcessAgent
 from cli import main as vrc
-from tests.controller.sync_support import Running, host_up, sync_controller, wait_for
+from tests.controller.sync_support import (
+    Running,
+    agent_log,
+    host_up,
+    sync_controller,
+    wait_for,
+)
 from tests.etcd import TestEtcd
 from vrc.v1 import controller_pb2 as pb
 
@@ -31,7 +37,8 @@ def served(ctl: Running) -> Iterator[InProcessAgent]:
     """Host h1 with its Agent API on a socket, registered with the controller."""
     endpoint = f"unix:{ctl.directory}/h1.sock"
     agent = InProcessAgent("h1", ctl.target, interfaces=("eth1", "eth2"),
-                           agent_endpoint=endpoint, backoff_initial=0.05, backoff_max=0.5)
+                           agent_endpoint=endpoint, log=agent_log("h1"),
+                           backoff_initial=0.05, backoff_max=0.5)
     server, _ = build_server(agent.gate, endpoint)
     server.start()
     agent.start()
