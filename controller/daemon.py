@@ -260,6 +260,7 @@ class Controller:
         self.address = ""
         self.metrics: MetricsServer | None = None
         self.sync: SyncService | None = None
+        self.sync_etcd: EtcdClient | None = None  # the Sync side's own client
         self.etcd_up = False
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -290,9 +291,10 @@ class Controller:
         sync_budget = StreamBudget(opts.max_sync_streams, opts.max_sync_streams_per_client,
                                    what="Sync streams", flag="--max-sync-streams-per-client "
                                    "and --max-sync-streams")
+        self.sync_etcd = EtcdClient(config, connect_timeout=opts.etcd_wait)
         self.sync = SyncService(self.store, SyncSettings(
             replica=opts.replica_id, lease_ttl=opts.lease_ttl,
-            queue_limit=opts.sync_queue_limit), budget=sync_budget)
+            queue_limit=opts.sync_queue_limit), budget=sync_budget, etcd=self.sync_etcd)
         self.sync.start()
         requests = RequestCounter()
         service = ControllerService(self.store, watch_budget=budget, sync=self.sync)
@@ -385,6 +387,10 @@ class Controller:
             with contextlib.suppress(Exception):
                 self.sync.stop()
             self.sync = None
+        if self.sync_etcd is not None:
+            with contextlib.suppress(Exception):
+                self.sync_etcd.close()
+            self.sync_etcd = None
         if self.etcd is not None:
             with contextlib.suppress(Exception):
                 self.etcd.close()

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from controller import validate
-from controller.etcd import Backoff, EtcdError, Snapshot, Watcher, snapshot
+from controller.etcd import Backoff, EtcdClient, EtcdError, Snapshot, Watcher, snapshot
 from controller.store import Corrupt, InvalidArgument, Nic, ResourceExhausted, Store, Unavailable
 from controller.sync import status as st
 from controller.sync.desired import DesiredState, Touched
@@ -95,16 +95,21 @@ class SyncService:
     """See the module docstring."""
 
     def __init__(self, store: Store, settings: SyncSettings, *, budget: StreamBudget,
+                 etcd: EtcdClient | None = None,
                  clock: Callable[[], float] = time.time) -> None:
+        """``etcd``: the client of the background work (the watch, leases, status writes);
+        a client of its own keeps their failures — etcd restarting under a watch — from
+        closing the channel the API's requests are on. Default: the store's."""
         self.store = store
+        self.etcd = etcd if etcd is not None else store.etcd
         self.settings = settings
         self.budget = budget
         self.clock = clock
         self.keys = store.keys
         self.fanout = Fanout(settings.replica, settings.queue_limit)
-        self.liveness = Liveness(store.etcd, store.keys, ttl=settings.lease_ttl,
+        self.liveness = Liveness(self.etcd, store.keys, ttl=settings.lease_ttl,
                                  replica=settings.replica)
-        self.writer = StatusWriter(store.etcd, store.keys, interval=settings.status_interval,
+        self.writer = StatusWriter(self.etcd, store.keys, interval=settings.status_interval,
                                    wanted=self._host_known)
         self.stats = SyncStats()
         self.slices: Slices | None = None
@@ -168,7 +173,7 @@ class SyncService:
         self._ready.set()
         _log.info("sync pipeline ready at revision %d (%d hosts)", start.revision,
                   len(state.hosts))
-        watcher = Watcher(self.store.etcd, self.keys.root, start,
+        watcher = Watcher(self.etcd, self.keys.root, start,
                           on_state=lambda s, d: _log.info("watch %s: %s", s, d))
         self._watcher = watcher
         if self._stopping.is_set():
@@ -189,7 +194,7 @@ class SyncService:
         backoff = Backoff(initial=0.1, maximum=5.0)
         while not self._stopping.is_set():
             try:
-                return snapshot(self.store.etcd, self.keys.root)
+                return snapshot(self.etcd, self.keys.root)
             except EtcdError as error:
                 delay = backoff.next()
                 _log.warning("loading the cluster state failed (retrying in %.1f s): %s",
