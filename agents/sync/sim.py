@@ -1,4 +1,5 @@
-"""A simulated host: an in-process engine with Ethernet interfaces, its gate and a Sync client.
+"""Simulated hosts for tests and benchmarks: a real Sync client on an in-process engine, or
+an ACK-only peer.
 
 For tests and benchmarks that need many agents in one process (a
 convergence benchmark, a controller test): no NICs, no data-plane loop, no
@@ -10,14 +11,26 @@ as in ``vrc-agent``, and the test reads the engine back through the gate::
     host.client.wait_applied(revision, timeout=10)
     host.aliases()   # {"eth1/10.0.12.1": "10.0.12.1/24", ...}
     host.stop()      # the engine keeps what it applied
+
+:class:`AckingAgent` is far lighter (one thread, no engine): it acknowledges
+every whole version it receives, for benchmarks with hundreds of hosts.
 """
 
 from __future__ import annotations
 
+import queue
+import threading
+import time
+from collections.abc import Iterator
 from typing import Any
+
+import grpc
 
 from agents.gate import Gate
 from agents.sync.client import NicInfo, SyncClient, SyncConfig
+from agents.sync.dial import open_channel
+from agents.sync.state import Assembler, ProtocolError
+from vrc.v1 import controller_pb2, controller_pb2_grpc
 
 DEFAULT_MTU = 1500
 
@@ -110,3 +123,74 @@ class InProcessAgent:
 
     def policy(self) -> str:
         return str(self.gate.call(lambda e: e.get_policy()))
+
+
+class AckingAgent:
+    """The lightest Sync peer: says hello, takes whole versions and acknowledges each at
+    once, applying nothing (no engine). For benchmarks that need hundreds of hosts in one
+    process: it measures the controller's side, not an engine's.
+
+    ``applied`` maps each acknowledged version to when its last message arrived
+    (``time.perf_counter``); :meth:`wait_version` waits for one. It does not redial: a
+    stream that ends leaves ``error`` set.
+    """
+
+    def __init__(self, host_id: str, target: str, *, nics: tuple[str, ...] = ("eth1",)) -> None:
+        self.host_id = host_id
+        self.applied: dict[int, float] = {}
+        self.items = 0  # items received in all
+        self.error: Exception | None = None
+        self._changed = threading.Condition()
+        self._out: queue.SimpleQueue[controller_pb2.SyncRequest | None] = queue.SimpleQueue()
+        self._channel = open_channel(target)
+        hello = controller_pb2.SyncHello(
+            host_id=host_id, agent_endpoint=f"sim:{host_id}", software_version="acking",
+            nics=[controller_pb2.Nic(name=name, mac=_mac(InProcessAgent._count, n), mtu=1500)
+                  for n, name in enumerate(nics)])
+        InProcessAgent._count += 1
+        self._call = controller_pb2_grpc.ControllerStub(self._channel).Sync(
+            self._requests(controller_pb2.SyncRequest(hello=hello)))
+        self._thread = threading.Thread(target=self._read, name=f"acking-{host_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _requests(self, hello: controller_pb2.SyncRequest
+                  ) -> Iterator[controller_pb2.SyncRequest]:
+        yield hello
+        while True:
+            message = self._out.get()
+            if message is None:
+                return
+            yield message
+
+    def _read(self) -> None:
+        assembler = Assembler()
+        try:
+            for message in self._call:
+                self.items += len(message.upserts)
+                update = assembler.add(message)
+                if update is None:
+                    continue
+                self._out.put(controller_pb2.SyncRequest(ack=controller_pb2.SyncAck(
+                    version=update.version)))
+                with self._changed:
+                    self.applied[update.version] = time.perf_counter()
+                    self._changed.notify_all()
+        except (grpc.RpcError, ProtocolError) as error:
+            self.error = error
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_version(self, version: int, timeout: float) -> float | None:
+        """When a version >= ``version`` was acknowledged (perf_counter), or None."""
+        with self._changed:
+            self._changed.wait_for(lambda: any(v >= version for v in self.applied)
+                                   or self.error is not None, timeout)
+            times = [t for v, t in self.applied.items() if v >= version]
+            return min(times) if times else None
+
+    def stop(self) -> None:
+        self._out.put(None)
+        self._call.cancel()
+        self._channel.close()
+        self._thread.join(5)

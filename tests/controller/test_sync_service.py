@@ -299,3 +299,25 @@ def test_a_second_stream_of_the_same_host_replaces_the_first(ctl: Running) -> No
             second.close()
     finally:
         first.close()
+
+
+def test_many_ack_only_agents_each_get_their_change_and_the_fleet_catches_up(
+        ctl: Running) -> None:
+    from agents.sync.sim import AckingAgent
+
+    stub = ctl.stub()
+    agents = [AckingAgent(f"a{n}", ctl.target) for n in range(30)]
+    try:
+        wait_for(lambda: all(host_up(stub, a.host_id) for a in agents), "all 30 up")
+        revisions = {a.host_id: put_alias(stub, a.host_id, "eth1", f"10.1.{n}.1/24")
+                     for n, a in enumerate(agents)}
+        for agent in agents:
+            assert agent.wait_version(revisions[agent.host_id], 20) is not None, agent.error
+        policy = int(stub.SetPolicy(pb.SetClusterPolicyRequest(same_prefix=2),
+                                    timeout=10).revision)  # every host's slice changes
+        assert all(a.wait_version(policy, 20) is not None for a in agents)
+        wait_for(lambda: stub.GetFleetStatus(pb.GetFleetStatusRequest(), timeout=10)
+                 .watermark >= policy, "the fleet at the policy change")
+    finally:
+        for agent in agents:
+            agent.stop()
