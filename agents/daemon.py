@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import errno
 import gc
+import os
 import signal
 import socket
 import sys
@@ -56,6 +57,12 @@ class AgentOptions:
     listen: str = DEFAULT_LISTEN
     host_id: str = field(default_factory=socket.gethostname)
     controller: str | None = None
+    state_dir: str | None = None
+    controller_ca: str | None = None
+    controller_cert: str | None = None
+    controller_key: str | None = None
+    controller_server_name: str | None = None
+    controller_insecure: bool = False
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_client_ca: str | None = None
@@ -110,11 +117,28 @@ def build_parser() -> argparse.ArgumentParser:
              "can reach needs TLS or --insecure",
     )  # fmt: skip
     parser.add_argument("--host-id", default=None, metavar="NAME",
-                        help="this agent's name in logs (default: the hostname)")
+                        help="this host's id in the cluster and in logs (default: the hostname)")
     parser.add_argument(
-        "--controller", default=None, metavar="HOST:PORT",
-        help="controller address (accepted; the Sync client comes in a later release)",
+        "--controller", default=None, metavar="unix:PATH|HOST:PORT[,...]",
+        help="dial this controller (several replicas: comma-separated, each redial takes the "
+             "next) and apply the host's slice of the cluster configuration (Sync); a "
+             "non-local address needs --controller-ca or --controller-insecure",
     )  # fmt: skip
+    parser.add_argument(
+        "--state-dir", default=None, metavar="DIR",
+        help="keep the last applied slice here and come back with it after a restart, "
+             "also while no controller is reachable (needs --controller)",
+    )  # fmt: skip
+    parser.add_argument("--controller-ca", default=None, metavar="FILE",
+                        help="CA (PEM) that signed the controller's certificate (TLS)")
+    parser.add_argument("--controller-cert", default=None, metavar="FILE",
+                        help="this agent's client certificate (PEM) for mutual TLS")
+    parser.add_argument("--controller-key", default=None, metavar="FILE",
+                        help="the client certificate's private key (PEM)")
+    parser.add_argument("--controller-server-name", default=None, metavar="NAME",
+                        help="the name to expect in the controller's certificate")
+    parser.add_argument("--controller-insecure", action="store_true",
+                        help="dial a non-local controller without TLS")
     parser.add_argument("--tls-cert", default=None, metavar="FILE",
                         help="server certificate (PEM); serves the API over TLS")
     parser.add_argument("--tls-key", default=None, metavar="FILE",
@@ -197,6 +221,12 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
         interfaces=interface_list(args.interface),
         listen=args.listen,
         controller=args.controller,
+        state_dir=args.state_dir,
+        controller_ca=args.controller_ca,
+        controller_cert=args.controller_cert,
+        controller_key=args.controller_key,
+        controller_server_name=args.controller_server_name,
+        controller_insecure=args.controller_insecure,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         tls_client_ca=args.tls_client_ca,
@@ -252,6 +282,55 @@ def check_options(options: AgentOptions) -> None:
         parse_listen(options.health_listen, HEALTH_FLAG)
     if options.node_ip is not None:
         parse_node_ip(options.node_ip)
+    check_sync_options(options)
+
+
+def controller_tls(options: AgentOptions) -> Any:
+    """The TLS settings for dialling the controller; None without any TLS flag."""
+    from agents.sync import Tls
+
+    if not (options.controller_ca or options.controller_cert or options.controller_key):
+        if options.controller_server_name:
+            raise ValueError("--controller-server-name needs --controller-ca")
+        return None
+    return Tls(options.controller_ca, options.controller_cert, options.controller_key,
+               options.controller_server_name)
+
+
+def check_sync_options(options: AgentOptions) -> None:
+    from agents.sync.dial import check_targets
+
+    if options.controller is None:
+        for flag, value in (("--state-dir", options.state_dir),
+                            ("--controller-ca", options.controller_ca),
+                            ("--controller-cert", options.controller_cert),
+                            ("--controller-insecure", options.controller_insecure or None)):
+            if value is not None:
+                raise ValueError(f"{flag} needs --controller")
+        return
+    tls = controller_tls(options)
+    check_targets(options.controller, tls, options.controller_insecure)
+    for flag, path in (("--controller-ca", options.controller_ca),
+                       ("--controller-cert", options.controller_cert),
+                       ("--controller-key", options.controller_key)):
+        if path is not None and not os.access(path, os.R_OK):
+            raise ValueError(f"{flag} {path}: cannot read")
+    if options.state_dir is not None:
+        check_state_dir(options.state_dir)
+
+
+def check_state_dir(directory: str) -> None:
+    """A writable directory, or one that can be made (its nearest existing ancestor is a
+    writable directory): ValueError naming the flag. Nothing is created here; the state
+    file's first write makes the directory."""
+    path = os.path.abspath(directory)
+    existing = path
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"--state-dir {directory}: {existing} is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"--state-dir {directory}: {existing} is not writable")
 
 
 NEEDS_PRIVILEGE = "vrc-agent needs root (CAP_NET_RAW and CAP_NET_ADMIN)"
@@ -305,6 +384,7 @@ class Agent:
         self.health: Any = None
         self.health_checker: Any = None
         self.stats: Any = None
+        self.sync: Any = None
         self._opened: list[PacketLink] = []
 
     def start(self) -> None:
@@ -358,15 +438,30 @@ class Agent:
             streams=stream_budget(opts.max_streams, opts.max_streams_per_client),
             stats=self.stats,
         )  # fmt: skip
+        if opts.controller:
+            self._restore_sync(opts.controller)  # before the API serves: see SyncClient.restore
         self.server.start()
         if opts.metrics:
             self._start_metrics(opts.metrics)
         if opts.health_listen:
             self._start_health(opts.health_listen)
-        if opts.controller:
-            self.log.info("controller given; the Sync client is not part of this release, "
-                          "running standalone", controller=opts.controller)
-        self.log.info("agent started", listen=self.address, interfaces=opts.interfaces)
+        if self.sync is not None:
+            self.sync.start()
+        self.log.info("agent started", listen=self.address, interfaces=opts.interfaces,
+                      controller=opts.controller)
+
+    def _restore_sync(self, target: str) -> None:
+        from agents.sync import NicInfo, SyncClient, SyncConfig
+
+        opts = self.options
+        nics = tuple(NicInfo(link.ifname, link.mac.hex(":"), link.mtu)
+                     for link in self.links.values())
+        config = SyncConfig(target=target, host_id=opts.host_id, agent_endpoint=self.address,
+                            nics=nics, state_dir=opts.state_dir, tls=controller_tls(opts),
+                            insecure=opts.controller_insecure)
+        log = self.log.bind(part="sync") if hasattr(self.log, "bind") else self.log
+        self.sync = SyncClient(self.gate, config, log=log)
+        self.sync.restore()
 
     def _refuse_primary_interfaces(self) -> None:
         """StartError for an --interface that is the node's primary one (agents/primary.py),
@@ -455,6 +550,10 @@ class Agent:
             from agents.health import set_not_serving
 
             set_not_serving(self.health_checker)
+        if self.sync is not None:
+            if not self.sync.stop(timeout=5.0):
+                self.log.error("sync client did not stop in time")
+            self.sync = None
         if self.server is not None:
             with contextlib.suppress(Exception):
                 self.server.stop(grace=2.0).wait(5.0)

@@ -4,7 +4,9 @@
 
 ``TARGET`` may also come from ``VRC_CONTROLLER``. Commands: ``hosts``, ``host
 add|del``, ``alias add|del|ls``, ``prefix add|del|ls``, ``policy same-prefix``,
-``watch``. Writes print the revision they created and take
+``watch``, ``status [HOST]`` (:mod:`cli.status`); ``--host H ifaces|routes|arp|
+capture|events`` looks at host H's agent through the endpoint it registered
+(:mod:`cli.through`). Writes print the revision they created and take
 ``--expected-revision``. Tables for people, ``-o json`` for scripts (``watch``
 prints one JSON object a line). A refusal prints ``vrc: STATUS: message`` on
 stderr and exits 1; usage errors exit 2.
@@ -20,6 +22,8 @@ from typing import Any
 
 import grpc
 
+from cli import status as cluster_status
+from cli import through
 from cli.options import (
     UINT64_MAX,
     CliError,
@@ -176,6 +180,11 @@ class ClusterCommands:
             lines.append(f"{args.host}: {mode_name(policy.effective)} (effective)")
         self.out.message(policy, "\n".join(lines))
 
+    # --- status ----------------------------------------------------------------------
+
+    def status(self, args: argparse.Namespace) -> None:
+        cluster_status.show(self.stub, self.out, args.host, self.timeout)
+
     # --- watch -----------------------------------------------------------------------
 
     def watch(self, args: argparse.Namespace) -> None:
@@ -238,6 +247,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--tls-key", metavar="FILE", help="client private key, for mutual TLS")
     parser.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
                         help="seconds to wait for a reply (default 10)")
+    parser.add_argument("--host", dest="through_host", metavar="HOST",
+                        help="with " + "|".join(through.INSPECT) + ": run that agent command "
+                             "on HOST's agent, at the endpoint it registered")
     output_flag(parser, "table")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -299,6 +311,10 @@ def build_parser() -> argparse.ArgumentParser:
     same.add_argument("--host", metavar="HOST", help="a host's override instead")
     same.add_argument("--clear", action="store_true", help="remove the host's override")
 
+    status = command(commands, "status", "status",
+                     "what the agents applied: the fleet, or one host item by item")
+    status.add_argument("host", nargs="?", metavar="HOST", help="only this host, every item")
+
     watch = command(commands, "watch", "watch", "stream configuration changes until Ctrl-C")
     watch.add_argument("--after", type=whole_number(0, UINT64_MAX), metavar="REV",
                        help="changes after this revision (default: a snapshot first)")
@@ -334,7 +350,15 @@ def rpc_error_text(error: Any, args: argparse.Namespace, streaming: bool) -> str
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    line = list(sys.argv[1:] if argv is None else argv)
+    on_host = through.split(line)
+    if on_host is not None:
+        return run_on_host(on_host)
+    args = build_parser().parse_args(line)
+    if args.through_host:
+        print(f"vrc: --host goes with {', '.join(through.INSPECT)} (the agent's commands); "
+              "the cluster's commands take the host as their own argument", file=sys.stderr)
+        return 2
     out = Output(args.output, sys.stdout)
     commands: ClusterCommands | None = None
     try:
@@ -358,3 +382,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     return 0
 
+
+
+def run_on_host(on_host: through.Through) -> int:
+    """Ask the controller where the host's agent listens, then run the agent command there."""
+    args = build_parser().parse_args([*on_host.controller_argv, "hosts", on_host.host])
+    try:
+        with open_channel(args) as channel:
+            host = controller_pb2_grpc.ControllerStub(channel).GetHost(
+                pb.GetHostRequest(id=on_host.host), timeout=args.timeout)
+    except grpc.RpcError as error:
+        print(f"vrc: {error.code().name}: {rpc_error_text(error, args, False)}",
+              file=sys.stderr)
+        return 1
+    except CliError as error:
+        print(f"vrc: {error}", file=sys.stderr)
+        return 1
+    if not host.agent_endpoint:
+        print(f"vrc: host {on_host.host} has no registered Agent API endpoint (its agent has "
+              "not connected to the controller yet)", file=sys.stderr)
+        return 1
+    if not host.up:
+        print(f"vrc: note: host {on_host.host} is down; trying its last endpoint "
+              f"{host.agent_endpoint}", file=sys.stderr)
+    from cli import main as agent_main  # the agent half's entry (it imports this module)
+
+    return agent_main.main(["--agent", host.agent_endpoint, *on_host.agent_argv])

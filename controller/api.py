@@ -24,8 +24,10 @@ from controller.store import (
     OutOfRange,
     ResourceExhausted,
     Store,
+    Unavailable,
 )
 from controller.store.core import etcd_errors
+from controller.sync import SyncService
 from serving.streams import BudgetExceeded, StreamBudget
 from vrc.v1 import controller_pb2 as pb
 from vrc.v1 import controller_pb2_grpc
@@ -41,8 +43,10 @@ def expected(request: Any) -> int | None:
 class ControllerService(controller_pb2_grpc.ControllerServicer):
     """The vrc.v1.Controller service over one store."""
 
-    def __init__(self, store: Store, *, watch_budget: StreamBudget | None = None) -> None:
+    def __init__(self, store: Store, *, watch_budget: StreamBudget | None = None,
+                 sync: SyncService | None = None) -> None:
         self.store = store
+        self.sync = sync
         self.watch_budget = watch_budget or StreamBudget(32, 8, what="WatchConfig streams")
 
     # --- hosts -----------------------------------------------------------------------
@@ -196,27 +200,20 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
 
     def GetHostStatus(self, request: pb.GetHostStatusRequest,
                       context: grpc.ServicerContext) -> pb.HostStatus:
-        view = self.store.host_status(validate.host_id("host", request.host))
-        host = view.host
-        return pb.HostStatus(
-            host=host.record.id, up=host.up,
-            controller=host.live.controller if host.live else "",
-            agent_endpoint=(host.live.agent_endpoint if host.live else "")
-            or host.record.agent_endpoint)
+        return self._sync().host_status(request.host)
 
     def GetFleetStatus(self, request: pb.GetFleetStatusRequest,
                        context: grpc.ServicerContext) -> pb.FleetStatus:
-        listing = self.store.list_hosts()
-        up = [h.record.id for h in listing.items if h.up]
-        return pb.FleetStatus(revision=listing.revision, hosts_up=len(up),
-                              hosts_down=len(listing.items) - len(up), lagging=sorted(up))
+        return self._sync().fleet_status()
 
     def Sync(self, request_iterator: Iterator[pb.SyncRequest],
              context: grpc.ServicerContext) -> Iterator[pb.SyncResponse]:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                      "Sync is not served by this controller release (the agent keeps running "
-                      "standalone)")
-        yield from ()  # a generator, as the streaming signature wants
+        yield from self._sync().sync(request_iterator, context)
+
+    def _sync(self) -> SyncService:
+        if self.sync is None:
+            raise Unavailable("", "", "this controller was started without its Sync service")
+        return self.sync
 
 
 def _chunked(changes: list[pb.ConfigChange], revision: int, *, snapshot: bool = False,

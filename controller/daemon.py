@@ -2,10 +2,13 @@
 
 Start order: options checked (nothing touched yet); without ``--etcd`` the
 data directory is locked and a private etcd started in it; the etcd client
-waits for a healthy endpoint; the gRPC server (Controller, health,
-reflection) starts, then metrics and the etcd health monitor. Stop order is
-the reverse: server first (streams cancelled, unary calls finish within the
-grace), monitor, etcd client, the private etcd. SIGTERM and SIGINT stop it
+waits for a healthy endpoint; the Sync service (its one watch, the lease
+keeper, the status writer; ``controller/sync``) starts loading the cluster
+state; the gRPC server (Controller, health, reflection) starts, then
+metrics and the etcd health monitor. Stop order is the reverse: server first
+(streams cancelled, unary calls finish within the grace), monitor, the Sync
+service (leases left to lapse: agents redial within the TTL), etcd client,
+the private etcd. SIGTERM and SIGINT stop it
 that way and it exits 0. Replicas share nothing but etcd: start as many as
 you like on one etcd, no leader is elected.
 """
@@ -41,6 +44,9 @@ from controller.etcd import (
 )
 from controller.metrics import ControllerCollector, RequestCounter, registry_for
 from controller.store import DEFAULT_ROOT, Keys, Store
+from controller.sync import SyncService, SyncSettings
+from controller.sync import server_options as sync_server_options
+from controller.sync.fanout import QUEUE_LIMIT as SYNC_QUEUE_LIMIT
 from serving import server as serving
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
 from serving.metrics import MetricsServer, serve_metrics
@@ -138,10 +144,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="default info")
     parser.add_argument(
         "--lease-ttl", type=positive_seconds, default=5.0, metavar="SECONDS",
-        help="TTL of agents' liveness leases (used by the Sync stream of a later release; "
-             "default 5)")  # fmt: skip
+        help="TTL of agents' liveness leases: a host whose agent is gone shows down within "
+             "it (whole seconds; default 5)")  # fmt: skip
     parser.add_argument("--id", default=None, metavar="NAME",
                         help="this replica's name in logs and status (default HOSTNAME-PID)")
+    parser.add_argument("--max-sync-streams", type=positive_int, default=1024, metavar="N",
+                        help="agents' Sync streams open at once, in total (default 1024)")
+    parser.add_argument(
+        "--max-sync-streams-per-client", type=positive_int, default=1024, metavar="N",
+        help="... per client address (default 1024; every Unix-socket client counts as one, "
+             "so keep it at the total when agents dial a socket)")  # fmt: skip
     parser.add_argument("--max-watch-streams", type=positive_int, default=32, metavar="N",
                         help="WatchConfig streams open at once, in total (default 32)")
     parser.add_argument("--max-watch-streams-per-client", type=positive_int, default=8,
@@ -163,6 +175,9 @@ class ControllerOptions:
     replica_id: str = ""
     max_watch_streams: int = 32
     max_watch_streams_per_client: int = 8
+    max_sync_streams: int = 1024
+    max_sync_streams_per_client: int = 1024
+    sync_queue_limit: int = SYNC_QUEUE_LIMIT  # messages a Sync stream may fall behind
     store_root: str = DEFAULT_ROOT
 
 
@@ -191,6 +206,8 @@ def options_from(args: argparse.Namespace) -> ControllerOptions:
         insecure=args.insecure, metrics=args.metrics, lease_ttl=args.lease_ttl,
         replica_id=args.id or default_id(), max_watch_streams=args.max_watch_streams,
         max_watch_streams_per_client=args.max_watch_streams_per_client,
+        max_sync_streams=args.max_sync_streams,
+        max_sync_streams_per_client=args.max_sync_streams_per_client,
         store_root=Keys(args.store_root).root)
 
 
@@ -242,6 +259,8 @@ class Controller:
         self.health: health.HealthServicer | None = None
         self.address = ""
         self.metrics: MetricsServer | None = None
+        self.sync: SyncService | None = None
+        self.sync_etcd: EtcdClient | None = None  # the Sync side's own client
         self.etcd_up = False
         self._stop = threading.Event()
         self._monitor: threading.Thread | None = None
@@ -269,10 +288,20 @@ class Controller:
         budget = StreamBudget(opts.max_watch_streams, opts.max_watch_streams_per_client,
                               what="WatchConfig streams", flag="--max-watch-streams-per-client "
                               "and --max-watch-streams")
+        sync_budget = StreamBudget(opts.max_sync_streams, opts.max_sync_streams_per_client,
+                                   what="Sync streams", flag="--max-sync-streams-per-client "
+                                   "and --max-sync-streams")
+        self.sync_etcd = EtcdClient(config, connect_timeout=opts.etcd_wait)
+        self.sync = SyncService(self.store, SyncSettings(
+            replica=opts.replica_id, lease_ttl=opts.lease_ttl,
+            queue_limit=opts.sync_queue_limit), budget=sync_budget, etcd=self.sync_etcd)
+        self.sync.start()
         requests = RequestCounter()
-        self._build_server(ControllerService(self.store, watch_budget=budget), requests, budget)
+        service = ControllerService(self.store, watch_budget=budget, sync=self.sync)
+        self._build_server(service, requests, budget.total + sync_budget.total)
         if opts.metrics:
-            collector = ControllerCollector(self.store, requests, budget, lambda: self.etcd_up)
+            collector = ControllerCollector(self.store, requests, budget, lambda: self.etcd_up,
+                                            sync=self.sync)
             self.metrics = serve_metrics(registry_for(collector), opts.metrics)
             self.log.info("metrics", listen=self.metrics.address)
         self._monitor = threading.Thread(target=self._watch_etcd_health, daemon=True,
@@ -294,13 +323,16 @@ class Controller:
         return self.embedded.config()
 
     def _build_server(self, service: ControllerService, requests: RequestCounter,
-                      budget: StreamBudget) -> None:
+                      streams: int) -> None:
+        """``streams``: every stream budget together; the pool has that many workers plus
+        UNARY_WORKERS, so open streams never take the workers unary calls need."""
         opts = self.options
-        workers = budget.total + UNARY_WORKERS
+        workers = streams + UNARY_WORKERS
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vrc-ctl"),
             interceptors=[requests],
-            options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
+            options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+                     *sync_server_options()])
         add_servicer(service, server)
         self.health = serving.add_health_and_reflection(server, (CONTROLLER_SERVICE,))
         credentials = serving.server_credentials(opts.tls) if opts.tls is not None else None
@@ -351,6 +383,14 @@ class Controller:
         if self._monitor is not None:
             self._monitor.join(HEALTH_INTERVAL + 3)
             self._monitor = None
+        if self.sync is not None:
+            with contextlib.suppress(Exception):
+                self.sync.stop()
+            self.sync = None
+        if self.sync_etcd is not None:
+            with contextlib.suppress(Exception):
+                self.sync_etcd.close()
+            self.sync_etcd = None
         if self.etcd is not None:
             with contextlib.suppress(Exception):
                 self.etcd.close()

@@ -6,7 +6,12 @@
   follows every UNAVAILABLE);
 * ``vrc_controller_store_commits_total``, ``..._store_unchanged_total``,
   ``..._store_lost_races_total``, ``..._store_aborted_total``: the write loop;
-* ``vrc_controller_watch_streams``: WatchConfig streams open.
+* ``vrc_controller_watch_streams``: WatchConfig streams open;
+* ``vrc_controller_sync_streams``: agents' Sync streams open on this replica;
+  ``vrc_controller_sync_{acks,nacks,reports,cut_off,batches,deltas,status_writes,
+  lease_regrants}_total``: what the Sync side did; ``vrc_controller_sync_revision``
+  and ``vrc_controller_sync_watermark``: the revision the replica's view is at
+  and the fleet watermark.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from prometheus_client.core import CollectorRegistry, CounterMetricFamily, Gauge
 from prometheus_client.registry import Collector
 
 from controller.store import Store
+from controller.sync import SyncService
 from serving.streams import StreamBudget
 
 
@@ -89,7 +95,8 @@ class RequestCounter(grpc.ServerInterceptor):
 
 class ControllerCollector(Collector):
     def __init__(self, store: Store, requests: RequestCounter, watch_budget: StreamBudget,
-                 etcd_up: Callable[[], bool]) -> None:
+                 etcd_up: Callable[[], bool], sync: SyncService | None = None) -> None:
+        self.sync = sync
         self.store = store
         self.requests = requests
         self.watch_budget = watch_budget
@@ -115,6 +122,33 @@ class ControllerCollector(Collector):
             yield CounterMetricFamily(f"vrc_controller_store_{name}", text, value=value)
         yield GaugeMetricFamily("vrc_controller_watch_streams", "WatchConfig streams open",
                                 value=self.watch_budget.open)
+        if self.sync is not None:
+            yield from self._sync(self.sync)
+
+    @staticmethod
+    def _sync(sync: SyncService) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        stats = sync.stats
+        yield GaugeMetricFamily("vrc_controller_sync_streams", "Sync streams open",
+                                value=stats.streams_open)
+        for name, text, value in (
+                ("acks", "ACKs without failed items", stats.acks),
+                ("nacks", "ACKs naming failed items", stats.nacks),
+                ("reports", "drift and local-item reports", stats.reports),
+                ("cut_off", "streams ended for falling behind", stats.cut_off),
+                ("batches", "change batches the pipeline took in", stats.batches),
+                ("deltas", "per-host deltas made", stats.deltas),
+                ("status_writes", "status transactions written", sync.writer.writes),
+                ("lease_regrants", "leases granted anew after lapsing",
+                 sync.liveness.regrants)):
+            yield CounterMetricFamily(f"vrc_controller_sync_{name}", text, value=value)
+        if sync.wait_ready(0):
+            fleet = sync.fleet_status()
+            yield GaugeMetricFamily("vrc_controller_sync_revision",
+                                    "the revision this replica's view is at",
+                                    value=fleet.revision)
+            yield GaugeMetricFamily("vrc_controller_sync_watermark",
+                                    "the lowest version every live host applied",
+                                    value=fleet.watermark)
 
 
 def registry_for(collector: Collector) -> CollectorRegistry:

@@ -95,8 +95,9 @@ def test_status_answers_from_the_store(stub: Stub, controller: Controller) -> No
     stub.AddHost(pb.AddHostRequest(id="h1"), timeout=T)
     stub.AddHost(pb.AddHostRequest(id="h2"), timeout=T)
     status = stub.GetHostStatus(pb.GetHostStatusRequest(host="h1"), timeout=T)
-    assert (status.host, status.up, status.applied_version, list(status.items)) == (
-        "h1", False, 0, [])
+    # nothing applied yet: its slice (the policy, no alias) is pending
+    assert (status.host, status.up, status.applied_version) == ("h1", False, 0)
+    assert [(i.key, i.state) for i in status.items] == [("policy", pb.ITEM_STATE_PENDING)]
     assert code_of(lambda: stub.GetHostStatus(pb.GetHostStatusRequest(host="h9"),
                                               timeout=T)) == grpc.StatusCode.NOT_FOUND
     assert controller.store is not None
@@ -123,11 +124,18 @@ def test_a_registered_host_lists_its_nics(stub: Stub, controller: Controller) ->
     assert "reported: eth0" in caught.value.details()
 
 
-def test_sync_is_unimplemented_for_now(stub: Stub) -> None:
-    call = stub.Sync(iter([pb.SyncRequest(hello=pb.SyncHello(host_id="h1"))]), timeout=T)
+def test_a_sync_stream_must_start_with_a_valid_hello(stub: Stub) -> None:
+    call = stub.Sync(iter([pb.SyncRequest(ack=pb.SyncAck(version=1))]), timeout=T)
     with pytest.raises(grpc.RpcError) as caught:
         list(call)
-    assert caught.value.code() == grpc.StatusCode.UNIMPLEMENTED
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "hello" in (caught.value.details() or "")
+    call = stub.Sync(iter([pb.SyncRequest(hello=pb.SyncHello(host_id="Not A Host"))]),
+                     timeout=T)
+    with pytest.raises(grpc.RpcError) as caught:
+        list(call)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "hello.host_id" in (caught.value.details() or "")
 
 
 def test_health_and_reflection(controller: Controller) -> None:

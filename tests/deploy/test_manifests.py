@@ -235,6 +235,14 @@ def test_agent_finds_the_controller_by_its_service_name() -> None:
     assert int(port) in {entry["port"] for entry in service["spec"]["ports"]}
 
 
+def test_agent_keeps_its_applied_slice_on_the_node_and_dials_as_the_controller_serves() -> None:
+    mounts = {mount["name"]: mount["mountPath"] for mount in agent_container()["volumeMounts"]}
+    assert flag_values(agent_argv(), "--state-dir") == [mounts["state"]]
+    # plaintext both ways until mutual TLS: the agent says so as the controller does
+    assert "--controller-insecure" in agent_container()["args"]
+    assert "--insecure" in controller_container()["args"]
+
+
 # --- the controller ---------------------------------------------------------------------
 
 

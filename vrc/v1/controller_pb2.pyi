@@ -404,24 +404,30 @@ class SyncHello(_message.Message):
     def __init__(self, host_id: _Optional[str] = ..., agent_endpoint: _Optional[str] = ..., nics: _Optional[_Iterable[_Union[Nic, _Mapping]]] = ..., software_version: _Optional[str] = ..., applied_version: _Optional[int] = ..., local_items: _Optional[_Iterable[_Union[SyncItem, _Mapping]]] = ...) -> None: ...
 
 class SyncItemError(_message.Message):
-    __slots__ = ("key", "code", "message")
+    __slots__ = ("key", "code", "message", "fingerprint")
     KEY_FIELD_NUMBER: _ClassVar[int]
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     key: str
     code: str
     message: str
-    def __init__(self, key: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+    fingerprint: str
+    def __init__(self, key: _Optional[str] = ..., code: _Optional[str] = ..., message: _Optional[str] = ..., fingerprint: _Optional[str] = ...) -> None: ...
 
 class SyncAck(_message.Message):
-    __slots__ = ("version", "errors", "drift")
+    __slots__ = ("version", "errors", "drift", "local_items", "report")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     DRIFT_FIELD_NUMBER: _ClassVar[int]
+    LOCAL_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_FIELD_NUMBER: _ClassVar[int]
     version: int
     errors: _containers.RepeatedCompositeFieldContainer[SyncItemError]
     drift: _containers.RepeatedCompositeFieldContainer[SyncItemError]
-    def __init__(self, version: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[SyncItemError, _Mapping]]] = ..., drift: _Optional[_Iterable[_Union[SyncItemError, _Mapping]]] = ...) -> None: ...
+    local_items: _containers.RepeatedCompositeFieldContainer[SyncItem]
+    report: bool
+    def __init__(self, version: _Optional[int] = ..., errors: _Optional[_Iterable[_Union[SyncItemError, _Mapping]]] = ..., drift: _Optional[_Iterable[_Union[SyncItemError, _Mapping]]] = ..., local_items: _Optional[_Iterable[_Union[SyncItem, _Mapping]]] = ..., report: _Optional[bool] = ...) -> None: ...
 
 class SyncRequest(_message.Message):
     __slots__ = ("hello", "ack")
@@ -432,15 +438,33 @@ class SyncRequest(_message.Message):
     def __init__(self, hello: _Optional[_Union[SyncHello, _Mapping]] = ..., ack: _Optional[_Union[SyncAck, _Mapping]] = ...) -> None: ...
 
 class SyncResponse(_message.Message):
-    __slots__ = ("version", "snapshot", "upserts", "removals", "more")
+    __slots__ = ("version", "snapshot", "upserts", "removals", "more", "controller")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
     UPSERTS_FIELD_NUMBER: _ClassVar[int]
     REMOVALS_FIELD_NUMBER: _ClassVar[int]
     MORE_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLER_FIELD_NUMBER: _ClassVar[int]
     version: int
     snapshot: bool
     upserts: _containers.RepeatedCompositeFieldContainer[SyncItem]
     removals: _containers.RepeatedScalarFieldContainer[str]
     more: bool
-    def __init__(self, version: _Optional[int] = ..., snapshot: _Optional[bool] = ..., upserts: _Optional[_Iterable[_Union[SyncItem, _Mapping]]] = ..., removals: _Optional[_Iterable[str]] = ..., more: _Optional[bool] = ...) -> None: ...
+    controller: str
+    def __init__(self, version: _Optional[int] = ..., snapshot: _Optional[bool] = ..., upserts: _Optional[_Iterable[_Union[SyncItem, _Mapping]]] = ..., removals: _Optional[_Iterable[str]] = ..., more: _Optional[bool] = ..., controller: _Optional[str] = ...) -> None: ...
+
+class AgentSyncState(_message.Message):
+    __slots__ = ("format", "host_id", "version", "items", "saved_at", "controller")
+    FORMAT_FIELD_NUMBER: _ClassVar[int]
+    HOST_ID_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    SAVED_AT_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLER_FIELD_NUMBER: _ClassVar[int]
+    format: int
+    host_id: str
+    version: int
+    items: _containers.RepeatedCompositeFieldContainer[SyncItem]
+    saved_at: float
+    controller: str
+    def __init__(self, format: _Optional[int] = ..., host_id: _Optional[str] = ..., version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[SyncItem, _Mapping]]] = ..., saved_at: _Optional[float] = ..., controller: _Optional[str] = ...) -> None: ...
