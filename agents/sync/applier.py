@@ -16,6 +16,7 @@ to the keys a version touched.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Collection
 from typing import Any
@@ -27,6 +28,7 @@ from agents.sync.reconcile import Outcome, Plan, plan
 from agents.sync.state import SyncState
 
 STEPS_PER_CALL = 256
+PASSES = 3  # rounds of one reconcile, for steps whose side effects remove other items
 
 
 class Applier:
@@ -92,12 +94,34 @@ def reconcile_round(applier: Applier, state: SyncState, touched: Collection[str]
     ``touched`` are the keys the folded versions changed (None: all); the
     round also looks at every failed item (retried each round) and at
     everything when ``full`` or when the engine changed behind the applier.
+
+    A step can take more than its own item with it: re-adding or deleting an
+    address removes the configured routes through it (in.c, in_ifadown). So a
+    round whose plan touched an alias looks again at every route of the slice
+    and puts back what went, up to :data:`PASSES` passes; the plan returned is
+    all the passes' steps.
     """
     scope = None if full else state.scope(touched)
-    observed, looked_at_all = applier.look(scope)
-    if looked_at_all:
-        scope = None
-    steps = plan(state.desired, state.ledger, observed, scope)
-    outcome = applier.apply(steps)
-    state.record(steps, outcome, observed, scope)
-    return steps, outcome
+    passes: list[tuple[Plan, Outcome]] = []
+    for _ in range(PASSES):
+        observed, looked_at_all = applier.look(scope)
+        if looked_at_all:
+            scope = None
+        steps = plan(state.desired, state.ledger, observed, scope)
+        outcome = applier.apply(steps)
+        state.record(steps, outcome, observed, scope)
+        passes.append((steps, outcome))
+        if not any(step.key.startswith("alias/") for step in steps.steps):
+            break
+        if scope is not None:
+            scope = {key for key in (*state.desired, *state.ledger) if key.startswith("route/")}
+    return _joined(passes)
+
+
+def _joined(passes: list[tuple[Plan, Outcome]]) -> tuple[Plan, Outcome]:
+    first, _ = passes[0]
+    if len(passes) == 1:
+        return passes[0]
+    steps = tuple(step for each, _ in passes for step in each.steps)
+    results = [result for _, outcome in passes for result in outcome.results]
+    return dataclasses.replace(first, steps=steps), Outcome(results)

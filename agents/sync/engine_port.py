@@ -95,17 +95,12 @@ def _all_aliases(engine: Any) -> dict[str, Spec]:
     return found
 
 
-def _is_configured(route: Any) -> bool:
-    """A route someone added (``add_route``), not one an address brought."""
-    return route.ifaddr is None and not route.is_local
-
-
 def _route_spec(prefix: str, legs: Iterable[Any]) -> RouteSpec | None:
     """The item of a prefix's configured routes: one route per leg, or one multipath
     route whose ``nexthops`` are its legs (the engine's ECMP)."""
     hops: list[NextHopSpec] = []
     for route in legs:
-        if not _is_configured(route):
+        if not route.is_configured:
             continue
         several = getattr(route, "nexthops", ())
         if several:
@@ -118,7 +113,7 @@ def _route_spec(prefix: str, legs: Iterable[Any]) -> RouteSpec | None:
 def _all_routes(engine: Any) -> dict[str, Spec]:
     legs: dict[str, list[Any]] = {}
     for route in engine.routes():
-        if _is_configured(route):
+        if route.is_configured:
             legs.setdefault(f"{ntoa(route.prefix)}/{route.plen}", []).append(route)
     found: dict[str, Spec] = {}
     for prefix, routes in legs.items():
@@ -231,7 +226,7 @@ class NextHopSetRoutes:
 def _remove_configured(engine: Any, prefix: str) -> None:
     network, plen = parse_prefix("prefix", prefix)
     table = engine.route_table
-    for route in [r for r in table.get(network, plen) if _is_configured(r)]:
+    for route in [r for r in table.get(network, plen) if r.is_configured]:
         table.remove(route)
 
 

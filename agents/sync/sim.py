@@ -108,7 +108,7 @@ class InProcessAgent:
         def read(engine: Any) -> dict[str, list[tuple[str, str]]]:
             found: dict[str, list[tuple[str, str]]] = {}
             for route in engine.routes():
-                if route.ifaddr is None and not route.is_local:
+                if route.is_configured:
                     text = route.describe()
                     legs = found.setdefault(f"{text['dst']}/{route.plen}", [])
                     several = getattr(route, "nexthops", ())  # a multipath route's legs

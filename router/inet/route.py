@@ -101,6 +101,13 @@ class Route:
     def mask(self) -> int:
         return plen_to_mask(self.plen)
 
+    @property
+    def is_configured(self) -> bool:
+        """Added by someone (a STATIC route), not brought by an address (its prefix
+        route or its local route). ``ifaddr`` cannot tell: a configured route also
+        names the address it goes through."""
+        return bool(self.bits & _STATIC) and not self.is_local
+
     def describe(self) -> dict[str, Any]:
         """Plain values for a routing message or an API listing."""
         described = {
@@ -129,6 +136,7 @@ class Route:
         )
 
 
+_STATIC = int(RouteFlags.STATIC)
 _LOCAL = int(RouteFlags.LOCAL)
 
 

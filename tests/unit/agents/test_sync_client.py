@@ -88,7 +88,7 @@ def aliases(gate: Gate) -> dict[str, str]:
 
 def static_routes(gate: Gate) -> dict[str, str]:
     return gate.call(lambda e: {f"{r.describe()['dst']}/{r.plen}": r.describe()["gateway"]
-                                for r in e.routes() if r.ifaddr is None and not r.is_local})
+                                for r in e.routes() if r.is_configured})
 
 
 def started(world: World, **overrides: Any) -> tuple[SyncClient, Gate, Stream]:
