@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from controller.store.errors import NotFound
 from controller.store.records import DEFAULT_MODE, ClaimRecord, HostRecord, Mode, Nic, Role
 from controller.store.spec import AliasSpec, ntoa
+from controller.topology.roles import rank
 
 
 def effective_mode(cluster: Mode | None, overrides: Mapping[str, Mode], host: str) -> Mode:
@@ -48,16 +49,11 @@ def claim_roles(claims: Sequence[RankedClaim], mode: Mode,
     order = sorted(range(len(claims)), key=lambda i: (claims[i].create_revision,
                                                       claims[i].record.host,
                                                       claims[i].record.ifname))
+    ranks = rank([is_up(claims[i].record.host) for i in order],
+                 every_live_claim_owns=mode is Mode.MULTIPATH)
     roles = [Role.DOWN] * len(claims)
-    owner_taken = False
-    for index in order:
-        if not is_up(claims[index].record.host):
-            continue
-        if mode is Mode.MULTIPATH or not owner_taken:
-            roles[index] = Role.OWNER
-            owner_taken = True
-        else:
-            roles[index] = Role.STANDBY
+    for index, role in zip(order, ranks, strict=True):
+        roles[index] = Role(role.value)
     return roles
 
 

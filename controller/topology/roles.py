@@ -10,7 +10,7 @@ that is down. The claim's record stays; only its role changes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from ipaddress import IPv4Network
 
 from controller.topology.model import Claim, ClaimRole, ClaimStatus, SamePrefix
@@ -29,22 +29,28 @@ def claim_roles(claims: Iterable[Claim], live_hosts: frozenset[str],
     by_prefix: dict[IPv4Network, list[Claim]] = {}
     for claim in claims:
         by_prefix.setdefault(claim.prefix, []).append(claim)
-    every_live_claim_owns = policy is SamePrefix.MULTIPATH
     roles: dict[IPv4Network, tuple[ClaimStatus, ...]] = {}
     for prefix in sorted(by_prefix):
         ranked = sorted(by_prefix[prefix], key=_claim_order)
-        owner_found = False
-        statuses = []
-        for claim in ranked:
-            if claim.host not in live_hosts:
-                role = ClaimRole.DOWN
-            elif every_live_claim_owns or not owner_found:
-                role = ClaimRole.OWNER
-                owner_found = True
-            else:
-                role = ClaimRole.STANDBY
-            statuses.append(ClaimStatus(claim, role))
-        roles[prefix] = tuple(statuses)
+        ranks = rank([claim.host in live_hosts for claim in ranked],
+                     every_live_claim_owns=policy is SamePrefix.MULTIPATH)
+        roles[prefix] = tuple(ClaimStatus(c, r) for c, r in zip(ranked, ranks, strict=True))
+    return roles
+
+
+def rank(live: Sequence[bool], *, every_live_claim_owns: bool) -> list[ClaimRole]:
+    """The roles of one prefix's claims given earliest first, by whether each one's host
+    is live: the one statement of the rule (the store's listing uses it too)."""
+    roles: list[ClaimRole] = []
+    owner_found = False
+    for is_live in live:
+        if not is_live:
+            roles.append(ClaimRole.DOWN)
+        elif every_live_claim_owns or not owner_found:
+            roles.append(ClaimRole.OWNER)
+            owner_found = True
+        else:
+            roles.append(ClaimRole.STANDBY)
     return roles
 
 
