@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
+import math
 import os
 import signal
 import socket
@@ -33,7 +34,9 @@ from typing import IO, Any
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+from controller.access import METHODS, AccessControl, identity_text
 from controller.api import ControllerService
+from controller.audit import AuditTrail, HistoryPruner
 from controller.etcd import (
     EmbeddedEtcd,
     EmbeddedEtcdError,
@@ -43,15 +46,19 @@ from controller.etcd import (
     parse_endpoints,
 )
 from controller.metrics import ControllerCollector, RequestCounter, registry_for
-from controller.store import DEFAULT_ROOT, Keys, Store
+from controller.store import DEFAULT_ROOT, Keys, Store, StoreError
 from controller.sync import SyncService, SyncSettings
 from controller.sync import server_options as sync_server_options
 from controller.sync.fanout import QUEUE_LIMIT as SYNC_QUEUE_LIMIT
 from serving import server as serving
+from serving.auth import Authorization
+from serving.health import build_health_server, set_not_serving
+from serving.limits import WriteLimiter
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
 from serving.metrics import MetricsServer, serve_metrics
 from serving.numbers import positive_seconds
 from serving.streams import StreamBudget
+from serving.tls import ServerCredentials, TlsConfig, add_tls_arguments, tls_from_args
 from vrc.v1 import controller_pb2, controller_pb2_grpc
 
 CONTROLLER_SERVICE = controller_pb2.DESCRIPTOR.services_by_name["Controller"].full_name
@@ -60,6 +67,10 @@ EXIT_OK = 0
 EXIT_START_FAILED = 1
 EXIT_USAGE = 2
 UNARY_WORKERS = 16  # threads kept for unary calls and health, whatever the streams do
+DEFAULT_WRITE_RATE = 50.0  # writes/s per identity: far above what people or scripts need
+DEFAULT_WRITE_BURST = 200
+DEFAULT_HISTORY_AGE = 30 * 86400.0
+DEFAULT_HISTORY_RECORDS = 100_000
 MAX_REQUEST_BYTES = 64 * 1024  # a Controller request is a few hundred bytes
 HEALTH_INTERVAL = 2.0
 # protoc's grpc plugin writes no type hints; this is the signature it has.
@@ -102,9 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
                "vrc --controller unix:/tmp/vrc/controller.sock hosts",
     )  # fmt: skip
     parser.add_argument(
-        "--listen", default=None, metavar="unix:PATH|HOST:PORT",
-        help="where the API listens (default unix:DATA_DIR/controller.sock); an address "
-             "other hosts can reach needs TLS or --insecure")  # fmt: skip
+        "--listen", action="append", default=None, metavar="unix:PATH|HOST:PORT",
+        help="where the API listens (default unix:DATA_DIR/controller.sock; repeat for more "
+             "addresses, e.g. a Unix socket for local admins and a TCP address with mutual "
+             "TLS); an address other hosts can reach needs TLS or --insecure")  # fmt: skip
+    parser.add_argument(
+        "--health-listen", default=None, metavar="HOST:PORT",
+        help="also serve only grpc.health.v1, in plaintext, here (kubelet's probes, when "
+             "the API needs a client certificate; default: off)")  # fmt: skip
     parser.add_argument(
         "--etcd", default=env("VRC_ETCD"), metavar="URL[,URL...]",
         help="etcd client URLs (env VRC_ETCD); default: start a private etcd in --data-dir")
@@ -128,14 +144,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", default=None, metavar="DIR",
         help=f"the private etcd's data and the default socket (env VRC_DATA_DIR; default "
              f"{ROOT_DATA_DIR} for root, else $XDG_STATE_HOME/vrc-controller)")  # fmt: skip
-    parser.add_argument("--tls-cert", default=None, metavar="FILE",
-                        help="server certificate (PEM); serves the API over TLS")
-    parser.add_argument("--tls-key", default=None, metavar="FILE",
-                        help="the certificate's private key (PEM)")
-    parser.add_argument("--tls-client-ca", default=None, metavar="FILE",
-                        help="CA (PEM) that must sign client certificates (mutual TLS)")
+    add_tls_arguments(parser, server=True, client=False)
     parser.add_argument("--insecure", action="store_true",
-                        help="serve a non-local API without TLS")
+                        help="serve a non-local API without TLS (and without authorization)")
+    parser.add_argument(
+        "--bootstrap-admin", action="append", default=None, metavar="IDENTITY",
+        help="an identity that is always an admin, whatever etcd says (repeatable; env "
+             "VRC_BOOTSTRAP_ADMIN, comma-separated), e.g. spiffe://vrc/admin/root")
+    parser.add_argument(
+        "--write-rate", type=positive_seconds, default=DEFAULT_WRITE_RATE, metavar="N",
+        help=f"writes per second each identity may make (default {DEFAULT_WRITE_RATE:g}; "
+             "Unix-socket callers are not limited)")
+    parser.add_argument("--write-burst", type=positive_int, default=DEFAULT_WRITE_BURST,
+                        metavar="N", help=f"... in a burst (default {DEFAULT_WRITE_BURST})")
+    parser.add_argument(
+        "--history-max-age", type=duration, default=DEFAULT_HISTORY_AGE, metavar="DURATION",
+        help="drop audit records older than this (e.g. 30d, 12h, 900s; 0: never; default "
+             "30d)")
+    parser.add_argument(
+        "--history-max-records", type=non_negative_int, default=DEFAULT_HISTORY_RECORDS,
+        metavar="N", help=f"keep at most the newest N audit records (0: no limit; default "
+                          f"{DEFAULT_HISTORY_RECORDS})")
+    parser.add_argument(
+        "--history-prune-interval", type=duration, default=60.0, metavar="DURATION",
+        help="how often each replica prunes the audit trail (default 60s)")
     parser.add_argument("--metrics", default=None, metavar="HOST:PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics")
     parser.add_argument("--log-format", choices=FORMATS, default="text",
@@ -168,8 +200,16 @@ class ControllerOptions:
     data_dir: str
     etcd: EtcdConfig | None  # None: the private etcd
     etcd_wait: float = 30.0
-    tls: serving.TlsFiles | None = None
+    tls: TlsConfig | None = None  # the server side: a pair (and a CA, for mutual TLS)
     insecure: bool = False
+    also_listen: tuple[str, ...] = ()
+    health_listen: str | None = None
+    bootstrap_admins: tuple[str, ...] = ()
+    write_rate: float = DEFAULT_WRITE_RATE
+    write_burst: int = DEFAULT_WRITE_BURST
+    history_max_age: float | None = DEFAULT_HISTORY_AGE
+    history_max_records: int | None = DEFAULT_HISTORY_RECORDS
+    history_prune_interval: float = 60.0
     metrics: str | None = None
     lease_ttl: float = 5.0
     replica_id: str = ""
@@ -184,31 +224,83 @@ class ControllerOptions:
 def options_from(args: argparse.Namespace) -> ControllerOptions:
     """Every option checked before anything starts (ValueError naming the flag)."""
     data_dir = args.data_dir or default_data_dir()
-    listen = args.listen or f"unix:{os.path.join(data_dir, 'controller.sock')}"
-    address = serving.parse_listen(listen)
-    tls = serving.tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
-    serving.check_access(address, tls, args.insecure)
-    if tls is not None:
-        serving.server_credentials(tls)  # the files are readable
+    listens = args.listen or [f"unix:{os.path.join(data_dir, 'controller.sock')}"]
+    shared = tls_from_args(args, warn=_warn_deprecated)
+    tls = shared.server_side()
+    for listen in listens:
+        serving.check_access(serving.parse_listen(listen), tls, args.insecure)
+    shared.check_readable()
     if args.metrics:
         serving.parse_hostport(args.metrics)
-    etcd = None
-    if args.etcd:
-        etcd = EtcdConfig(parse_endpoints(args.etcd), cacert=args.etcd_cacert,
-                          cert=args.etcd_cert, key=args.etcd_key, user=args.etcd_user,
-                          password=args.etcd_password)
-        etcd.channel_credentials()  # the TLS files are readable
-    elif any((args.etcd_cacert, args.etcd_cert, args.etcd_key, args.etcd_user)):
-        raise ValueError("--etcd-cacert/--etcd-cert/--etcd-key/--etcd-user need --etcd "
-                         "(the private etcd runs without them)")
+    if args.health_listen:
+        serving.parse_listen(args.health_listen, "--health-listen")
+    etcd = etcd_config(args, shared)
+    bootstrap = tuple(args.bootstrap_admin or [])
+    if not bootstrap and os.environ.get("VRC_BOOTSTRAP_ADMIN"):
+        bootstrap = tuple(n.strip() for n in os.environ["VRC_BOOTSTRAP_ADMIN"].split(",")
+                          if n.strip())
+    for name in bootstrap:
+        try:
+            identity_text("--bootstrap-admin", name)
+        except StoreError as error:
+            raise ValueError(str(error)) from None
     return ControllerOptions(
-        listen=listen, data_dir=data_dir, etcd=etcd, etcd_wait=args.etcd_wait, tls=tls,
+        listen=listens[0], also_listen=tuple(listens[1:]), health_listen=args.health_listen,
+        data_dir=data_dir, etcd=etcd, etcd_wait=args.etcd_wait, tls=tls,
         insecure=args.insecure, metrics=args.metrics, lease_ttl=args.lease_ttl,
+        bootstrap_admins=bootstrap, write_rate=args.write_rate, write_burst=args.write_burst,
+        history_max_age=args.history_max_age or None,
+        history_max_records=args.history_max_records or None,
+        history_prune_interval=args.history_prune_interval or 60.0,
         replica_id=args.id or default_id(), max_watch_streams=args.max_watch_streams,
         max_watch_streams_per_client=args.max_watch_streams_per_client,
         max_sync_streams=args.max_sync_streams,
         max_sync_streams_per_client=args.max_sync_streams_per_client,
         store_root=Keys(args.store_root).root)
+
+
+def etcd_config(args: argparse.Namespace, shared: TlsConfig) -> EtcdConfig | None:
+    """The etcd client's config, None for the private etcd. TLS files: ``--etcd-cacert``,
+    ``--etcd-cert``, ``--etcd-key``; for an https etcd given none of them, the shared
+    ``--tls-ca``/``--tls-cert``/``--tls-key`` (one CA for everything)."""
+    own = (args.etcd_cacert, args.etcd_cert, args.etcd_key)
+    if not args.etcd:
+        if any((*own, args.etcd_user)):
+            raise ValueError("--etcd-cacert/--etcd-cert/--etcd-key/--etcd-user need --etcd "
+                             "(the private etcd has its own certificates)")
+        return None
+    endpoints = parse_endpoints(args.etcd)
+    cacert, cert, key = own
+    if not any(own) and any(e.secure for e in endpoints) and shared.configured:
+        cacert, cert, key = shared.ca, shared.cert, shared.key
+    etcd = EtcdConfig(endpoints, cacert=cacert, cert=cert, key=key, user=args.etcd_user,
+                      password=args.etcd_password)
+    etcd.channel_credentials()  # the TLS files are readable
+    return etcd
+
+
+def duration(text: str) -> float:
+    """Seconds, or a number with s, m, h or d: ``900``, ``15m``, ``30d``; 0 is allowed."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
+    try:
+        value = float(number) * units[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: a duration such as 900, 15m, 12h or 30d") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 0 or more")
+    return int(text)
+
+
+def _warn_deprecated(text: str) -> None:
+    print(f"vrc-controller: warning: {text}", file=sys.stderr)
 
 
 class StartError(Exception):
@@ -258,6 +350,13 @@ class Controller:
         self.server: grpc.Server | None = None
         self.health: health.HealthServicer | None = None
         self.address = ""
+        self.addresses: list[str] = []
+        self.credentials: ServerCredentials | None = None
+        self.health_server: grpc.Server | None = None
+        self.health_only: health.HealthServicer | None = None
+        self.health_address = ""
+        self.pruner: HistoryPruner | None = None
+        self.limiter: WriteLimiter | None = None
         self.metrics: MetricsServer | None = None
         self.sync: SyncService | None = None
         self.sync_etcd: EtcdClient | None = None  # the Sync side's own client
@@ -284,7 +383,9 @@ class Controller:
         self.etcd_up = True
         self.log.info("etcd healthy", endpoint=endpoint.url,
                       embedded=self.embedded is not None)
-        self.store = Store(self.etcd, root=opts.store_root)
+        keys = Keys(opts.store_root)
+        self.store = Store(self.etcd, root=opts.store_root,
+                           hooks=[AuditTrail(keys, opts.replica_id)])
         budget = StreamBudget(opts.max_watch_streams, opts.max_watch_streams_per_client,
                               what="WatchConfig streams", flag="--max-watch-streams-per-client "
                               "and --max-watch-streams")
@@ -297,8 +398,21 @@ class Controller:
             queue_limit=opts.sync_queue_limit), budget=sync_budget, etcd=self.sync_etcd)
         self.sync.start()
         requests = RequestCounter()
-        service = ControllerService(self.store, watch_budget=budget, sync=self.sync)
-        self._build_server(service, requests, budget.total + sync_budget.total)
+        access = AccessControl(self.store, opts.bootstrap_admins)
+        self.limiter = WriteLimiter(opts.write_rate, opts.write_burst)
+        authorization = Authorization(METHODS, access.resolve, limiter=self.limiter)
+        service = ControllerService(self.store, watch_budget=budget, sync=self.sync,
+                                    access=access)
+        self._build_server(service, [requests, authorization], budget.total + sync_budget.total)
+        if opts.health_listen:
+            self.health_server, self.health_only, self.health_address = build_health_server(
+                opts.health_listen, ("", CONTROLLER_SERVICE))
+            self.health_server.start()
+            self.log.info("health", listen=self.health_address)
+        self.pruner = HistoryPruner(self.store, max_age=opts.history_max_age,
+                                    max_records=opts.history_max_records,
+                                    interval=opts.history_prune_interval, log=self.log)
+        self.pruner.start()
         if opts.metrics:
             collector = ControllerCollector(self.store, requests, budget, lambda: self.etcd_up,
                                             sync=self.sync)
@@ -307,13 +421,17 @@ class Controller:
         self._monitor = threading.Thread(target=self._watch_etcd_health, daemon=True,
                                          name="vrc-etcd-health")
         self._monitor.start()
-        self.log.info("controller started", listen=self.address, etcd=config.describe(),
-                      lease_ttl=opts.lease_ttl)
+        self.log.info("controller started", listen=self.addresses, etcd=config.describe(),
+                      lease_ttl=opts.lease_ttl,
+                      tls=("mutual" if opts.tls is not None and opts.tls.client_auth else
+                           "server only (--tls-no-client-auth)" if opts.tls is not None
+                           else "off"),
+                      identity=self.credentials.identity if self.credentials else None)
 
     def _start_embedded(self) -> EtcdConfig:
         self.lock = DataDirLock(self.options.data_dir)
         self.lock.acquire()
-        self.embedded = EmbeddedEtcd(self.options.data_dir)
+        self.embedded = EmbeddedEtcd(self.options.data_dir, tls=True)
         try:
             self.embedded.start(timeout=self.options.etcd_wait)
         except EmbeddedEtcdError as error:
@@ -322,24 +440,32 @@ class Controller:
                       data_dir=str(self.embedded.data_dir / "etcd"))
         return self.embedded.config()
 
-    def _build_server(self, service: ControllerService, requests: RequestCounter,
-                      streams: int) -> None:
+    def _build_server(self, service: ControllerService,
+                      interceptors: list[grpc.ServerInterceptor], streams: int) -> None:
         """``streams``: every stream budget together; the pool has that many workers plus
         UNARY_WORKERS, so open streams never take the workers unary calls need."""
         opts = self.options
         workers = streams + UNARY_WORKERS
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vrc-ctl"),
-            interceptors=[requests],
+            interceptors=interceptors,
             options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
                      *sync_server_options()])
         add_servicer(service, server)
         self.health = serving.add_health_and_reflection(server, (CONTROLLER_SERVICE,))
-        credentials = serving.server_credentials(opts.tls) if opts.tls is not None else None
-        self.address = serving.bind(server, serving.parse_listen(opts.listen), credentials)
-        if opts.tls is None and not serving.parse_listen(opts.listen).is_local:
-            self.log.warning(f"controller API on {self.address} without TLS (--insecure): "
-                             "anyone who can reach it can reconfigure the cluster")
+        if opts.tls is not None:
+            self.credentials = ServerCredentials(opts.tls, log=self.log)
+            if not opts.tls.client_auth:
+                self.log.warning("TLS without client certificates (--tls-no-client-auth): "
+                                 "any client that reaches the API is trusted as an admin")
+        for listen in (opts.listen, *opts.also_listen):
+            address = serving.parse_listen(listen)
+            bound = serving.bind(server, address, self.credentials)
+            self.addresses.append(bound)
+            if self.credentials is None and not address.is_local:
+                self.log.warning(f"controller API on {bound} without TLS (--insecure): "
+                                 "anyone who can reach it can reconfigure the cluster")
+        self.address = self.addresses[0]
         self.server = server
         server.start()
 
@@ -354,11 +480,12 @@ class Controller:
                 else:
                     self.log.warning("etcd unreachable: writes and reads fail with "
                                      "UNAVAILABLE until it is back")
-            if self.health is not None:
-                status = (health_pb2.HealthCheckResponse.SERVING if up
-                          else health_pb2.HealthCheckResponse.NOT_SERVING)
-                for name in ("", CONTROLLER_SERVICE):
-                    self.health.set(name, status)
+            status = (health_pb2.HealthCheckResponse.SERVING if up
+                      else health_pb2.HealthCheckResponse.NOT_SERVING)
+            for checker in (self.health, self.health_only):
+                if checker is not None:
+                    for name in ("", CONTROLLER_SERVICE):
+                        checker.set(name, status)
 
     def _etcd_answers(self) -> bool:
         if self.etcd is None:
@@ -372,14 +499,23 @@ class Controller:
     def stop(self) -> None:
         """Stop in reverse order; every step runs even if an earlier one failed."""
         self._stop.set()
+        if self.health_only is not None:
+            set_not_serving(self.health_only)
         if self.server is not None:
             with contextlib.suppress(Exception):
                 self.server.stop(grace=STOP_GRACE).wait(STOP_GRACE + 3)
             self.server = None
+        if self.health_server is not None:
+            with contextlib.suppress(Exception):
+                self.health_server.stop(grace=0.5).wait(5.0)
+            self.health_server, self.health_only = None, None
         if self.metrics is not None:
             with contextlib.suppress(Exception):
                 self.metrics.close()
             self.metrics = None
+        if self.pruner is not None:
+            self.pruner.stop()
+            self.pruner = None
         if self._monitor is not None:
             self._monitor.join(HEALTH_INTERVAL + 3)
             self._monitor = None
@@ -403,9 +539,11 @@ class Controller:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
-        if self.address.startswith("unix:"):
-            with contextlib.suppress(OSError):
-                Path(self.address[len("unix:"):]).unlink()
+        for address in self.addresses:
+            if address.startswith("unix:"):
+                with contextlib.suppress(OSError):
+                    Path(address[len("unix:"):]).unlink()
+        self.addresses = []
 
 
 def install_stop_signals(stop: threading.Event) -> None:

@@ -260,9 +260,16 @@ class EtcdClient:
     # -- requests -----------------------------------------------------------------------
 
     def range(self, key: str | bytes, range_end: bytes | None = None, *, revision: int = 0,
-              limit: int = 0, keys_only: bool = False) -> RangeResult:
+              limit: int = 0, keys_only: bool = False, newest_first: bool = False
+              ) -> RangeResult:
+        """Keys in ``[key, range_end)`` (just ``key`` without an end), in key order
+        (``newest_first``: descending); ``count`` is the number in the range whatever
+        ``limit``."""
         request = etcdrpc.RangeRequest(key=to_bytes(key), revision=revision, limit=limit,
                                        keys_only=keys_only)
+        if newest_first:
+            request.sort_order = etcdrpc.RangeRequest.DESCEND
+            request.sort_target = etcdrpc.RangeRequest.KEY
         if range_end is not None:
             request.range_end = range_end
 

@@ -106,6 +106,7 @@ class WriteContext:
     operation: str  # "put_alias", "remove_host", ...
     subject: str  # what it is about, for people ("alias 10.0.0.1/24 on h1/eth1")
     previous: dict[str, bytes | None]  # the written keys' values as read
+    reads: ReadSet | None = None  # everything the write read (a range delete's contents)
 
 
 WriteHook = Callable[[Txn, WriteContext], None]
@@ -176,7 +177,7 @@ class StoreCore:
             reads.guard(outcome)
             for hook in self.hooks:
                 hook(outcome, WriteContext(operation, subject,
-                                           reads.previous(outcome.written_keys())))
+                                           reads.previous(outcome.written_keys()), reads))
             with etcd_errors():
                 result = self.etcd.txn(outcome)
             if result.succeeded:

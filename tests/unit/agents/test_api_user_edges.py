@@ -16,6 +16,8 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
+from serving.tls import TlsConfig
+
 from agents.daemon import Agent, AgentOptions, StartError, build_parser, check_options, main
 from agents.errors import message_of, status_for
 from agents.gate import Gate
@@ -139,7 +141,8 @@ def test_bad_listen_is_refused_before_any_nic_is_opened(short_dir: str) -> None:
 
 def test_unreadable_tls_file_is_refused_before_any_nic_is_opened() -> None:
     options = AgentOptions(interfaces=["vrcnosuch0"], listen="127.0.0.1:0",
-                           tls_cert="/nonexistent/c.pem", tls_key="/nonexistent/k.pem")
+                           tls=TlsConfig("/nonexistent/c.pem", "/nonexistent/k.pem",
+                                         "/nonexistent/ca.pem"))
     with pytest.raises(ValueError, match="/nonexistent/"):
         check_options(options)
 
@@ -166,7 +169,7 @@ def test_agent_help_shows_defaults_and_every_flag_has_words() -> None:
     words = " ".join(text.split())  # argparse wraps lines
     assert "default unix:/run/vrc/agent.sock" in words
     assert "needs root" in words.lower()
-    for flag in ("--tls-cert FILE", "--tls-key FILE", "--tls-client-ca FILE"):
+    for flag in ("--tls-cert FILE", "--tls-key FILE", "--tls-ca FILE"):
         line = next(li for li in text.splitlines() if flag in li)
         assert len(line.split(flag, 1)[1].strip()) > 0, f"{flag} has no help text"
 
