@@ -51,7 +51,7 @@ from controller.sync import SyncService, SyncSettings
 from controller.sync import server_options as sync_server_options
 from controller.sync.fanout import QUEUE_LIMIT as SYNC_QUEUE_LIMIT
 from serving import server as serving
-from serving.auth import Authorization
+from serving.auth import RECHECK_SECONDS, Authorization
 from serving.health import build_health_server, set_not_serving
 from serving.limits import WriteLimiter
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
@@ -210,6 +210,7 @@ class ControllerOptions:
     history_max_age: float | None = DEFAULT_HISTORY_AGE
     history_max_records: int | None = DEFAULT_HISTORY_RECORDS
     history_prune_interval: float = 60.0
+    reauthorize_every: float = RECHECK_SECONDS  # open streams re-check their caller's role
     metrics: str | None = None
     lease_ttl: float = 5.0
     replica_id: str = ""
@@ -400,7 +401,8 @@ class Controller:
         requests = RequestCounter()
         access = AccessControl(self.store, opts.bootstrap_admins)
         self.limiter = WriteLimiter(opts.write_rate, opts.write_burst)
-        authorization = Authorization(METHODS, access.resolve, limiter=self.limiter)
+        authorization = Authorization(METHODS, access.resolve, limiter=self.limiter,
+                                      recheck=opts.reauthorize_every)
         service = ControllerService(self.store, watch_budget=budget, sync=self.sync,
                                     access=access)
         self._build_server(service, [requests, authorization], budget.total + sync_budget.total)

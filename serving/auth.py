@@ -40,6 +40,7 @@ RPC is admin-only until someone decides otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import time
@@ -195,6 +196,17 @@ def current_identity() -> Identity | None:
 def current_grant() -> Grant | None:
     found = _current.get()
     return found[1] if found else None
+
+
+@contextlib.contextmanager
+def acting_as(identity: Identity, grant: Grant) -> Iterator[None]:
+    """Run a block as ``identity`` (what the interceptor does around a call): for work
+    a daemon does on someone's behalf outside a call, and for tests."""
+    token = _current.set((identity, grant))
+    try:
+        yield
+    finally:
+        _restore(token)
 
 
 def method_table(service: Any, *, reads: Collection[str], syncs: Collection[str] = (),

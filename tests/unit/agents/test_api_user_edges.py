@@ -16,14 +16,13 @@ from collections.abc import Iterator
 import grpc
 import pytest
 
-from serving.tls import TlsConfig
-
 from agents.daemon import Agent, AgentOptions, StartError, build_parser, check_options, main
 from agents.errors import message_of, status_for
 from agents.gate import Gate
 from agents.server import build_server
 from router import Engine
 from router.errors import EADDRNOTAVAIL, EINVAL, EPERM, RouterError
+from serving.tls import TlsConfig
 from tests.unit.agents.support import sample_engine
 from vrc.v1 import agent_pb2 as pb
 from vrc.v1 import agent_pb2_grpc
