@@ -241,11 +241,13 @@ class StartError(Exception):
     """The agent cannot start for a reason the operator can fix; the text says which."""
 
 
-def check_options(options: AgentOptions) -> None:
+def check_options(options: AgentOptions, *, read_files: bool = True) -> None:
     """Check every option that needs no NIC (ValueError naming the flag).
 
     Runs before any NIC is opened or isolated, so a typo in ``--listen`` or
-    an unreadable TLS file never touches the data-plane NICs.
+    an unreadable TLS file never touches the data-plane NICs. ``read_files``
+    False checks a command line away from the node it is for (the TLS files
+    are not there; their flags still must agree).
     """
     from agents.health import FLAG as HEALTH_FLAG
     from agents.metrics import parse_hostport
@@ -254,7 +256,8 @@ def check_options(options: AgentOptions) -> None:
 
     address = parse_listen(options.listen)
     check_access(address, options.tls.server_side(), options.insecure)
-    options.tls.check_readable()
+    if read_files:
+        options.tls.check_readable()
     if options.metrics:
         parse_hostport(options.metrics)
     if options.health_listen:
