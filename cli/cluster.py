@@ -71,26 +71,21 @@ def open_channel(args: argparse.Namespace) -> grpc.Channel:
 
 
 def since_time(text: str, now: float | None = None) -> float:
-    """``--since``: a unix time, an ISO 8601 time (UTC unless it says), or an age
-    (``90s``, ``15m``, ``2h``, ``7d`` ago)."""
+    """``--since``: an age (``90s``, ``15m``, ``2h``, ``7d`` ago), a unix time, or an ISO
+    8601 time (UTC unless it says). ASCII digits only."""
     clock = time.time() if now is None else now
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", text)
-    if match:
-        return max(0.0, clock - float(match.group(1)) * AGO[match.group(2)])
+    age = re.fullmatch(r"([0-9]{1,9})([smhd])", text)
+    if age:
+        return max(0.0, clock - float(age.group(1)) * AGO[age.group(2)])
+    if re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,9})?", text):
+        return float(text)
     try:
-        value = float(text)
+        moment = datetime.datetime.fromisoformat(text) if text.isascii() else None
     except ValueError:
-        pass
-    else:
-        if value >= 0:
-            return value
-        raise argparse.ArgumentTypeError(f"{text!r}: a time, not a negative number")
-    try:
-        moment = datetime.datetime.fromisoformat(text)
-    except ValueError:
+        moment = None
+    if moment is None:
         raise argparse.ArgumentTypeError(
-            f"{text!r}: a unix time, an ISO time (2026-01-31T12:00) or an age (15m, 2h, "
-            "7d)") from None
+            f"{text!r}: an age (15m, 2h, 7d), a unix time or an ISO time (2026-01-31T12:00)")
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp()

@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import fcntl
-import math
 import os
+import re
 import signal
 import socket
 import sys
@@ -280,18 +280,17 @@ def etcd_config(args: argparse.Namespace, shared: TlsConfig) -> EtcdConfig | Non
     return etcd
 
 
+DURATION = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)([smhd]?)")
+
+
 def duration(text: str) -> float:
-    """Seconds, or a number with s, m, h or d: ``900``, ``15m``, ``30d``; 0 is allowed."""
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    number, unit = (text[:-1], text[-1]) if text[-1:] in units else (text, "s")
-    try:
-        value = float(number) * units[unit]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: a duration such as 900, 15m, 12h or 30d") from None
-    if not math.isfinite(value) or value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: must be 0 or more")
-    return value
+    """Seconds, or a number with s, m, h or d: ``900``, ``15m``, ``30d``; 0 is allowed.
+    ASCII digits only (``float`` alone takes ``inf`` and Arabic-Indic digits)."""
+    match = DURATION.fullmatch(text)
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r}: a duration such as 900, 15m, 12h or 30d")
+    units = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    return float(match.group(1)) * units[match.group(2)]
 
 
 def non_negative_int(text: str) -> int:
