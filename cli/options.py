@@ -50,7 +50,7 @@ def open_channel(target: str, args: argparse.Namespace) -> grpc.Channel:
     try:
         tls = tls_from_args(args)
         client = tls.client_side()
-        if client is not None and not target.startswith("unix:"):
+        if client is not None and not target.startswith("unix:"):  # unix+tls: too
             client.check_readable()
         return dial(target, client)
     except ValueError as error:
@@ -59,7 +59,8 @@ def open_channel(target: str, args: argparse.Namespace) -> grpc.Channel:
 
 def uses_tls(target: str, args: argparse.Namespace) -> bool:
     """The channel to ``target`` is TLS (for the advice in error messages)."""
-    return not target.startswith("unix:") and bool(args.tls_ca or args.tls_cert)
+    return (target.startswith("unix+tls:") or not target.startswith("unix:")) and bool(
+        args.tls_ca or args.tls_cert)
 
 
 def first_command(argv: Sequence[str], flags_with_values: Sequence[str]) -> str | None:

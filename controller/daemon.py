@@ -45,7 +45,7 @@ from controller.etcd import (
     EtcdError,
     parse_endpoints,
 )
-from controller.metrics import ControllerCollector, RequestCounter, registry_for
+from controller.metrics import ControllerCollector, Denials, RequestCounter, registry_for
 from controller.store import DEFAULT_ROOT, Keys, Store, StoreError
 from controller.sync import SyncService, SyncSettings
 from controller.sync import server_options as sync_server_options
@@ -400,8 +400,9 @@ class Controller:
         requests = RequestCounter()
         access = AccessControl(self.store, opts.bootstrap_admins)
         self.limiter = WriteLimiter(opts.write_rate, opts.write_burst)
+        denials = Denials()
         authorization = Authorization(METHODS, access.resolve, limiter=self.limiter,
-                                      recheck=opts.reauthorize_every)
+                                      recheck=opts.reauthorize_every, on_denied=denials)
         service = ControllerService(self.store, watch_budget=budget, sync=self.sync,
                                     access=access)
         self._build_server(service, [requests, authorization], budget.total + sync_budget.total)
@@ -415,8 +416,11 @@ class Controller:
                                     interval=opts.history_prune_interval, log=self.log)
         self.pruner.start()
         if opts.metrics:
-            collector = ControllerCollector(self.store, requests, budget, lambda: self.etcd_up,
-                                            sync=self.sync)
+            limiter, pruner = self.limiter, self.pruner
+            collector = ControllerCollector(
+                self.store, requests, budget, lambda: self.etcd_up, sync=self.sync,
+                denials=denials, rate_limited=lambda: limiter.refused if limiter else 0,
+                pruned=lambda: pruner.pruned if pruner else 0)
             self.metrics = serve_metrics(registry_for(collector), opts.metrics)
             self.log.info("metrics", listen=self.metrics.address)
         self._monitor = threading.Thread(target=self._watch_etcd_health, daemon=True,
@@ -541,9 +545,10 @@ class Controller:
             self.lock.release()
             self.lock = None
         for address in self.addresses:
-            if address.startswith("unix:"):
+            parsed = serving.parse_listen(address)
+            if parsed.is_unix:
                 with contextlib.suppress(OSError):
-                    Path(address[len("unix:"):]).unlink()
+                    Path(parsed.path).unlink()
         self.addresses = []
 
 

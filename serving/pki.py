@@ -357,6 +357,20 @@ class DevPki:
     agents: dict[str, CertFiles]
     reader: CertFiles | None = None
 
+    def flags(self, files: CertFiles) -> list[str]:
+        """The shared TLS flags for a component holding ``files``."""
+        return ["--tls-cert", str(files.cert), "--tls-key", str(files.key),
+                "--tls-ca", str(self.ca)]
+
+    def controller_flags(self) -> list[str]:
+        return self.flags(self.controller)
+
+    def agent_flags(self, host: str) -> list[str]:
+        return self.flags(self.agents[host])
+
+    def admin_flags(self) -> list[str]:
+        return self.flags(self.admin)
+
 
 def make_dev_pki(directory: str | os.PathLike[str], agents: Sequence[str], *,
                  controller: str = "controller", admin: str = "admin",

@@ -8,7 +8,10 @@ or an explicit ``--insecure``, which the daemon logs as a warning at start.
 Anything else is a ``ValueError`` naming the flag. With TLS configured every
 TCP address is served with it, loopback included; Unix sockets never are
 (their mode is the authentication: :mod:`serving.auth` says who their peers
-are).
+are) — unless written ``unix+tls:PATH``: a Unix socket served with the same
+mutual TLS as a TCP address, for clients that share the filesystem but should
+still be told apart by certificate (agents in network namespaces of one
+machine, as ``vrc up`` runs them).
 
 Every server also answers grpc health checks (``grpc.health.v1``) and server
 reflection for the services it names.
@@ -26,9 +29,9 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from serving.tls import ServerCredentials, TlsConfig, read_file
+from serving.tls import UNIX_TLS, ServerCredentials, TlsConfig, read_file
 
-__all__ = ["SOCKET_MODE", "ListenAddress", "add_health_and_reflection", "bind", "check_access",
+__all__ = ["SOCKET_MODE", "UNIX_TLS", "ListenAddress", "add_health_and_reflection", "bind", "check_access",
            "client_of",
            "is_ascii_number", "is_loopback", "parse_hostport", "parse_listen", "read_file"]
 
@@ -47,11 +50,12 @@ def is_ascii_number(text: str, max_digits: int = 20) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ListenAddress:
-    """A parsed ``--listen`` value: ``unix:PATH`` or ``HOST:PORT``."""
+    """A parsed ``--listen`` value: ``unix:PATH``, ``unix+tls:PATH`` or ``HOST:PORT``."""
 
     path: str = ""  # set for a Unix socket
     host: str = ""
     port: int = 0
+    tls: bool = False  # a Unix socket served with TLS (unix+tls:)
 
     @property
     def is_unix(self) -> bool:
@@ -69,16 +73,23 @@ class ListenAddress:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    def spelled(self) -> str:
+        """The address as our flags spell it (``unix+tls:`` kept)."""
+        return f"{UNIX_TLS}{self.path}" if self.is_unix and self.tls else self.target()
+
 
 def parse_listen(listen: str, flag: str = "--listen") -> ListenAddress:
-    """Parse ``unix:PATH``, ``HOST:PORT`` or ``[V6]:PORT``; ValueError names ``flag``."""
-    if listen.startswith("unix:"):
-        path = listen[len("unix:"):]
+    """Parse ``unix:PATH``, ``unix+tls:PATH``, ``HOST:PORT`` or ``[V6]:PORT``; ValueError
+    names ``flag``."""
+    for scheme, tls in (("unix:", False), (UNIX_TLS, True)):
+        if not listen.startswith(scheme):
+            continue
+        path = listen[len(scheme):]
         if path.startswith("//"):
             path = path[2:]  # unix:///run/x.sock, grpc's absolute form
         if not path:
-            raise ValueError(f"{flag} {listen!r}: a unix: address needs a path")
-        return ListenAddress(path=path)
+            raise ValueError(f"{flag} {listen!r}: a {scheme} address needs a path")
+        return ListenAddress(path=path, tls=tls)
     host, sep, port = listen.rpartition(":")
     if not sep or not host:
         raise ValueError(f"{flag} {listen!r}: expected unix:PATH or HOST:PORT")
@@ -140,7 +151,8 @@ def _remove_stale_socket(path: str) -> None:
     os.unlink(path)
 
 
-def _bind_unix(server: grpc.Server, address: ListenAddress) -> None:
+def _bind_unix(server: grpc.Server, address: ListenAddress,
+               credentials: ServerCredentials | None) -> None:
     _remove_stale_socket(address.path)
     directory = os.path.dirname(address.path)
     if directory:
@@ -149,7 +161,8 @@ def _bind_unix(server: grpc.Server, address: ListenAddress) -> None:
     # the socket 0600 from its first moment; the chmod is for odd umask handling.
     old_umask = os.umask(0o177)
     try:
-        _add_port(server, address.target(), None)
+        _add_port(server, address.target(),
+                  credentials.for_port() if credentials is not None and address.tls else None)
     finally:
         os.umask(old_umask)
     os.chmod(address.path, SOCKET_MODE)
@@ -173,12 +186,15 @@ def bind(server: grpc.Server, address: ListenAddress,
          credentials: ServerCredentials | None) -> str:
     """Bind ``server`` to ``address``; the bound address (port 0 becomes the real port).
 
-    A TCP address is served with ``credentials`` (TLS) when given; a Unix socket is
-    always plaintext.
+    A TCP address is served with ``credentials`` (TLS) when given; a Unix socket in
+    plaintext, unless it is ``unix+tls:`` (which needs them).
     """
     if address.is_unix:
-        _bind_unix(server, address)
-        return address.target()
+        if address.tls and credentials is None:
+            raise ValueError(f"--listen {address.spelled()}: TLS on a Unix socket needs "
+                             "--tls-cert, --tls-key and --tls-ca")
+        _bind_unix(server, address, credentials)
+        return address.spelled()
     port = _add_port(server, address.target(),
                      credentials.for_port() if credentials is not None else None)
     return ListenAddress(host=address.host, port=port).target()

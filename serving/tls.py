@@ -280,12 +280,24 @@ def channel_credentials(tls: TlsConfig) -> grpc.ChannelCredentials:
         certificate_chain=read_file("--tls-cert", tls.cert) if tls.cert else None)
 
 
+UNIX_TLS = "unix+tls:"
+
+
 def dial(target: str, tls: TlsConfig | None, *,
          options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
     """A channel to ``target``: a Unix socket in plaintext (its mode is the authentication),
-    anything else with TLS when ``tls`` is configured, plaintext otherwise."""
+    ``unix+tls:PATH`` and anything else with TLS when ``tls`` is configured, plaintext
+    otherwise. (grpc checks a Unix socket's server certificate against ``localhost``
+    unless ``--tls-server-name`` names another.)"""
     opts = list(options)
-    if target.startswith("unix:") or tls is None or not tls.configured:
+    if target.startswith(UNIX_TLS):
+        if tls is None or not tls.configured:
+            raise ValueError(f"{target}: a unix+tls: target needs --tls-ca (and a client "
+                             "certificate)")
+        target = "unix:" + target[len(UNIX_TLS):]
+        if not tls.server_name:  # grpc's authority for a socket is its path
+            opts.append(("grpc.ssl_target_name_override", "localhost"))
+    elif target.startswith("unix:") or tls is None or not tls.configured:
         return grpc.insecure_channel(target, options=opts)
     if tls.server_name:
         opts.append(("grpc.ssl_target_name_override", tls.server_name))

@@ -347,3 +347,26 @@ def test_stream_budgets_count_per_identity_not_per_address(etcd: TestEtcd,
         next(other)
         first.cancel()
         other.cancel()
+
+
+def test_denials_and_rate_limited_writes_are_counted_in_the_metrics(
+        etcd: TestEtcd, certs: TestPki) -> None:
+    import urllib.request
+
+    with secure_controller(etcd, certs, metrics="127.0.0.1:0", write_rate=0.1,
+                           write_burst=1) as running, \
+            stub_for(running, certs.tls("reader")) as reader, \
+            stub_for(running, certs.tls("admin")) as admin:
+        for _ in range(2):
+            with pytest.raises(grpc.RpcError):
+                reader.AddHost(pb.AddHostRequest(id="m1"), timeout=TIMEOUT)
+        admin.AddHost(pb.AddHostRequest(id="m2"), timeout=TIMEOUT)
+        with pytest.raises(grpc.RpcError):
+            admin.AddHost(pb.AddHostRequest(id="m3"), timeout=TIMEOUT)
+        assert running.metrics is not None
+        with urllib.request.urlopen(f"http://{running.metrics.address}/metrics",
+                                    timeout=TIMEOUT) as reply:
+            text = reply.read().decode()
+    assert 'vrc_controller_access_denied_total{method="AddHost"} 2.0' in text
+    assert "vrc_controller_writes_rate_limited_total 1.0" in text
+    assert "vrc_controller_history_pruned_total" in text

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -222,3 +223,38 @@ def test_health_and_reflection_stay_open_to_any_certificate(agent: str,
         reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
                                                           timeout=TIMEOUT)
     assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_unix_tls_socket_tells_its_peers_apart_by_certificate(certs: TestPki) -> None:
+    """``unix+tls:PATH``: same-machine clients (agents in namespaces) still show a
+    certificate, and its role applies; a plaintext client gets no answer."""
+    directory = Path(tempfile.mkdtemp(prefix="vrc-ut-"))
+    server, address = build_server(Gate(sample_engine()), f"unix+tls:{directory}/a.sock",
+                                   tls=certs.tls("agent-h1"))
+    server.start()
+    try:
+        assert address == f"unix+tls:{directory}/a.sock"
+        assert oct(os.stat(directory / "a.sock").st_mode & 0o777) == "0o600"
+        add = next(m for m in AGENT_DESCRIPTOR.methods if m.name == "AddAlias")
+        read = next(m for m in AGENT_DESCRIPTOR.methods if m.name == "ListInterfaces")
+        with channel_to(address, certs.tls("reader")) as channel:
+            assert call(channel, read) is grpc.StatusCode.OK
+            assert call(channel, add) is grpc.StatusCode.PERMISSION_DENIED
+        with channel_to(address, certs.tls("admin")) as channel:
+            assert call(channel, add) is not grpc.StatusCode.PERMISSION_DENIED
+        with grpc.insecure_channel(f"unix:{directory}/a.sock") as plain:
+            assert call(plain, read) is grpc.StatusCode.UNAVAILABLE
+        with pytest.raises(ValueError, match="unix\\+tls: target needs --tls-ca"):
+            channel_to(address, None)
+    finally:
+        server.stop(None).wait()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_a_unix_tls_socket_needs_tls_files() -> None:
+    directory = Path(tempfile.mkdtemp(prefix="vrc-ut-"))
+    try:
+        with pytest.raises(ValueError, match="TLS on a Unix socket needs"):
+            build_server(Gate(sample_engine()), f"unix+tls:{directory}/a.sock")
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -127,3 +127,11 @@ def test_the_throw_away_pki_has_one_certificate_per_component(tmp_path: Path) ->
     assert stat.S_IMODE(os.stat(tmp_path / "pki").st_mode) == 0o700
     # more can be issued later from the CA it kept
     pki.CertificateAuthority.load(tmp_path / "pki" / "ca").issue(pki.CertRole.AGENT, "h3")
+
+
+def test_the_throw_away_pki_gives_each_component_its_flags(tmp_path: Path) -> None:
+    made = pki.make_dev_pki(tmp_path, ["h1"])
+    assert made.agent_flags("h1") == ["--tls-cert", str(made.agents["h1"].cert), "--tls-key",
+                                      str(made.agents["h1"].key), "--tls-ca", str(made.ca)]
+    assert made.controller_flags()[1] == str(made.controller.cert)
+    assert made.admin_flags()[3] == str(made.admin.key)
