@@ -31,9 +31,9 @@ from grpc_reflection.v1alpha import reflection
 
 from serving.tls import UNIX_TLS, ServerCredentials, TlsConfig, read_file
 
-__all__ = ["SOCKET_MODE", "UNIX_TLS", "ListenAddress", "add_health_and_reflection", "bind", "check_access",
-           "client_of",
-           "is_ascii_number", "is_loopback", "parse_hostport", "parse_listen", "read_file"]
+__all__ = ["SOCKET_MODE", "UNIX_CLIENT", "UNIX_TLS", "ListenAddress",
+           "add_health_and_reflection", "bind", "check_access", "client_of", "is_ascii_number",
+           "is_loopback", "parse_hostport", "parse_listen", "read_file"]
 
 SOCKET_MODE = 0o600
 UNIX_CLIENT = "unix"  # what every Unix-socket peer counts as
