@@ -4,8 +4,8 @@ TLS comes from the flags every vrc component shares (:mod:`serving.tls`):
 ``--tls-ca`` verifies the controller, ``--tls-cert``/``--tls-key`` are this
 host's agent certificate (``spiffe://vrc/agent/HOST``: the controller lets it
 Sync as HOST only). The access rule mirrors the servers' (:mod:`serving.server`):
-a Unix socket (plaintext: its mode is the authentication) or a loopback
-address needs nothing; any other
+a Unix socket (plaintext: its mode is the authentication; ``unix+tls:PATH``
+for mutual TLS over one) or a loopback address needs nothing; any other
 address needs TLS or an explicit ``--controller-insecure``. Each session
 dials a new channel, which reads the certificate files again: a rotated pair
 is used from the next reconnect on.
@@ -57,6 +57,9 @@ def check_target(target: str, tls: TlsConfig | None, insecure: bool) -> ListenAd
         raise ValueError(
             f"--controller {target} is not on this host: give --tls-ca (and this host's "
             "agent certificate, --tls-cert and --tls-key) or --controller-insecure")
+    if address.tls and not secured:
+        raise ValueError(f"--controller {target}: a unix+tls: address needs --tls-ca, "
+                         "--tls-cert and --tls-key")
     return address
 
 
@@ -78,4 +81,5 @@ def open_channel(target: str, *, tls: TlsConfig | None = None, insecure: bool = 
     when to redial; the TLS files are read now)."""
     address = check_target(target, tls, insecure)
     options = channel_options(keepalive_time, keepalive_timeout)
-    return dial(address.target(), None if address.is_unix else tls, options=options)
+    plain = address.is_unix and not address.tls
+    return dial(address.spelled(), None if plain else tls, options=options)

@@ -111,7 +111,8 @@ def test_no_secret_or_key_material_reaches_any_log_of_a_full_run(
         common = ["--listen", "127.0.0.1:0", "--log-level", "debug", "--tls-ca", certs.ca]
         one = start_controller(external, etcd=etcd.url, env={
             "VRC_ETCD_USER": "root", "VRC_ETCD_PASSWORD": password},
-            args=[*common, "--tls-cert", str(cert), "--tls-key", str(key)])
+            args=[*common, "--listen", f"unix+tls:{external}/tls.sock",
+                  "--tls-cert", str(cert), "--tls-key", str(key)])
         two = start_controller(private, args=[*common, "--log-format", "json",
                                               "--tls-cert", str(server.cert),
                                               "--tls-key", str(server.key)])
@@ -121,7 +122,8 @@ def test_no_secret_or_key_material_reaches_any_log_of_a_full_run(
                                "--host-id", "r", "--listen", f"127.0.0.1:{AGENT_PORT}",
                                "--tls-cert", str(agent_files.cert), "--tls-key",
                                str(agent_files.key), "--tls-ca", certs.ca,
-                               "--controller", one.target, "--log-format", "json",
+                               "--controller", f"unix+tls:{external}/tls.sock",
+                               "--log-format", "json",
                                "--log-level", "debug", "--arp-probes", "0", log=agent_log)
         try:
             admin_agent = ["--agent", f"127.0.0.1:{AGENT_PORT}", *identity_args(certs, "admin")]
@@ -138,11 +140,16 @@ def test_no_secret_or_key_material_reaches_any_log_of_a_full_run(
                             *identity_args(certs, "reader")]
             assert run.vrc(*reader_agent, "alias", "add", topo.ra, "10.1.0.9/24",
                            ns=topo.r).returncode == 1
+            # the agent Syncs with controller one over unix+tls as spiffe://vrc/agent/r
+            wait_until(lambda: " up " in run.vrc("--controller", tcp_of(one),
+                                                 *identity_args(certs, "admin"), "hosts",
+                                                 "r").stdout, WAIT, 0.2, "host r up")
+            assert run.vrc("--controller", tcp_of(two), *identity_args(certs, "admin"),
+                           "host", "add", "r").returncode == 0
             for controller in (one, two):
                 target = ["--controller", tcp_of(controller)]
                 admin = [*target, *identity_args(certs, "admin")]
-                assert run.vrc(*admin, "host", "add", "r").returncode == 0
-                assert run.vrc(*admin, "alias", "add", "r", "eth1", "10.0.0.1/24"
+                assert run.vrc(*admin, "alias", "add", "r", topo.ra, "10.0.0.1/24"
                                ).returncode == 0
                 assert run.vrc(*target, *identity_args(certs, "reader"), "host", "add", "x"
                                ).returncode == 1
@@ -171,6 +178,7 @@ def test_no_secret_or_key_material_reaches_any_log_of_a_full_run(
                 "cli": "\n".join(run.outputs)}
     assert "TLS files changed but are not usable yet" in logs["controller (external etcd)"]
     assert "spiffe://vrc/reader/bob" in logs["cli"]  # the denials were seen and named
+    assert "controller stream up" in logs["agent"]  # the agent's Sync ran over mutual TLS
     keys = [certs.files(who).key for who in ("controller", "admin", "reader", "agent-r",
                                               "expired", "stranger")]
     keys += [key, private / "pki" / "etcd.key", private / "pki" / "client.key",
