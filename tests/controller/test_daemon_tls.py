@@ -262,7 +262,7 @@ def test_server_tls_without_client_certificates_needs_saying_so_and_logs_it(
 def test_an_https_etcd_without_etcd_flags_uses_the_shared_tls_files(certs: TestPki) -> None:
     from argparse import Namespace
 
-    from controller.daemon import etcd_config
+    from controller.options import etcd_config
 
     args = Namespace(etcd="https://etcd.example:2379", etcd_cacert=None, etcd_cert=None,
                      etcd_key=None, etcd_user=None, etcd_password=None)

@@ -240,9 +240,10 @@ def test_agent_finds_the_controller_by_its_service_name() -> None:
 def test_agent_keeps_its_applied_slice_on_the_node_and_dials_as_the_controller_serves() -> None:
     mounts = {mount["name"]: mount["mountPath"] for mount in agent_container()["volumeMounts"]}
     assert flag_values(agent_argv(), "--state-dir") == [mounts["state"]]
-    # plaintext both ways until mutual TLS: the agent says so as the controller does
-    assert "--controller-insecure" in agent_container()["args"]
-    assert "--insecure" in controller_container()["args"]
+    # mutual TLS both ways: the agent shows its node's certificate to a TLS controller
+    assert "--controller-insecure" not in agent_container()["args"]
+    assert "--insecure" not in controller_container()["args"]
+    assert flag_values(agent_argv(), "--tls-cert") and flag_values(controller_argv(), "--tls-ca")
 
 
 # --- the controller ---------------------------------------------------------------------

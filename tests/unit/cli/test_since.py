@@ -7,7 +7,7 @@ import argparse
 import pytest
 
 from cli.cluster import since_time
-from controller.daemon import duration
+from controller.options import duration
 
 
 @pytest.mark.parametrize(("text", "expected"), [
