@@ -10,8 +10,8 @@ applies: the transaction fails, the write reads again and re-plans, up to
 derived from the reads, a write cannot forget one.
 
 Write hooks (:data:`WriteHook`) see the planned transaction before it is
-sent and may add writes to it — issue 16's audit record goes in the same
-transaction as the change it records.
+sent and may add writes to it — the audit record (:mod:`controller.audit`)
+goes in the same transaction as the change it records.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ class Keys:
     def claims_of(self, host: str) -> str:
         return f"{self.root}guards/claims-of/{host}"
 
-    # -- access and the audit trail (issue 16) ------------------------------------------
+    # -- access and the audit trail (docs/security.md) -----------------------------------
 
     def access_records(self) -> str:
         return f"{self.root}access/"

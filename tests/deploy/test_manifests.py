@@ -321,7 +321,7 @@ def test_network_policy_lets_in_only_nodes_admins_and_cli_pods_on_the_api_port()
 def test_controller_probes_are_grpc_on_a_plaintext_port_that_serves_health() -> None:
     container = controller_container()
     argv = controller_argv()
-    if "--insecure" in argv:  # the API port itself is plaintext (until mutual TLS)
+    if "--insecure" in argv:  # an API port in plaintext (an overlay without mutual TLS)
         (listen,) = flag_values(argv, "--listen")
     else:  # with TLS on the API port, kubelet needs a health-only plaintext port
         (listen,) = flag_values(argv, "--health-listen")
