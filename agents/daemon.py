@@ -42,6 +42,7 @@ from agents.server import MAX_STREAMS, MAX_STREAMS_PER_CLIENT
 from agents.stats import StatsSource
 from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
 from serving.numbers import argparse_count
+from serving.tls import TlsConfig, add_tls_arguments, tls_from_args
 
 DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
 EXIT_OK = 0
@@ -58,14 +59,8 @@ class AgentOptions:
     host_id: str = field(default_factory=socket.gethostname)
     controller: str | None = None
     state_dir: str | None = None
-    controller_ca: str | None = None
-    controller_cert: str | None = None
-    controller_key: str | None = None
-    controller_server_name: str | None = None
     controller_insecure: bool = False
-    tls_cert: str | None = None
-    tls_key: str | None = None
-    tls_client_ca: str | None = None
+    tls: TlsConfig = field(default_factory=TlsConfig)
     insecure: bool = False
     metrics: str | None = None
     isolation: bool = True
@@ -122,29 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--controller", default=None, metavar="unix:PATH|HOST:PORT[,...]",
         help="dial this controller (several replicas: comma-separated, each redial takes the "
              "next) and apply the host's slice of the cluster configuration (Sync); a "
-             "non-local address needs --controller-ca or --controller-insecure",
+             "non-local address needs --tls-ca (and this host's agent certificate: "
+             "--tls-cert, --tls-key) or --controller-insecure",
     )  # fmt: skip
     parser.add_argument(
         "--state-dir", default=None, metavar="DIR",
         help="keep the last applied slice here and come back with it after a restart, "
              "also while no controller is reachable (needs --controller)",
     )  # fmt: skip
-    parser.add_argument("--controller-ca", default=None, metavar="FILE",
-                        help="CA (PEM) that signed the controller's certificate (TLS)")
-    parser.add_argument("--controller-cert", default=None, metavar="FILE",
-                        help="this agent's client certificate (PEM) for mutual TLS")
-    parser.add_argument("--controller-key", default=None, metavar="FILE",
-                        help="the client certificate's private key (PEM)")
-    parser.add_argument("--controller-server-name", default=None, metavar="NAME",
-                        help="the name to expect in the controller's certificate")
     parser.add_argument("--controller-insecure", action="store_true",
                         help="dial a non-local controller without TLS")
-    parser.add_argument("--tls-cert", default=None, metavar="FILE",
-                        help="server certificate (PEM); serves the API over TLS")
-    parser.add_argument("--tls-key", default=None, metavar="FILE",
-                        help="the certificate's private key (PEM)")
-    parser.add_argument("--tls-client-ca", default=None, metavar="FILE",
-                        help="CA (PEM) that must sign client certificates (mutual TLS)")
+    add_tls_arguments(parser, server=True, client=True)
     parser.add_argument("--insecure", action="store_true", help="serve a non-local API without TLS")
     parser.add_argument("--metrics", default=None, metavar="HOST:PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics (default: off)")
@@ -222,14 +205,8 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
         listen=args.listen,
         controller=args.controller,
         state_dir=args.state_dir,
-        controller_ca=args.controller_ca,
-        controller_cert=args.controller_cert,
-        controller_key=args.controller_key,
-        controller_server_name=args.controller_server_name,
         controller_insecure=args.controller_insecure,
-        tls_cert=args.tls_cert,
-        tls_key=args.tls_key,
-        tls_client_ca=args.tls_client_ca,
+        tls=tls_from_args(args, warn=_warn_deprecated),
         insecure=args.insecure,
         metrics=args.metrics,
         isolation=not args.no_isolation,
@@ -249,6 +226,10 @@ def options_from(args: argparse.Namespace) -> AgentOptions:
     return options
 
 
+def _warn_deprecated(text: str) -> None:
+    print(f"vrc-agent: warning: {text}", file=sys.stderr)
+
+
 def interface_list(values: Sequence[str]) -> list[str]:
     """``--interface`` values, each one NIC or a comma-separated list (a DaemonSet passes
     one ``--interface=$(VRC_INTERFACES)`` from its ConfigMap); in order, each name once."""
@@ -260,22 +241,23 @@ class StartError(Exception):
     """The agent cannot start for a reason the operator can fix; the text says which."""
 
 
-def check_options(options: AgentOptions) -> None:
+def check_options(options: AgentOptions, *, read_files: bool = True) -> None:
     """Check every option that needs no NIC (ValueError naming the flag).
 
     Runs before any NIC is opened or isolated, so a typo in ``--listen`` or
-    an unreadable TLS file never touches the data-plane NICs.
+    an unreadable TLS file never touches the data-plane NICs. ``read_files``
+    False checks a command line away from the node it is for (the TLS files
+    are not there; their flags still must agree).
     """
     from agents.health import FLAG as HEALTH_FLAG
     from agents.metrics import parse_hostport
     from agents.primary import parse_node_ip
-    from agents.server import check_access, parse_listen, server_credentials, tls_files
+    from agents.server import check_access, parse_listen
 
     address = parse_listen(options.listen)
-    tls = tls_files(options.tls_cert, options.tls_key, options.tls_client_ca)
-    check_access(address, tls, options.insecure)
-    if tls is not None:
-        server_credentials(tls)  # the files are readable
+    check_access(address, options.tls.server_side(), options.insecure)
+    if read_files:
+        options.tls.check_readable()
     if options.metrics:
         parse_hostport(options.metrics)
     if options.health_listen:
@@ -285,16 +267,10 @@ def check_options(options: AgentOptions) -> None:
     check_sync_options(options)
 
 
-def controller_tls(options: AgentOptions) -> Any:
-    """The TLS settings for dialling the controller; None without any TLS flag."""
-    from agents.sync import Tls
-
-    if not (options.controller_ca or options.controller_cert or options.controller_key):
-        if options.controller_server_name:
-            raise ValueError("--controller-server-name needs --controller-ca")
-        return None
-    return Tls(options.controller_ca, options.controller_cert, options.controller_key,
-               options.controller_server_name)
+def controller_tls(options: AgentOptions) -> TlsConfig | None:
+    """The shared TLS flags, for dialling the controller (the host's agent certificate and
+    the CA); None without any (plaintext, for a local or --controller-insecure target)."""
+    return options.tls.client_side()
 
 
 def check_sync_options(options: AgentOptions) -> None:
@@ -302,19 +278,11 @@ def check_sync_options(options: AgentOptions) -> None:
 
     if options.controller is None:
         for flag, value in (("--state-dir", options.state_dir),
-                            ("--controller-ca", options.controller_ca),
-                            ("--controller-cert", options.controller_cert),
                             ("--controller-insecure", options.controller_insecure or None)):
             if value is not None:
                 raise ValueError(f"{flag} needs --controller")
         return
-    tls = controller_tls(options)
-    check_targets(options.controller, tls, options.controller_insecure)
-    for flag, path in (("--controller-ca", options.controller_ca),
-                       ("--controller-cert", options.controller_cert),
-                       ("--controller-key", options.controller_key)):
-        if path is not None and not os.access(path, os.R_OK):
-            raise ValueError(f"{flag} {path}: cannot read")
+    check_targets(options.controller, controller_tls(options), options.controller_insecure)
     if options.state_dir is not None:
         check_state_dir(options.state_dir)
 
@@ -432,8 +400,7 @@ class Agent:
             self.gate, links=lambda: list(self.links.values()),
             loop_stats=lambda: dataplane.stats if self.dataplane is not None else None)
         self.server, self.address = build_server(
-            self.gate, opts.listen, tls_cert=opts.tls_cert, tls_key=opts.tls_key,
-            tls_client_ca=opts.tls_client_ca, insecure=opts.insecure, log=self.log,
+            self.gate, opts.listen, tls=opts.tls, insecure=opts.insecure, log=self.log,
             wall_offset=wall_offset, nic_mtu=self.nic_mtu,
             streams=stream_budget(opts.max_streams, opts.max_streams_per_client),
             stats=self.stats,

@@ -1,45 +1,25 @@
-"""``--health-listen``: a port with nothing but ``grpc.health.v1``, in plaintext.
+"""``--health-listen`` for the agent: the shared health-only server (:mod:`serving.health`)
+with the agent's services.
 
-kubelet's native gRPC probe connects to the pod's IP (the node's, under
-``hostNetwork``) without TLS, while the daemon's API port is a Unix socket or
-needs TLS. This second server answers only health checks: it tells nothing and
-changes nothing, so any address is allowed without TLS or ``--insecure``. No
-reflection, no API. The daemon turns every service NOT_SERVING as its first
-step of stopping, so a probe sees the agent leave before its API does.
+kubelet's native gRPC probe connects to the node's IP (the agent runs under
+``hostNetwork``) without TLS; this port answers health checks and nothing
+else, so any address is allowed without TLS.
 """
 
 from __future__ import annotations
 
-from concurrent import futures
-
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health
 
 from agents.server import AGENT_SERVICE
-from serving.server import bind, parse_listen
+from serving.health import FLAG, HEALTH_WORKERS, set_not_serving
+from serving.health import build_health_server as _build
 
-FLAG = "--health-listen"
-HEALTH_WORKERS = 4  # a probe is one unary call; Watch streams are for people, a few at most
+__all__ = ["FLAG", "HEALTH_WORKERS", "build_health_server", "set_not_serving"]
 
 
 def build_health_server(listen: str, services: tuple[str, ...] = ("", AGENT_SERVICE),
                         max_workers: int = HEALTH_WORKERS,
                         ) -> tuple[grpc.Server, health.HealthServicer, str]:
-    """A bound (not yet started) server with only the health service.
-
-    ``services`` start SERVING. Returns the server, its health servicer and
-    the bound address (port 0 binds an ephemeral port; ``unix:PATH`` works too).
-    """
-    address = parse_listen(listen, FLAG)
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                    thread_name_prefix="vrc-health"))
-    checker = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(checker, server)
-    for name in services:
-        checker.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return server, checker, bind(server, address, None)
-
-
-def set_not_serving(checker: health.HealthServicer) -> None:
-    """Every service NOT_SERVING (new ones too): the process is going away."""
-    checker.enter_graceful_shutdown()
+    """A bound (not yet started) health-only server; ``services`` start SERVING."""
+    return _build(listen, services, max_workers)

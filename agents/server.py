@@ -2,19 +2,29 @@
 
 Access rule: the Agent API reconfigures a router, so by default it is only
 reachable from the host itself — a Unix socket (mode 0600: only the agent's
-user) or a loopback TCP address. Any other address needs TLS (``--tls-cert``
-and ``--tls-key``; with ``--tls-client-ca`` clients must present a
-certificate signed by that CA) or an explicit ``--insecure``, which is logged
-as a warning at start. Anything else is a ``ValueError`` naming the flag.
+user) or a loopback TCP address. Any other address needs TLS (``--tls-cert``,
+``--tls-key`` and ``--tls-ca``: mutual TLS) or an explicit ``--insecure``,
+which is logged as a warning at start. Anything else is a ``ValueError``
+naming the flag. The rule and the binding live in :mod:`serving.server`,
+shared with ``vrc-controller``.
+
+Authorization (docs/security.md): the agent has no etcd, so a caller's role
+is the one its certificate names — ``spiffe://vrc/admin/NAME`` may call
+everything, ``spiffe://vrc/reader/NAME`` the reads (:data:`READS`), any other
+certificate nothing; a Unix-socket peer (and any peer of a listener without
+TLS) is an admin. ``Capture`` and ``Hook`` are admin-only: one shows the
+traffic itself, the other injects it.
 
 Every server also answers grpc health checks (``grpc.health.v1``, SERVING for
-``""`` and ``vrc.v1.Agent``) and server reflection. The rule and the binding
-live in :mod:`serving.server`, shared with ``vrc-controller``.
+``""`` and ``vrc.v1.Agent``) and server reflection. Requests are limited to
+:data:`MAX_REQUEST_BYTES` (a Hook batch of jumbo frames fits; a unary request
+is a few hundred bytes).
 
 Streams (``WatchEvents``, ``Capture``, ``Hook``, reflection) hold a thread
-each while open; they get a budget of their own, per client and in total,
-and the thread pool keeps threads they cannot take, so unary calls and
-health checks are always served (:mod:`serving.streams`).
+each while open; they get a budget of their own, per client (a certificate's
+identity, else the address) and in total, and the thread pool keeps threads
+they cannot take, so unary calls and health checks are always served
+(:mod:`serving.streams`).
 """
 
 from __future__ import annotations
@@ -30,15 +40,8 @@ from agents.api import AgentService
 from agents.gate import Gate
 from agents.stats import StatsSource
 from serving import server as serving
-from serving.server import (
-    ListenAddress,
-    TlsFiles,
-    check_access,
-    is_loopback,
-    parse_listen,
-    server_credentials,
-    tls_files,
-)
+from serving.auth import Authorization, certificate_roles, method_table
+from serving.server import ListenAddress, check_access, is_loopback, parse_listen
 from serving.streams import (
     DEFAULT_KEEPALIVE_SECONDS,
     DEFAULT_KEEPALIVE_TIMEOUT_SECONDS,
@@ -46,17 +49,24 @@ from serving.streams import (
     StreamBudget,
     budgeted_server,
 )
+from serving.tls import ServerCredentials, TlsConfig
 from vrc.v1 import agent_pb2, agent_pb2_grpc
 
 __all__ = [
-    "DEFAULT_LISTEN", "ListenAddress", "TlsFiles", "add_health_and_reflection", "build_server",
-    "check_access", "is_loopback", "parse_listen", "server_credentials", "tls_files",
+    "DEFAULT_LISTEN", "METHODS", "ListenAddress", "TlsConfig", "add_health_and_reflection",
+    "build_server", "check_access", "is_loopback", "parse_listen",
 ]
 
-AGENT_SERVICE = agent_pb2.DESCRIPTOR.services_by_name["Agent"].full_name
+AGENT_DESCRIPTOR = agent_pb2.DESCRIPTOR.services_by_name["Agent"]
+AGENT_SERVICE = AGENT_DESCRIPTOR.full_name
 DEFAULT_LISTEN = "unix:/run/vrc/agent.sock"
 MAX_STREAMS = 64  # open at once, all clients together (vrc-agent --max-streams)
 MAX_STREAMS_PER_CLIENT = 16  # ... one client (vrc-agent --max-streams-per-client)
+MAX_REQUEST_BYTES = 4 * 1024 * 1024  # FRAMES_PER_BATCH jumbo frames in one Hook message
+# What a reader may call; everything else needs the admin role.
+READS = ("ListInterfaces", "GetInterface", "GetAddress", "ListRoutes", "ListArp", "GetPolicy",
+         "Query", "WatchEvents")
+METHODS = method_table(AGENT_DESCRIPTOR, reads=READS)
 
 _log = logging.getLogger("vrc.agent.server")
 
@@ -84,9 +94,7 @@ def build_server(
     target: AgentService | Gate,
     listen: str,
     *,
-    tls_cert: str | None = None,
-    tls_key: str | None = None,
-    tls_client_ca: str | None = None,
+    tls: TlsConfig | None = None,
     insecure: bool = False,
     log: Any = None,
     streams: StreamBudget | None = None,
@@ -109,19 +117,23 @@ def build_server(
     ``keepalive`` (seconds between pings on an idle connection, seconds to wait
     for the answer) ends the streams of a peer that vanished.
     ``stats`` is what GetStats reads (vrc-agent passes the metrics endpoint's).
+    ``tls`` (its server side: a pair, and a CA unless clients are not asked for a
+    certificate) serves TCP addresses with TLS and turns authorization on.
     """
     log = log if log is not None else _log
     address = parse_listen(listen)
-    tls = tls_files(tls_cert, tls_key, tls_client_ca)
-    check_access(address, tls, insecure)
-    credentials = server_credentials(tls) if tls is not None else None
+    served = tls.server_side() if tls is not None else None
+    check_access(address, served, insecure)
+    credentials = ServerCredentials(served, log=log) if served is not None else None
     server = budgeted_server(streams or stream_budget(), unary_threads=unary_threads,
-                             keepalive=keepalive)
+                             keepalive=keepalive,
+                             interceptors=[Authorization(METHODS, certificate_roles)],
+                             options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES)])
     service = _service(target, wall_offset, nic_mtu, stats)
     agent_pb2_grpc.add_AgentServicer_to_server(service, server)
     add_health_and_reflection(server)
     bound = serving.bind(server, address, credentials)
-    if tls is None and not address.is_local:
+    if credentials is None and not address.is_local:
         log.warning(f"agent API on {bound} without TLS (--insecure): "
                     "anyone who can reach it can reconfigure this router")
     return server, bound

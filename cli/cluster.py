@@ -4,10 +4,12 @@
 
 ``TARGET`` may also come from ``VRC_CONTROLLER``. Commands: ``hosts``, ``host
 add|del``, ``alias add|del|ls``, ``prefix add|del|ls``, ``policy same-prefix``,
-``watch``, ``status [HOST]`` (:mod:`cli.status`); ``--host H ifaces|routes|arp|
-capture|events`` looks at host H's agent through the endpoint it registered
-(:mod:`cli.through`). Writes print the revision they created and take
-``--expected-revision``. Tables for people, ``-o json`` for scripts (``watch``
+``watch``, ``status [HOST]`` (:mod:`cli.status`), ``access ls|grant|revoke``,
+``whoami``, ``history``; ``--host H ifaces|routes|arp|capture|events`` looks at
+host H's agent through the endpoint it registered (:mod:`cli.through`). Writes
+print the revision they created and take ``--expected-revision``. TLS: the
+shared ``--tls-ca/--tls-cert/--tls-key`` (:mod:`serving.tls`; a Unix socket is
+always plaintext). Tables for people, ``-o json`` for scripts (``watch``
 prints one JSON object a line). A refusal prints ``vrc: STATUS: message`` on
 stderr and exits 1; usage errors exit 2.
 """
@@ -15,8 +17,11 @@ stderr and exits 1; usage errors exit 2.
 from __future__ import annotations
 
 import argparse
+import datetime
 import os
+import re
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -30,9 +35,12 @@ from cli.options import (
     output_flag,
     positive_seconds,
     subcommand,
+    uses_tls,
     whole_number,
 )
+from cli.options import open_channel as open_tls_channel
 from cli.output import Output
+from serving.tls import add_tls_arguments
 from vrc.v1 import controller_pb2 as pb
 from vrc.v1 import controller_pb2_grpc
 from vrc.v1 import types_pb2 as tpb
@@ -50,28 +58,114 @@ def mode_name(number: int) -> str:
     return MODE_NAMES.get(number, "unspecified")
 
 
-def _read(flag: str, path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as error:
-        raise CliError(f"{flag} {path}: {error.strerror}") from None
+ACCESS_ROLES = {"admin": pb.ACCESS_ROLE_ADMIN, "reader": pb.ACCESS_ROLE_READER,
+                "none": pb.ACCESS_ROLE_NONE}
+ACCESS_ROLE_NAMES = {pb.ACCESS_ROLE_ADMIN: "admin", pb.ACCESS_ROLE_READER: "reader",
+                     pb.ACCESS_ROLE_AGENT: "agent", pb.ACCESS_ROLE_NONE: "none"}
+AGO = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def open_channel(args: argparse.Namespace) -> grpc.Channel:
-    """A channel to the controller: plaintext unless a TLS flag is given."""
-    if not (args.tls_ca or args.tls_cert or args.tls_key):
-        return grpc.insecure_channel(args.controller)
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise CliError("--tls-cert and --tls-key go together")
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read("--tls-ca", args.tls_ca) if args.tls_ca else None,
-        private_key=_read("--tls-key", args.tls_key) if args.tls_key else None,
-        certificate_chain=_read("--tls-cert", args.tls_cert) if args.tls_cert else None)
-    return grpc.secure_channel(args.controller, credentials)
+    """A channel to the controller (:func:`cli.options.open_channel`)."""
+    return open_tls_channel(args.controller, args)
 
 
-class ClusterCommands:
+def since_time(text: str, now: float | None = None) -> float:
+    """``--since``: an age (``90s``, ``15m``, ``2h``, ``7d`` ago), a unix time, or an ISO
+    8601 time (UTC unless it says). ASCII digits only."""
+    clock = time.time() if now is None else now
+    age = re.fullmatch(r"([0-9]{1,9})([smhd])", text)
+    if age:
+        return max(0.0, clock - float(age.group(1)) * AGO[age.group(2)])
+    if re.fullmatch(r"[0-9]{1,12}(\.[0-9]{1,9})?", text):
+        return float(text)
+    try:
+        moment = datetime.datetime.fromisoformat(text) if text.isascii() else None
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: an age (15m, 2h, 7d), a unix time or an ISO time (2026-01-31T12:00)")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=datetime.UTC)
+    return moment.timestamp()
+
+
+def time_text(stamp: float) -> str:
+    if not stamp:
+        return "-"
+    return datetime.datetime.fromtimestamp(stamp, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def history_lines(entry: pb.HistoryEntry, changes: bool) -> list[str]:
+    hosts = f" [{','.join(entry.hosts)}]" if entry.hosts else ""
+    lines = [f"#{entry.revision} {time_text(entry.at)} {entry.identity} {entry.operation}: "
+             f"{entry.subject}{hosts}"]
+    if changes:
+        for change in entry.changes:
+            lines.append(f"    {change.key}: {change.previous or '(none)'} -> "
+                         f"{change.value or '(deleted)'}")
+        if entry.omitted:
+            lines.append(f"    ... and {entry.omitted} more")
+    return lines
+
+
+class AccessCommands:
+    """``access``, ``whoami`` and ``history``: mixed into :class:`ClusterCommands`."""
+
+    stub: controller_pb2_grpc.ControllerStub
+    out: Output
+    timeout: float
+    streaming: bool
+
+    def access_ls(self, args: argparse.Namespace) -> None:
+        reply = self.stub.ListAccess(pb.ListAccessRequest(), timeout=self.timeout)
+        self.out.listing(list(reply.entries), ("IDENTITY", "ROLE", "SOURCE", "GRANTED BY",
+                                               "GRANTED", "REVISION"),
+                         lambda e: (e.identity, ACCESS_ROLE_NAMES.get(e.role, "-"), e.source,
+                                    e.granted_by or "-", time_text(e.granted_at),
+                                    e.revision or "-"))
+
+    def access_grant(self, args: argparse.Namespace) -> None:
+        request = pb.GrantAccessRequest(identity=args.identity, role=ACCESS_ROLES[args.role])
+        reply = self.stub.GrantAccess(self._expected(request, args), timeout=self.timeout)
+        self._written(reply, f"{args.identity}: {args.role}")
+
+    def access_revoke(self, args: argparse.Namespace) -> None:
+        request = pb.RevokeAccessRequest(identity=args.identity)
+        reply = self.stub.RevokeAccess(self._expected(request, args), timeout=self.timeout)
+        self._written(reply, f"{args.identity}: revoked")
+
+    def whoami(self, args: argparse.Namespace) -> None:
+        entry = self.stub.WhoAmI(pb.WhoAmIRequest(), timeout=self.timeout)
+        self.out.message(entry, f"{entry.identity}: {ACCESS_ROLE_NAMES.get(entry.role, '-')} "
+                                f"(from {entry.source})")
+
+    def history(self, args: argparse.Namespace) -> None:
+        since = args.since or 0.0
+        if args.follow:
+            call = self.stub.WatchHistory(pb.WatchHistoryRequest(host=args.host or "",
+                                                                 since=since))
+            for batch in call:
+                self.streaming = True
+                for entry in batch.entries:
+                    self.out.line(entry, "\n".join(history_lines(entry, args.changes)))
+            return
+        reply = self.stub.ListHistory(pb.ListHistoryRequest(
+            host=args.host or "", since=since, limit=args.limit), timeout=self.timeout)
+        for entry in reply.entries:  # JSON: one object a line, as the stream prints them
+            self.out.line(entry, "\n".join(history_lines(entry, args.changes)))
+
+    def _expected(self, request: Any, args: argparse.Namespace) -> Any:
+        if args.expected_revision is not None:
+            request.expected_revision = args.expected_revision
+        return request
+
+    def _written(self, reply: pb.WriteResponse, what: str) -> None:
+        self.out.message(reply, f"{what} (revision {reply.revision})")
+
+
+class ClusterCommands(AccessCommands):
     """One method per subcommand; each makes its call and prints the answer."""
 
     def __init__(self, stub: controller_pb2_grpc.ControllerStub, out: Output,
@@ -80,15 +174,6 @@ class ClusterCommands:
         self.out = out
         self.timeout = timeout
         self.streaming = False
-
-    def _written(self, reply: pb.WriteResponse, what: str) -> None:
-        self.out.message(reply, f"{what} (revision {reply.revision})")
-
-    @staticmethod
-    def _expected(request: Any, args: argparse.Namespace) -> Any:
-        if args.expected_revision is not None:
-            request.expected_revision = args.expected_revision
-        return request
 
     # --- hosts -----------------------------------------------------------------------
 
@@ -241,10 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--controller", default=os.environ.get(ENV) or DEFAULT_CONTROLLER,
                         metavar="unix:PATH|HOST:PORT",
                         help=f"the controller's API address (env {ENV})")
-    parser.add_argument("--tls-ca", metavar="FILE",
-                        help="CA certificate to verify the controller (turns on TLS)")
-    parser.add_argument("--tls-cert", metavar="FILE", help="client certificate, for mutual TLS")
-    parser.add_argument("--tls-key", metavar="FILE", help="client private key, for mutual TLS")
+    add_tls_arguments(parser, server=False, client=True)
     parser.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
                         help="seconds to wait for a reply (default 10)")
     parser.add_argument("--host", dest="through_host", metavar="HOST",
@@ -320,6 +402,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="changes after this revision (default: a snapshot first)")
     watch.add_argument("-c", "--count", type=whole_number(1, UINT64_MAX), metavar="N",
                        help="stop after N changes")
+
+    access = commands.add_parser("access", help="who may do what (roles of identities)")
+    access_cmds = access.add_subparsers(dest="action", required=True, metavar="ACTION")
+    command(access_cmds, "ls", "access_ls", "list the bootstrap admins and every grant")
+    grant = command(access_cmds, "grant", "access_grant",
+                    "give an identity a role (none: deny it)", write=True)
+    grant.add_argument("identity", metavar="IDENTITY", help="e.g. spiffe://vrc/reader/bob")
+    grant.add_argument("role", choices=tuple(ACCESS_ROLES))
+    revoke = command(access_cmds, "revoke", "access_revoke",
+                     "remove an identity's grant (and deny the role its certificate names)",
+                     write=True)
+    revoke.add_argument("identity", metavar="IDENTITY")
+    command(commands, "whoami", "whoami", "who the controller says you are, and your role")
+    history = command(commands, "history", "history",
+                      "the audit trail: who wrote what, when, and what it replaced")
+    history.add_argument("--host", metavar="HOST", help="only writes about this host")
+    history.add_argument("--since", type=since_time, metavar="TIME",
+                         help="only writes since TIME: an age (15m, 2h, 7d), an ISO time or "
+                              "a unix time")
+    history.add_argument("--limit", type=whole_number(1, 10_000), default=100, metavar="N",
+                         help="the newest N (default 100)")
+    history.add_argument("--changes", action="store_true",
+                         help="also each record's value before and after")
+    history.add_argument("-f", "--follow", action="store_true",
+                         help="then keep printing new writes until Ctrl-C")
     return parser
 
 
@@ -341,6 +448,10 @@ def rpc_error_text(error: Any, args: argparse.Namespace, streaming: bool) -> str
         cause = details.rstrip("]").rsplit(": ", 1)[-1].strip() or "unavailable"
         if streaming:
             return f"the controller at {args.controller} went away ({cause})"
+        if uses_tls(args.controller, args):
+            return (f"cannot reach the controller at {args.controller}: {cause} (is "
+                    "vrc-controller running there? with TLS: does --tls-ca sign its "
+                    "certificate, and is --tls-cert from its CA and still valid?)")
         return (f"cannot reach the controller at {args.controller}: {cause} (is "
                 f"vrc-controller running there? --controller or ${ENV} names another)")
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:

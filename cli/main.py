@@ -1,7 +1,12 @@
 """``vrc``: the entry point — the root parser, the channel, errors and exit codes.
 
-    vrc [--agent unix:/run/vrc/agent.sock | HOST:PORT] [--tls-ca F [--tls-cert F --tls-key F]]
+    vrc [--agent unix:/run/vrc/agent.sock | HOST:PORT] [--tls-ca F --tls-cert F --tls-key F]
         [-o table|json] COMMAND ...
+    vrc certs ...       (certificates: cli/certs.py)
+
+The TLS flags (and ``VRC_TLS_CA``, ``VRC_TLS_CERT``, ``VRC_TLS_KEY``) are the
+ones every vrc component shares (:mod:`serving.tls`): a TCP target is dialled
+with mutual TLS when they are given, a Unix socket always in plaintext.
 
 Tables for people, ``-o json`` for programs (streams print one JSON object a
 line). A gRPC error prints as ``vrc: STATUS: message`` on stderr and exits 1,
@@ -19,33 +24,21 @@ from typing import Any
 
 import grpc
 
-from cli import agent, cluster
-from cli.options import CliError, output_flag, positive_seconds
+from cli import agent, certs, cluster
+from cli.options import CliError, first_command, output_flag, positive_seconds, uses_tls
+from cli.options import open_channel as open_tls_channel
 from cli.output import Output
+from serving.tls import add_tls_arguments
 from vrc.v1 import agent_pb2_grpc
 
 DEFAULT_AGENT = "unix:/run/vrc/agent.sock"
-
-
-def _read(flag: str, path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as error:
-        raise CliError(f"{flag} {path}: {error.strerror}") from None
+GLOBAL_FLAGS_WITH_VALUES = ("--agent", "--controller", "--tls-ca", "--tls-cert", "--tls-key",
+                            "--tls-server-name", "--timeout", "-o", "--output")
 
 
 def open_channel(args: argparse.Namespace) -> grpc.Channel:
-    """A channel to the agent: plaintext unless a TLS flag is given."""
-    if not (args.tls_ca or args.tls_cert or args.tls_key):
-        return grpc.insecure_channel(args.agent)
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise CliError("--tls-cert and --tls-key go together")
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read("--tls-ca", args.tls_ca) if args.tls_ca else None,
-        private_key=_read("--tls-key", args.tls_key) if args.tls_key else None,
-        certificate_chain=_read("--tls-cert", args.tls_cert) if args.tls_cert else None)
-    return grpc.secure_channel(args.agent, credentials)
+    """A channel to the agent (:func:`cli.options.open_channel`)."""
+    return open_tls_channel(args.agent, args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,10 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                "vrc capture eth1 -c 100 -w eth1.pcap. Errors exit 1, usage errors 2.")
     parser.add_argument("--agent", default=DEFAULT_AGENT, metavar="unix:PATH|HOST:PORT",
                         help=f"the agent's API address (default {DEFAULT_AGENT})")
-    parser.add_argument("--tls-ca", metavar="FILE",
-                        help="CA certificate to verify the agent (turns on TLS)")
-    parser.add_argument("--tls-cert", metavar="FILE", help="client certificate, for mutual TLS")
-    parser.add_argument("--tls-key", metavar="FILE", help="client private key, for mutual TLS")
+    add_tls_arguments(parser, server=False, client=True)
     parser.add_argument("--timeout", type=positive_seconds, default=10.0, metavar="SECONDS",
                         help="seconds to wait for a reply (default 10)")
     parser.add_argument("--controller", metavar="unix:PATH|HOST:PORT",
@@ -74,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    if cluster.wants_controller(sys.argv[1:] if argv is None else argv):
+    words = list(sys.argv[1:] if argv is None else argv)
+    if first_command(words, GLOBAL_FLAGS_WITH_VALUES) == "certs":
+        index = words.index("certs")
+        return certs.main(words[:index] + words[index + 1:])
+    if cluster.wants_controller(words):
         return cluster.main(argv)
     args = build_parser().parse_args(argv)
     if args.func == "query" and args.kind == "broadcast" and not args.iface:
@@ -119,6 +113,10 @@ def rpc_error_text(error: Any, args: argparse.Namespace, streaming: bool = False
         cause = details.rstrip("]").rsplit(": ", 1)[-1].strip() or "unavailable"
         if streaming:
             return f"the agent at {args.agent} went away ({cause}); did vrc-agent stop?"
+        if uses_tls(args.agent, args):
+            return (f"cannot reach the agent at {args.agent}: {cause} (is vrc-agent running "
+                    "there? with TLS: does --tls-ca sign its certificate, and --tls-cert come "
+                    "from its CA and is it still valid?)")
         return (f"cannot reach the agent at {args.agent}: {cause} "
                 "(is vrc-agent running there? --agent names another)")
     if code is grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 
 INSPECT = ("ifaces", "routes", "arp", "capture", "events")
 # the controller half's flags that take a value (anything else before the command is one)
-VALUED = {"--controller", "--tls-ca", "--tls-cert", "--tls-key", "--timeout", "-o",
-          "--output", "--host"}
+VALUED = {"--controller", "--tls-ca", "--tls-cert", "--tls-key", "--tls-server-name",
+          "--timeout", "-o", "--output", "--host"}
 PASSED = {"--tls-ca", "--tls-cert", "--tls-key", "--timeout", "-o", "--output"}
 
 

@@ -3,31 +3,51 @@
 Handlers stay thin: :mod:`controller.validate` checks every field before the
 store is asked, the store does the guarded write, :mod:`controller.errors`
 (applied to every RPC by :func:`~controller.errors.map_errors_of`) turns a
-refusal into its status. ``WatchConfig`` holds a slot of a bounded stream
-budget for as long as it runs, so streams never starve unary calls.
-``Sync`` and the real content of the status calls arrive with issue 13.
+refusal into its status. ``WatchConfig`` and ``WatchHistory`` hold a slot of
+a bounded stream budget for as long as they run, so streams never starve
+unary calls. Who may call what is decided before a handler runs
+(:mod:`controller.access`, through :class:`serving.auth.Authorization`); the
+access and history calls answer from :class:`~controller.access.AccessControl`
+and the audit trail. ``Sync`` and the real content of the status calls arrive
+with issue 13.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 
 from controller import validate
-from controller.convert import change_pb, claim_pb, host_pb, policy_pb, stored_alias_pb
+from controller.access import AccessControl
+from controller.audit import HistoryWatcher
+from controller.convert import (
+    GRANT_ROLE_NAMES,
+    access_pb,
+    change_pb,
+    claim_pb,
+    history_pb,
+    host_pb,
+    policy_pb,
+    stored_alias_pb,
+)
 from controller.errors import map_errors_of
 from controller.etcd import Change, ChangeKind, EtcdCompacted, Snapshot, Watcher, snapshot
 from controller.store import (
+    HistoryRecord,
     InvalidArgument,
     OutOfRange,
     ResourceExhausted,
     Store,
     Unavailable,
+    decode,
 )
 from controller.store.core import etcd_errors
+from controller.store.history import DEFAULT_LIMIT, MAX_LIMIT
 from controller.sync import SyncService
+from serving.auth import current_grant, current_identity, peer_identity
 from serving.streams import BudgetExceeded, StreamBudget
 from vrc.v1 import controller_pb2 as pb
 from vrc.v1 import controller_pb2_grpc
@@ -44,10 +64,12 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
     """The vrc.v1.Controller service over one store."""
 
     def __init__(self, store: Store, *, watch_budget: StreamBudget | None = None,
-                 sync: SyncService | None = None) -> None:
+                 sync: SyncService | None = None,
+                 access: AccessControl | None = None) -> None:
         self.store = store
         self.sync = sync
         self.watch_budget = watch_budget or StreamBudget(32, 8, what="WatchConfig streams")
+        self.access = access or AccessControl(store)
 
     # --- hosts -----------------------------------------------------------------------
 
@@ -206,6 +228,93 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
                        context: grpc.ServicerContext) -> pb.FleetStatus:
         return self._sync().fleet_status()
 
+    # --- access ----------------------------------------------------------------------
+
+    def ListAccess(self, request: pb.ListAccessRequest,
+                   context: grpc.ServicerContext) -> pb.ListAccessResponse:
+        entries, revision = self.access.entries()
+        return pb.ListAccessResponse(
+            entries=[access_pb(e.identity, e.grant, e.record) for e in entries],
+            revision=revision)
+
+    def GrantAccess(self, request: pb.GrantAccessRequest,
+                    context: grpc.ServicerContext) -> pb.WriteResponse:
+        role = GRANT_ROLE_NAMES.get(request.role)
+        if role is None:
+            raise InvalidArgument("role", pb.AccessRole.Name(request.role)
+                                  if request.role in pb.AccessRole.values() else request.role,
+                                  "grant ACCESS_ROLE_ADMIN, ACCESS_ROLE_READER or "
+                                  "ACCESS_ROLE_NONE")
+        return pb.WriteResponse(revision=self.access.grant(
+            request.identity, role, expected_revision=expected(request)))
+
+    def RevokeAccess(self, request: pb.RevokeAccessRequest,
+                     context: grpc.ServicerContext) -> pb.WriteResponse:
+        return pb.WriteResponse(revision=self.access.revoke(
+            request.identity, expected_revision=expected(request)))
+
+    def WhoAmI(self, request: pb.WhoAmIRequest, context: grpc.ServicerContext
+               ) -> pb.AccessEntry:
+        identity = current_identity() or peer_identity(context)
+        grant = current_grant() or self.access.resolve(identity)
+        return access_pb(identity.name, grant)
+
+    # --- history ---------------------------------------------------------------------
+
+    def ListHistory(self, request: pb.ListHistoryRequest,
+                    context: grpc.ServicerContext) -> pb.ListHistoryResponse:
+        host, since = _history_filter(request.host, request.since)
+        if request.limit > MAX_LIMIT:
+            raise InvalidArgument("limit", request.limit, f"at most {MAX_LIMIT}")
+        listing = self.store.list_history(host=host, since=since,
+                                          limit=request.limit or DEFAULT_LIMIT)
+        return pb.ListHistoryResponse(
+            entries=[history_pb(s.record, s.mod_revision) for s in listing.items],
+            revision=listing.revision)
+
+    def WatchHistory(self, request: pb.WatchHistoryRequest,
+                     context: grpc.ServicerContext) -> Iterator[pb.HistoryBatch]:
+        host, since = _history_filter(request.host, request.since)
+        try:
+            release = self.watch_budget.acquire(context.peer())
+        except BudgetExceeded as error:
+            raise ResourceExhausted("", "", str(error)) from None
+        try:
+            yield from self._watch_history(host, since, request.after_revision, context)
+        finally:
+            release()
+
+    def _watch_history(self, host: str, since: float, after: int,
+                       context: grpc.ServicerContext) -> Iterator[pb.HistoryBatch]:
+        if after:
+            current = self.store.revision()
+            if after > current:
+                raise OutOfRange("after_revision", after,
+                                 f"is ahead of the store (current revision {current})")
+            start = after
+            yield pb.HistoryBatch(revision=after)
+        else:
+            listing = (self.store.list_history(host=host, since=since, limit=MAX_LIMIT)
+                       if since > 0 else None)
+            start = listing.revision if listing is not None else self.store.revision()
+            entries = [history_pb(s.record, s.mod_revision)
+                       for s in (listing.items if listing is not None else [])]
+            for index in range(0, max(len(entries), 1), CHANGES_PER_BATCH):
+                yield pb.HistoryBatch(entries=entries[index:index + CHANGES_PER_BATCH],
+                                      revision=start, snapshot=True)
+        watcher = HistoryWatcher(self.store.etcd, self.store.keys, start)
+        context.add_callback(watcher.close)
+        if not context.is_active():
+            watcher.close()
+        for batch in watcher:
+            entries = []
+            for key, value, revision in watcher.new_entries(batch):
+                record = decode(HistoryRecord, key, value)
+                if not host or host in record.hosts:
+                    entries.append(history_pb(record, revision))
+            if entries:
+                yield pb.HistoryBatch(entries=entries, revision=batch.revision)
+
     def Sync(self, request_iterator: Iterator[pb.SyncRequest],
              context: grpc.ServicerContext) -> Iterator[pb.SyncResponse]:
         yield from self._sync().sync(request_iterator, context)
@@ -214,6 +323,13 @@ class ControllerService(controller_pb2_grpc.ControllerServicer):
         if self.sync is None:
             raise Unavailable("", "", "this controller was started without its Sync service")
         return self.sync
+
+
+def _history_filter(host: str, since: float) -> tuple[str, float]:
+    checked = validate.host_id("host", host) if host else ""
+    if not math.isfinite(since) or since < 0:
+        raise InvalidArgument("since", since, "a unix time, 0 or more")
+    return checked, since
 
 
 def _chunked(changes: list[pb.ConfigChange], revision: int, *, snapshot: bool = False,

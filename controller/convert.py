@@ -1,12 +1,17 @@
-"""Store records as Controller API messages, and etcd changes as ConfigChange."""
+"""Store records as Controller API messages, and etcd changes as ConfigChange; access
+entries and audit records as messages."""
 
 from __future__ import annotations
 
+import json
+
 from controller.etcd import Change, ChangeKind
 from controller.store import (
+    AccessRecord,
     AliasRecord,
     ClaimRecord,
     ClaimView,
+    HistoryRecord,
     HostRecord,
     HostView,
     Keys,
@@ -17,6 +22,8 @@ from controller.store import (
     Stored,
     decode,
 )
+from serving.auth import Grant
+from serving.auth import Role as AccessRole
 from vrc.v1 import controller_pb2 as pb
 from vrc.v1 import types_pb2 as tpb
 
@@ -108,3 +115,33 @@ def change_pb(keys: Keys, change: Change) -> pb.ConfigChange | None:
                                                 else tpb.POLICY_UNSPECIFIED)
         message.policy.CopyFrom(cluster)
     return message
+
+
+ACCESS_ROLE_PB = {AccessRole.ADMIN: pb.ACCESS_ROLE_ADMIN, AccessRole.READER: pb.ACCESS_ROLE_READER,
+                  AccessRole.AGENT: pb.ACCESS_ROLE_AGENT, AccessRole.NONE: pb.ACCESS_ROLE_NONE}
+GRANT_ROLE_NAMES = {pb.ACCESS_ROLE_ADMIN: "admin", pb.ACCESS_ROLE_READER: "reader",
+                    pb.ACCESS_ROLE_NONE: "none"}
+
+
+def access_pb(identity: str, grant: Grant, record: Stored[AccessRecord] | None = None
+              ) -> pb.AccessEntry:
+    entry = pb.AccessEntry(identity=identity, role=ACCESS_ROLE_PB[grant.role],
+                           source=grant.source)
+    if record is not None:
+        entry.revision = record.mod_revision
+        entry.granted_by = record.record.granted_by
+        entry.granted_at = record.record.granted_at
+    return entry
+
+
+def _json_text(value: object) -> str:
+    return "" if value is None else json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def history_pb(record: HistoryRecord, revision: int) -> pb.HistoryEntry:
+    return pb.HistoryEntry(
+        revision=revision, at=record.at, identity=record.identity, operation=record.operation,
+        subject=record.subject, hosts=list(record.hosts), replica=record.replica,
+        changes=[pb.HistoryChange(key=c.key, previous=_json_text(c.previous),
+                                  value=_json_text(c.value)) for c in record.changes],
+        omitted=record.omitted)

@@ -10,22 +10,20 @@ metrics and the etcd health monitor. Stop order is the reverse: server first
 service (leases left to lapse: agents redial within the TTL), etcd client,
 the private etcd. SIGTERM and SIGINT stop it
 that way and it exits 0. Replicas share nothing but etcd: start as many as
-you like on one etcd, no leader is elected.
+you like on one etcd, no leader is elected. The command line is
+:mod:`controller.options`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import os
 import signal
-import socket
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent import futures
-from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any
@@ -33,29 +31,29 @@ from typing import IO, Any
 import grpc
 from grpc_health.v1 import health, health_pb2
 
+from controller.access import METHODS, AccessControl
 from controller.api import ControllerService
-from controller.etcd import (
-    EmbeddedEtcd,
-    EmbeddedEtcdError,
-    EtcdClient,
-    EtcdConfig,
-    EtcdError,
-    parse_endpoints,
-)
-from controller.metrics import ControllerCollector, RequestCounter, registry_for
-from controller.store import DEFAULT_ROOT, Keys, Store
+from controller.audit import AuditTrail, HistoryPruner
+from controller.etcd import EmbeddedEtcd, EmbeddedEtcdError, EtcdClient, EtcdConfig, EtcdError
+from controller.metrics import ControllerCollector, Denials, RequestCounter, registry_for
+from controller.options import ControllerOptions, build_parser, options_from
+from controller.store import Keys, Store
 from controller.sync import SyncService, SyncSettings
 from controller.sync import server_options as sync_server_options
-from controller.sync.fanout import QUEUE_LIMIT as SYNC_QUEUE_LIMIT
 from serving import server as serving
-from serving.logs import FORMATS, LEVELS, configure_logging, get_logger
+from serving.auth import Authorization
+from serving.health import build_health_server, set_not_serving
+from serving.limits import WriteLimiter
+from serving.logs import configure_logging, get_logger
 from serving.metrics import MetricsServer, serve_metrics
-from serving.numbers import positive_seconds
 from serving.streams import StreamBudget
+from serving.tls import ServerCredentials
 from vrc.v1 import controller_pb2, controller_pb2_grpc
 
+__all__ = ["Controller", "ControllerOptions", "DataDirLock", "StartError", "build_parser",
+           "main", "options_from"]
+
 CONTROLLER_SERVICE = controller_pb2.DESCRIPTOR.services_by_name["Controller"].full_name
-ROOT_DATA_DIR = "/var/lib/vrc-controller"
 EXIT_OK = 0
 EXIT_START_FAILED = 1
 EXIT_USAGE = 2
@@ -66,149 +64,6 @@ HEALTH_INTERVAL = 2.0
 add_servicer: Callable[[ControllerService, grpc.Server], None] = (
     controller_pb2_grpc.add_ControllerServicer_to_server)
 STOP_GRACE = 2.0
-
-
-def default_data_dir() -> str:
-    """$VRC_DATA_DIR, else /var/lib/vrc-controller for root, else under $XDG_STATE_HOME
-    (~/.local/state)."""
-    if os.environ.get("VRC_DATA_DIR"):
-        return os.environ["VRC_DATA_DIR"]
-    if os.geteuid() == 0:
-        return ROOT_DATA_DIR
-    state = os.environ.get("XDG_STATE_HOME") or os.path.expanduser("~/.local/state")
-    return os.path.join(state, "vrc-controller")
-
-
-def default_id() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}"
-
-
-def positive_int(text: str) -> int:
-    if not (text.isascii() and text.isdigit()) or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a whole number, 1 or more")
-    return int(text)
-
-
-
-def build_parser() -> argparse.ArgumentParser:
-    env = os.environ.get
-    parser = argparse.ArgumentParser(
-        prog="vrc-controller",
-        description="Keep the vrc cluster's desired configuration (hosts, aliases, prefix "
-                    "claims, the same-prefix policy) in etcd and serve the Controller API. "
-                    "Without --etcd it runs a private etcd in --data-dir. Several replicas "
-                    "on one etcd run side by side (no leader). SIGTERM or Ctrl-C stops it.",
-        epilog="example: vrc-controller --data-dir /tmp/vrc, then: "
-               "vrc --controller unix:/tmp/vrc/controller.sock hosts",
-    )  # fmt: skip
-    parser.add_argument(
-        "--listen", default=None, metavar="unix:PATH|HOST:PORT",
-        help="where the API listens (default unix:DATA_DIR/controller.sock); an address "
-             "other hosts can reach needs TLS or --insecure")  # fmt: skip
-    parser.add_argument(
-        "--etcd", default=env("VRC_ETCD"), metavar="URL[,URL...]",
-        help="etcd client URLs (env VRC_ETCD); default: start a private etcd in --data-dir")
-    parser.add_argument("--etcd-cacert", default=env("VRC_ETCD_CACERT"), metavar="FILE",
-                        help="CA that signed etcd's certificate (env VRC_ETCD_CACERT)")
-    parser.add_argument("--etcd-cert", default=env("VRC_ETCD_CERT"), metavar="FILE",
-                        help="client certificate for etcd (env VRC_ETCD_CERT)")
-    parser.add_argument("--etcd-key", default=env("VRC_ETCD_KEY"), metavar="FILE",
-                        help="its private key (env VRC_ETCD_KEY)")
-    parser.add_argument("--etcd-user", default=env("VRC_ETCD_USER"), metavar="NAME",
-                        help="etcd user (env VRC_ETCD_USER)")
-    parser.add_argument("--etcd-password", default=env("VRC_ETCD_PASSWORD"), metavar="TEXT",
-                        help="its password (env VRC_ETCD_PASSWORD; prefer the env: a flag "
-                             "shows in ps)")
-    parser.add_argument("--store-root", default=DEFAULT_ROOT, metavar="PREFIX",
-                        help=f"the etcd key prefix of this cluster's records (default "
-                             f"{DEFAULT_ROOT}; clusters sharing one etcd need their own)")
-    parser.add_argument("--etcd-wait", type=positive_seconds, default=30.0, metavar="SECONDS",
-                        help="how long to wait for a healthy etcd at start (default 30)")
-    parser.add_argument(
-        "--data-dir", default=None, metavar="DIR",
-        help=f"the private etcd's data and the default socket (env VRC_DATA_DIR; default "
-             f"{ROOT_DATA_DIR} for root, else $XDG_STATE_HOME/vrc-controller)")  # fmt: skip
-    parser.add_argument("--tls-cert", default=None, metavar="FILE",
-                        help="server certificate (PEM); serves the API over TLS")
-    parser.add_argument("--tls-key", default=None, metavar="FILE",
-                        help="the certificate's private key (PEM)")
-    parser.add_argument("--tls-client-ca", default=None, metavar="FILE",
-                        help="CA (PEM) that must sign client certificates (mutual TLS)")
-    parser.add_argument("--insecure", action="store_true",
-                        help="serve a non-local API without TLS")
-    parser.add_argument("--metrics", default=None, metavar="HOST:PORT",
-                        help="serve Prometheus metrics at http://HOST:PORT/metrics")
-    parser.add_argument("--log-format", choices=FORMATS, default="text",
-                        help="log lines for people or JSON lines (default text)")
-    parser.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower,
-                        help="default info")
-    parser.add_argument(
-        "--lease-ttl", type=positive_seconds, default=5.0, metavar="SECONDS",
-        help="TTL of agents' liveness leases: a host whose agent is gone shows down within "
-             "it (whole seconds; default 5)")  # fmt: skip
-    parser.add_argument("--id", default=None, metavar="NAME",
-                        help="this replica's name in logs and status (default HOSTNAME-PID)")
-    parser.add_argument("--max-sync-streams", type=positive_int, default=1024, metavar="N",
-                        help="agents' Sync streams open at once, in total (default 1024)")
-    parser.add_argument(
-        "--max-sync-streams-per-client", type=positive_int, default=1024, metavar="N",
-        help="... per client address (default 1024; every Unix-socket client counts as one, "
-             "so keep it at the total when agents dial a socket)")  # fmt: skip
-    parser.add_argument("--max-watch-streams", type=positive_int, default=32, metavar="N",
-                        help="WatchConfig streams open at once, in total (default 32)")
-    parser.add_argument("--max-watch-streams-per-client", type=positive_int, default=8,
-                        metavar="N", help="... per client address (default 8; every Unix-socket "
-                                          "client counts as one)")
-    return parser
-
-
-@dataclass(slots=True)
-class ControllerOptions:
-    listen: str
-    data_dir: str
-    etcd: EtcdConfig | None  # None: the private etcd
-    etcd_wait: float = 30.0
-    tls: serving.TlsFiles | None = None
-    insecure: bool = False
-    metrics: str | None = None
-    lease_ttl: float = 5.0
-    replica_id: str = ""
-    max_watch_streams: int = 32
-    max_watch_streams_per_client: int = 8
-    max_sync_streams: int = 1024
-    max_sync_streams_per_client: int = 1024
-    sync_queue_limit: int = SYNC_QUEUE_LIMIT  # messages a Sync stream may fall behind
-    store_root: str = DEFAULT_ROOT
-
-
-def options_from(args: argparse.Namespace) -> ControllerOptions:
-    """Every option checked before anything starts (ValueError naming the flag)."""
-    data_dir = args.data_dir or default_data_dir()
-    listen = args.listen or f"unix:{os.path.join(data_dir, 'controller.sock')}"
-    address = serving.parse_listen(listen)
-    tls = serving.tls_files(args.tls_cert, args.tls_key, args.tls_client_ca)
-    serving.check_access(address, tls, args.insecure)
-    if tls is not None:
-        serving.server_credentials(tls)  # the files are readable
-    if args.metrics:
-        serving.parse_hostport(args.metrics)
-    etcd = None
-    if args.etcd:
-        etcd = EtcdConfig(parse_endpoints(args.etcd), cacert=args.etcd_cacert,
-                          cert=args.etcd_cert, key=args.etcd_key, user=args.etcd_user,
-                          password=args.etcd_password)
-        etcd.channel_credentials()  # the TLS files are readable
-    elif any((args.etcd_cacert, args.etcd_cert, args.etcd_key, args.etcd_user)):
-        raise ValueError("--etcd-cacert/--etcd-cert/--etcd-key/--etcd-user need --etcd "
-                         "(the private etcd runs without them)")
-    return ControllerOptions(
-        listen=listen, data_dir=data_dir, etcd=etcd, etcd_wait=args.etcd_wait, tls=tls,
-        insecure=args.insecure, metrics=args.metrics, lease_ttl=args.lease_ttl,
-        replica_id=args.id or default_id(), max_watch_streams=args.max_watch_streams,
-        max_watch_streams_per_client=args.max_watch_streams_per_client,
-        max_sync_streams=args.max_sync_streams,
-        max_sync_streams_per_client=args.max_sync_streams_per_client,
-        store_root=Keys(args.store_root).root)
 
 
 class StartError(Exception):
@@ -258,6 +113,13 @@ class Controller:
         self.server: grpc.Server | None = None
         self.health: health.HealthServicer | None = None
         self.address = ""
+        self.addresses: list[str] = []
+        self.credentials: ServerCredentials | None = None
+        self.health_server: grpc.Server | None = None
+        self.health_only: health.HealthServicer | None = None
+        self.health_address = ""
+        self.pruner: HistoryPruner | None = None
+        self.limiter: WriteLimiter | None = None
         self.metrics: MetricsServer | None = None
         self.sync: SyncService | None = None
         self.sync_etcd: EtcdClient | None = None  # the Sync side's own client
@@ -284,7 +146,9 @@ class Controller:
         self.etcd_up = True
         self.log.info("etcd healthy", endpoint=endpoint.url,
                       embedded=self.embedded is not None)
-        self.store = Store(self.etcd, root=opts.store_root)
+        keys = Keys(opts.store_root)
+        self.store = Store(self.etcd, root=opts.store_root,
+                           hooks=[AuditTrail(keys, opts.replica_id)])
         budget = StreamBudget(opts.max_watch_streams, opts.max_watch_streams_per_client,
                               what="WatchConfig streams", flag="--max-watch-streams-per-client "
                               "and --max-watch-streams")
@@ -297,23 +161,45 @@ class Controller:
             queue_limit=opts.sync_queue_limit), budget=sync_budget, etcd=self.sync_etcd)
         self.sync.start()
         requests = RequestCounter()
-        service = ControllerService(self.store, watch_budget=budget, sync=self.sync)
-        self._build_server(service, requests, budget.total + sync_budget.total)
+        access = AccessControl(self.store, opts.bootstrap_admins)
+        self.limiter = WriteLimiter(opts.write_rate, opts.write_burst)
+        denials = Denials()
+        authorization = Authorization(METHODS, access.resolve, limiter=self.limiter,
+                                      recheck=opts.reauthorize_every, on_denied=denials)
+        service = ControllerService(self.store, watch_budget=budget, sync=self.sync,
+                                    access=access)
+        self._build_server(service, [requests, authorization], budget.total + sync_budget.total)
+        if opts.health_listen:
+            self.health_server, self.health_only, self.health_address = build_health_server(
+                opts.health_listen, ("", CONTROLLER_SERVICE))
+            self.health_server.start()
+            self.log.info("health", listen=self.health_address)
+        self.pruner = HistoryPruner(self.store, max_age=opts.history_max_age,
+                                    max_records=opts.history_max_records,
+                                    interval=opts.history_prune_interval, log=self.log)
+        self.pruner.start()
         if opts.metrics:
-            collector = ControllerCollector(self.store, requests, budget, lambda: self.etcd_up,
-                                            sync=self.sync)
+            limiter, pruner = self.limiter, self.pruner
+            collector = ControllerCollector(
+                self.store, requests, budget, lambda: self.etcd_up, sync=self.sync,
+                denials=denials, rate_limited=lambda: limiter.refused if limiter else 0,
+                pruned=lambda: pruner.pruned if pruner else 0)
             self.metrics = serve_metrics(registry_for(collector), opts.metrics)
             self.log.info("metrics", listen=self.metrics.address)
         self._monitor = threading.Thread(target=self._watch_etcd_health, daemon=True,
                                          name="vrc-etcd-health")
         self._monitor.start()
-        self.log.info("controller started", listen=self.address, etcd=config.describe(),
-                      lease_ttl=opts.lease_ttl)
+        self.log.info("controller started", listen=self.addresses, etcd=config.describe(),
+                      lease_ttl=opts.lease_ttl,
+                      tls=("mutual" if opts.tls is not None and opts.tls.client_auth else
+                           "server only (--tls-no-client-auth)" if opts.tls is not None
+                           else "off"),
+                      identity=self.credentials.identity if self.credentials else None)
 
     def _start_embedded(self) -> EtcdConfig:
         self.lock = DataDirLock(self.options.data_dir)
         self.lock.acquire()
-        self.embedded = EmbeddedEtcd(self.options.data_dir)
+        self.embedded = EmbeddedEtcd(self.options.data_dir, tls=True)
         try:
             self.embedded.start(timeout=self.options.etcd_wait)
         except EmbeddedEtcdError as error:
@@ -322,24 +208,32 @@ class Controller:
                       data_dir=str(self.embedded.data_dir / "etcd"))
         return self.embedded.config()
 
-    def _build_server(self, service: ControllerService, requests: RequestCounter,
-                      streams: int) -> None:
+    def _build_server(self, service: ControllerService,
+                      interceptors: list[grpc.ServerInterceptor], streams: int) -> None:
         """``streams``: every stream budget together; the pool has that many workers plus
         UNARY_WORKERS, so open streams never take the workers unary calls need."""
         opts = self.options
         workers = streams + UNARY_WORKERS
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vrc-ctl"),
-            interceptors=[requests],
+            interceptors=interceptors,
             options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
                      *sync_server_options()])
         add_servicer(service, server)
         self.health = serving.add_health_and_reflection(server, (CONTROLLER_SERVICE,))
-        credentials = serving.server_credentials(opts.tls) if opts.tls is not None else None
-        self.address = serving.bind(server, serving.parse_listen(opts.listen), credentials)
-        if opts.tls is None and not serving.parse_listen(opts.listen).is_local:
-            self.log.warning(f"controller API on {self.address} without TLS (--insecure): "
-                             "anyone who can reach it can reconfigure the cluster")
+        if opts.tls is not None:
+            self.credentials = ServerCredentials(opts.tls, log=self.log)
+            if not opts.tls.client_auth:
+                self.log.warning("TLS without client certificates (--tls-no-client-auth): "
+                                 "any client that reaches the API is trusted as an admin")
+        for listen in (opts.listen, *opts.also_listen):
+            address = serving.parse_listen(listen)
+            bound = serving.bind(server, address, self.credentials)
+            self.addresses.append(bound)
+            if self.credentials is None and not address.is_local:
+                self.log.warning(f"controller API on {bound} without TLS (--insecure): "
+                                 "anyone who can reach it can reconfigure the cluster")
+        self.address = self.addresses[0]
         self.server = server
         server.start()
 
@@ -354,11 +248,12 @@ class Controller:
                 else:
                     self.log.warning("etcd unreachable: writes and reads fail with "
                                      "UNAVAILABLE until it is back")
-            if self.health is not None:
-                status = (health_pb2.HealthCheckResponse.SERVING if up
-                          else health_pb2.HealthCheckResponse.NOT_SERVING)
-                for name in ("", CONTROLLER_SERVICE):
-                    self.health.set(name, status)
+            status = (health_pb2.HealthCheckResponse.SERVING if up
+                      else health_pb2.HealthCheckResponse.NOT_SERVING)
+            for checker in (self.health, self.health_only):
+                if checker is not None:
+                    for name in ("", CONTROLLER_SERVICE):
+                        checker.set(name, status)
 
     def _etcd_answers(self) -> bool:
         if self.etcd is None:
@@ -372,14 +267,23 @@ class Controller:
     def stop(self) -> None:
         """Stop in reverse order; every step runs even if an earlier one failed."""
         self._stop.set()
+        if self.health_only is not None:
+            set_not_serving(self.health_only)
         if self.server is not None:
             with contextlib.suppress(Exception):
                 self.server.stop(grace=STOP_GRACE).wait(STOP_GRACE + 3)
             self.server = None
+        if self.health_server is not None:
+            with contextlib.suppress(Exception):
+                self.health_server.stop(grace=0.5).wait(5.0)
+            self.health_server, self.health_only = None, None
         if self.metrics is not None:
             with contextlib.suppress(Exception):
                 self.metrics.close()
             self.metrics = None
+        if self.pruner is not None:
+            self.pruner.stop()
+            self.pruner = None
         if self._monitor is not None:
             self._monitor.join(HEALTH_INTERVAL + 3)
             self._monitor = None
@@ -403,9 +307,12 @@ class Controller:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
-        if self.address.startswith("unix:"):
-            with contextlib.suppress(OSError):
-                Path(self.address[len("unix:"):]).unlink()
+        for address in self.addresses:
+            parsed = serving.parse_listen(address)
+            if parsed.is_unix:
+                with contextlib.suppress(OSError):
+                    Path(parsed.path).unlink()
+        self.addresses = []
 
 
 def install_stop_signals(stop: threading.Event) -> None:

@@ -27,6 +27,7 @@ from controller.store.errors import (
     InvalidArgument,
     NotFound,
     OutOfRange,
+    PermissionDenied,
     ResourceExhausted,
     StoreError,
     Unavailable,
@@ -42,6 +43,7 @@ STATUS_BY_REASON: dict[type[StoreError], grpc.StatusCode] = {
     OutOfRange: grpc.StatusCode.OUT_OF_RANGE,
     Unavailable: grpc.StatusCode.UNAVAILABLE,
     Corrupt: grpc.StatusCode.DATA_LOSS,
+    PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 REASON_KEY = "vrc-reason"

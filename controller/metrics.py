@@ -12,6 +12,9 @@
   lease_regrants}_total``: what the Sync side did; ``vrc_controller_sync_revision``
   and ``vrc_controller_sync_watermark``: the revision the replica's view is at
   and the fleet watermark.
+* ``vrc_controller_access_denied_total{method}``: calls refused PERMISSION_DENIED;
+* ``vrc_controller_writes_rate_limited_total``: writes refused by an identity's budget;
+* ``vrc_controller_history_pruned_total``: audit records pruned by this replica.
 """
 
 from __future__ import annotations
@@ -93,14 +96,35 @@ class RequestCounter(grpc.ServerInterceptor):
         return call
 
 
+class Denials:
+    """Counts PERMISSION_DENIED refusals by method (the interceptor's ``on_denied``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.counts: Counter[str] = Counter()
+
+    def __call__(self, identity: str, method: str) -> None:
+        with self._lock:
+            self.counts[method.rsplit("/", 1)[-1]] += 1
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.counts)
+
+
 class ControllerCollector(Collector):
     def __init__(self, store: Store, requests: RequestCounter, watch_budget: StreamBudget,
-                 etcd_up: Callable[[], bool], sync: SyncService | None = None) -> None:
+                 etcd_up: Callable[[], bool], sync: SyncService | None = None, *,
+                 denials: Denials | None = None, rate_limited: Callable[[], int] = lambda: 0,
+                 pruned: Callable[[], int] = lambda: 0) -> None:
         self.sync = sync
         self.store = store
         self.requests = requests
         self.watch_budget = watch_budget
         self.etcd_up = etcd_up
+        self.denials = denials or Denials()
+        self.rate_limited = rate_limited
+        self.pruned = pruned
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         requests = CounterMetricFamily("vrc_controller_requests", "Controller RPCs by outcome",
@@ -122,6 +146,16 @@ class ControllerCollector(Collector):
             yield CounterMetricFamily(f"vrc_controller_store_{name}", text, value=value)
         yield GaugeMetricFamily("vrc_controller_watch_streams", "WatchConfig streams open",
                                 value=self.watch_budget.open)
+        denied = CounterMetricFamily("vrc_controller_access_denied",
+                                     "Calls refused PERMISSION_DENIED", labels=["method"])
+        for method, count in sorted(self.denials.snapshot().items()):
+            denied.add_metric([method], count)
+        yield denied
+        yield CounterMetricFamily("vrc_controller_writes_rate_limited",
+                                  "Writes refused by an identity's write budget",
+                                  value=self.rate_limited())
+        yield CounterMetricFamily("vrc_controller_history_pruned",
+                                  "Audit records pruned by this replica", value=self.pruned())
         if self.sync is not None:
             yield from self._sync(self.sync)
 

@@ -3,10 +3,15 @@
 Access rule: the Agent and Controller APIs reconfigure routers, so by default
 they are only reachable from the host itself — a Unix socket (mode 0600: only
 the daemon's user) or a loopback TCP address. Any other address needs TLS
-(``--tls-cert`` and ``--tls-key``; with ``--tls-client-ca`` clients must
-present a certificate signed by that CA) or an explicit ``--insecure``, which
-the daemon logs as a warning at start. Anything else is a ``ValueError``
-naming the flag.
+(``--tls-cert``, ``--tls-key`` and ``--tls-ca``: mutual TLS, :mod:`serving.tls`)
+or an explicit ``--insecure``, which the daemon logs as a warning at start.
+Anything else is a ``ValueError`` naming the flag. With TLS configured every
+TCP address is served with it, loopback included; Unix sockets never are
+(their mode is the authentication: :mod:`serving.auth` says who their peers
+are) — unless written ``unix+tls:PATH``: a Unix socket served with the same
+mutual TLS as a TCP address, for clients that share the filesystem but should
+still be told apart by certificate (agents in network namespaces of one
+machine, as ``vrc up`` runs them).
 
 Every server also answers grpc health checks (``grpc.health.v1``) and server
 reflection for the services it names.
@@ -24,7 +29,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from serving.tls import UNIX_TLS, ServerCredentials, TlsConfig, read_file
+
+__all__ = ["SOCKET_MODE", "UNIX_CLIENT", "UNIX_TLS", "ListenAddress",
+           "add_health_and_reflection", "bind", "check_access", "client_of", "is_ascii_number",
+           "is_loopback", "parse_hostport", "parse_listen", "read_file"]
+
 SOCKET_MODE = 0o600
+UNIX_CLIENT = "unix"  # what every Unix-socket peer counts as
 
 
 def is_ascii_number(text: str, max_digits: int = 20) -> bool:
@@ -38,11 +50,12 @@ def is_ascii_number(text: str, max_digits: int = 20) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ListenAddress:
-    """A parsed ``--listen`` value: ``unix:PATH`` or ``HOST:PORT``."""
+    """A parsed ``--listen`` value: ``unix:PATH``, ``unix+tls:PATH`` or ``HOST:PORT``."""
 
     path: str = ""  # set for a Unix socket
     host: str = ""
     port: int = 0
+    tls: bool = False  # a Unix socket served with TLS (unix+tls:)
 
     @property
     def is_unix(self) -> bool:
@@ -60,16 +73,23 @@ class ListenAddress:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
 
+    def spelled(self) -> str:
+        """The address as our flags spell it (``unix+tls:`` kept)."""
+        return f"{UNIX_TLS}{self.path}" if self.is_unix and self.tls else self.target()
+
 
 def parse_listen(listen: str, flag: str = "--listen") -> ListenAddress:
-    """Parse ``unix:PATH``, ``HOST:PORT`` or ``[V6]:PORT``; ValueError names ``flag``."""
-    if listen.startswith("unix:"):
-        path = listen[len("unix:"):]
+    """Parse ``unix:PATH``, ``unix+tls:PATH``, ``HOST:PORT`` or ``[V6]:PORT``; ValueError
+    names ``flag``."""
+    for scheme, tls in (("unix:", False), (UNIX_TLS, True)):
+        if not listen.startswith(scheme):
+            continue
+        path = listen[len(scheme):]
         if path.startswith("//"):
             path = path[2:]  # unix:///run/x.sock, grpc's absolute form
         if not path:
-            raise ValueError(f"{flag} {listen!r}: a unix: address needs a path")
-        return ListenAddress(path=path)
+            raise ValueError(f"{flag} {listen!r}: a {scheme} address needs a path")
+        return ListenAddress(path=path, tls=tls)
     host, sep, port = listen.rpartition(":")
     if not sep or not host:
         raise ValueError(f"{flag} {listen!r}: expected unix:PATH or HOST:PORT")
@@ -78,6 +98,15 @@ def parse_listen(listen: str, flag: str = "--listen") -> ListenAddress:
     if not is_ascii_number(port) or int(port) > 65535:
         raise ValueError(f"{flag} {listen!r}: port must be 0..65535")
     return ListenAddress(host=host, port=int(port))
+
+
+def client_of(peer: str) -> str:
+    """A grpc peer without its port: ``ipv4:127.0.0.1:5555`` → ``ipv4:127.0.0.1``;
+    ``ipv6:[::1]:5`` → ``ipv6:[::1]``; ``unix:...`` → ``unix``."""
+    if peer.startswith("unix"):
+        return UNIX_CLIENT
+    head, sep, _port = peer.rpartition(":")
+    return head if sep and head else peer
 
 
 def parse_hostport(value: str, flag: str = "--metrics") -> tuple[str, int]:
@@ -98,51 +127,13 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-@dataclass(frozen=True, slots=True)
-class TlsFiles:
-    cert: str
-    key: str
-    client_ca: str | None = None
-
-
-def check_access(address: ListenAddress, tls: TlsFiles | None, insecure: bool) -> None:
+def check_access(address: ListenAddress, tls: TlsConfig | None, insecure: bool) -> None:
     """The access rule of the module docstring; ValueError names the flag to give."""
-    if tls is not None or address.is_local or insecure:
+    if address.is_local or insecure or (tls is not None and tls.has_pair):
         return
     raise ValueError(
-        f"--listen {address.target()} is reachable from other hosts: give --tls-cert and "
-        "--tls-key (and --tls-client-ca for mutual TLS), or --insecure to serve it "
-        "without TLS")
-
-
-def tls_files(cert: str | None, key: str | None, client_ca: str | None) -> TlsFiles | None:
-    """Check the TLS flags go together: a cert needs a key and a client CA needs both."""
-    if cert is None and key is None:
-        if client_ca is not None:
-            raise ValueError("--tls-client-ca needs --tls-cert and --tls-key")
-        return None
-    if cert is None:
-        raise ValueError("--tls-key needs --tls-cert")
-    if key is None:
-        raise ValueError("--tls-cert needs --tls-key")
-    return TlsFiles(cert, key, client_ca)
-
-
-def read_file(flag: str, path: str) -> bytes:
-    """A file a flag names; ValueError naming the flag when it cannot be read."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as error:
-        raise ValueError(f"{flag} {path}: cannot read: {error.strerror}") from None
-
-
-def server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
-    key = read_file("--tls-key", tls.key)
-    cert = read_file("--tls-cert", tls.cert)
-    client_ca = read_file("--tls-client-ca", tls.client_ca) if tls.client_ca else None
-    return grpc.ssl_server_credentials(
-        [(key, cert)], root_certificates=client_ca, require_client_auth=client_ca is not None)
+        f"--listen {address.target()} is reachable from other hosts: give --tls-cert, "
+        "--tls-key and --tls-ca (mutual TLS), or --insecure to serve it without TLS")
 
 
 def _remove_stale_socket(path: str) -> None:
@@ -161,7 +152,7 @@ def _remove_stale_socket(path: str) -> None:
 
 
 def _bind_unix(server: grpc.Server, address: ListenAddress,
-               credentials: grpc.ServerCredentials | None) -> None:
+               credentials: ServerCredentials | None) -> None:
     _remove_stale_socket(address.path)
     directory = os.path.dirname(address.path)
     if directory:
@@ -170,7 +161,8 @@ def _bind_unix(server: grpc.Server, address: ListenAddress,
     # the socket 0600 from its first moment; the chmod is for odd umask handling.
     old_umask = os.umask(0o177)
     try:
-        _add_port(server, address.target(), credentials)
+        _add_port(server, address.target(),
+                  credentials.for_port() if credentials is not None and address.tls else None)
     finally:
         os.umask(old_umask)
     os.chmod(address.path, SOCKET_MODE)
@@ -191,12 +183,20 @@ def _add_port(server: grpc.Server, target: str,
 
 
 def bind(server: grpc.Server, address: ListenAddress,
-         credentials: grpc.ServerCredentials | None) -> str:
-    """Bind ``server`` to ``address``; the bound address (port 0 becomes the real port)."""
+         credentials: ServerCredentials | None) -> str:
+    """Bind ``server`` to ``address``; the bound address (port 0 becomes the real port).
+
+    A TCP address is served with ``credentials`` (TLS) when given; a Unix socket in
+    plaintext, unless it is ``unix+tls:`` (which needs them).
+    """
     if address.is_unix:
+        if address.tls and credentials is None:
+            raise ValueError(f"--listen {address.spelled()}: TLS on a Unix socket needs "
+                             "--tls-cert, --tls-key and --tls-ca")
         _bind_unix(server, address, credentials)
-        return address.target()
-    port = _add_port(server, address.target(), credentials)
+        return address.spelled()
+    port = _add_port(server, address.target(),
+                     credentials.for_port() if credentials is not None else None)
     return ListenAddress(host=address.host, port=port).target()
 
 

@@ -32,13 +32,14 @@ Two ways to use it:
   Handlers that hold no thread (grpc's ``experimental_non_blocking``, used by
   ``grpc.health.v1.Health/Watch``) are left alone.
 
-A client is the peer's address without its port (``ipv4:127.0.0.1``: one
-host, however many connections); every Unix-socket client is the same client
-``unix``: grpc gives handlers no peer credentials for a Unix socket
-(``context.peer()`` is ``unix:``, grpc/grpc#15511), and only the daemon's
-own user can connect to its socket (mode 0600) anyway. The interceptor
-counts a verified client certificate (mutual TLS) by its subject instead
-(``cert:NAME``).
+A client is the caller's identity when it has one — a verified client
+certificate's SPIFFE ID (:func:`serving.auth.peer_identity`), so clients behind
+one NAT address get a share each and one identity cannot take more by opening
+connections from many hosts — else the peer's address without its port
+(``ipv4:127.0.0.1``: one host, however many connections); every Unix-socket
+client is the same client ``unix``: grpc gives handlers no peer credentials
+for a Unix socket (``context.peer()`` is ``unix:``, grpc/grpc#15511), and only
+the daemon's own user can connect to its socket (mode 0600) anyway.
 
 A client that vanishes without closing its connection (a host that lost
 power) would keep its slots until TCP gives up, which can take hours:
@@ -58,7 +59,10 @@ from typing import Any
 
 import grpc
 
-UNIX_CLIENT = "unix"
+from serving.server import UNIX_CLIENT, client_of
+
+__all__ = ["UNIX_CLIENT", "BudgetExceeded", "StreamBudget", "budgeted_server", "client_key",
+           "client_of", "client_of_call", "keepalive_options"]
 DEFAULT_UNARY_THREADS = 16
 DEFAULT_KEEPALIVE_SECONDS = 60.0
 DEFAULT_KEEPALIVE_TIMEOUT_SECONDS = 20.0
@@ -70,21 +74,25 @@ class BudgetExceeded(Exception):
     """No stream slot for this client; the text says which limit and how to raise it."""
 
 
-def client_of(peer: str) -> str:
-    """``ipv4:127.0.0.1:5555`` → ``ipv4:127.0.0.1``; ``ipv6:[::1]:5`` → ``ipv6:[::1]``;
-    ``unix:...`` → ``unix``."""
-    if peer.startswith("unix"):
-        return UNIX_CLIENT
-    head, sep, _port = peer.rpartition(":")
-    return head if sep and head else peer
-
-
 def client_of_call(context: grpc.ServicerContext) -> str:
-    """The client a call counts against: its verified certificate's subject, else its peer."""
-    identities = list(context.peer_identities() or ())
-    if identities:
-        return "cert:" + bytes(identities[0]).decode("utf-8", "backslashreplace")
+    """The client a call counts against: its certificate's identity, else its address."""
+    from serving.auth import Transport, peer_identity  # serving.auth imports this module
+
+    identity = peer_identity(context)
+    if identity.transport is Transport.TLS:
+        return identity.name
     return client_of(str(context.peer()))
+
+
+def client_key(peer: str) -> str:
+    """For a handler that has only the peer's text: the identity of the authorized call
+    this thread serves (:func:`serving.auth.current_identity`), else the address."""
+    from serving.auth import Transport, current_identity
+
+    identity = current_identity()
+    if identity is not None and identity.transport is Transport.TLS:
+        return identity.name
+    return client_of(peer)
 
 
 class StreamBudget:
@@ -124,9 +132,10 @@ class StreamBudget:
             return dict(self._open)
 
     def acquire(self, peer: str) -> Callable[[], None]:
-        """Take one slot for ``peer`` (grpc's peer text); the function that gives it back
-        (call it once). BudgetExceeded if there is none."""
-        return self.acquire_for(client_of(peer))
+        """Take one slot for ``peer`` (grpc's peer text; the caller's identity counts
+        instead during an authorized call); the function that gives it back (call it
+        once). BudgetExceeded if there is none."""
+        return self.acquire_for(client_key(peer))
 
     def acquire_for(self, client: str) -> Callable[[], None]:
         """:meth:`acquire` for a client already named (:func:`client_of_call`)."""
@@ -272,11 +281,13 @@ def budgeted_server(
     options: Sequence[tuple[str, Any]] = (),
 ) -> grpc.Server:
     """A grpc server whose pool has a thread per stream of ``budget`` plus ``unary_threads``
-    that streams never take, every streaming method budgeted, and keepalive on."""
+    that streams never take, every streaming method budgeted, and keepalive on.
+    ``interceptors`` (authorization) run before the budget's."""
     if unary_threads < 1:
         raise ValueError(f"unary threads {unary_threads}: must be 1 or more")
     pool = futures.ThreadPoolExecutor(max_workers=budget.total + unary_threads,
                                       thread_name_prefix=thread_name_prefix)
+    # ``interceptors`` run first: a caller authorization refuses takes no stream slot.
     return grpc.server(
-        pool, interceptors=[budget.interceptor(), *interceptors],
+        pool, interceptors=[*interceptors, budget.interceptor()],
         options=[*keepalive_options(*keepalive), *options])

@@ -8,6 +8,6 @@ dialling (:mod:`.dial`) and the client with its threads (:mod:`.client`).
 """
 
 from agents.sync.client import NicInfo, SyncClient, SyncConfig
-from agents.sync.dial import Tls
+from serving.tls import TlsConfig
 
-__all__ = ["NicInfo", "SyncClient", "SyncConfig", "Tls"]
+__all__ = ["NicInfo", "SyncClient", "SyncConfig", "TlsConfig"]

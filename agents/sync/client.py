@@ -47,12 +47,13 @@ import grpc
 
 from agents.sync import engine_port, statefile
 from agents.sync.applier import Applier, reconcile_round
-from agents.sync.dial import Tls, check_targets, open_channel
+from agents.sync.dial import check_targets, open_channel
 from agents.sync.engine_port import RouteInstaller
 from agents.sync.items import ItemError, Spec
 from agents.sync.state import Assembler, ProtocolError, SyncState, VersionUpdate
 from agents.sync.wire import error_to_pb, item_to_pb
 from serving.logs import get_logger
+from serving.tls import TlsConfig
 from vrc.v1 import controller_pb2, controller_pb2_grpc
 
 
@@ -80,7 +81,7 @@ class SyncConfig:
     nics: tuple[NicInfo, ...] = ()
     software_version: str = field(default_factory=software_version)
     state_dir: str | None = None
-    tls: Tls | None = None
+    tls: TlsConfig | None = None
     insecure: bool = False
     backoff_initial: float = 0.2  # seconds before the first redial
     backoff_max: float = 10.0

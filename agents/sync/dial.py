@@ -1,9 +1,14 @@
 """Dialling the controller: the target, TLS, keepalive pings.
 
-The access rule mirrors the servers' (:mod:`serving.server`): a Unix
-socket or a loopback address needs nothing; any other address needs TLS
-(``--controller-ca``, with ``--controller-cert``/``--controller-key`` for
-mutual TLS) or an explicit ``--controller-insecure``.
+TLS comes from the flags every vrc component shares (:mod:`serving.tls`):
+``--tls-ca`` verifies the controller, ``--tls-cert``/``--tls-key`` are this
+host's agent certificate (``spiffe://vrc/agent/HOST``: the controller lets it
+Sync as HOST only). The access rule mirrors the servers' (:mod:`serving.server`):
+a Unix socket (plaintext: its mode is the authentication; ``unix+tls:PATH``
+for mutual TLS over one) or a loopback address needs nothing; any other
+address needs TLS or an explicit ``--controller-insecure``. Each session
+dials a new channel, which reads the certificate files again: a rotated pair
+is used from the next reconnect on.
 
 Keepalive: the channel pings the controller every ``keepalive_time`` seconds,
 also while the stream is idle, and drops the connection when a ping is not
@@ -15,21 +20,12 @@ permits pings that often (``controller.sync`` server options).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import grpc
 
 from serving.server import ListenAddress, parse_listen
+from serving.tls import TlsConfig, dial
 
 MAX_MESSAGE = 64 * 1024 * 1024  # a snapshot chunk is far smaller; never the limit
-
-
-@dataclass(frozen=True, slots=True)
-class Tls:
-    ca: str | None = None       # verifies the controller (None: the system roots)
-    cert: str | None = None     # the agent's client certificate (mutual TLS)
-    key: str | None = None
-    server_name: str | None = None  # expected name in the controller's certificate
 
 
 def parse_target(target: str) -> ListenAddress:
@@ -46,7 +42,7 @@ def split_targets(target: str) -> list[str]:
     return targets
 
 
-def check_targets(target: str, tls: Tls | None, insecure: bool) -> list[str]:
+def check_targets(target: str, tls: TlsConfig | None, insecure: bool) -> list[str]:
     """Every address of ``--controller``, checked (ValueError naming the flag)."""
     targets = split_targets(target)
     for one in targets:
@@ -54,25 +50,17 @@ def check_targets(target: str, tls: Tls | None, insecure: bool) -> list[str]:
     return targets
 
 
-def check_target(target: str, tls: Tls | None, insecure: bool) -> ListenAddress:
+def check_target(target: str, tls: TlsConfig | None, insecure: bool) -> ListenAddress:
     address = parse_target(target)
-    if tls is None and not address.is_local and not insecure:
+    secured = tls is not None and tls.configured
+    if not secured and not address.is_local and not insecure:
         raise ValueError(
-            f"--controller {target} is not on this host: give --controller-ca (TLS; "
-            "--controller-cert and --controller-key for mutual TLS) or --controller-insecure")
-    if tls is not None and (tls.cert is None) != (tls.key is None):
-        raise ValueError("--controller-cert and --controller-key go together")
+            f"--controller {target} is not on this host: give --tls-ca (and this host's "
+            "agent certificate, --tls-cert and --tls-key) or --controller-insecure")
+    if address.tls and not secured:
+        raise ValueError(f"--controller {target}: a unix+tls: address needs --tls-ca, "
+                         "--tls-cert and --tls-key")
     return address
-
-
-def _read(flag: str, path: str | None) -> bytes | None:
-    if path is None:
-        return None
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as error:
-        raise ValueError(f"{flag} {path}: cannot read: {error.strerror}") from None
 
 
 def channel_options(keepalive_time: float,
@@ -87,18 +75,11 @@ def channel_options(keepalive_time: float,
     ]
 
 
-def open_channel(target: str, *, tls: Tls | None = None, insecure: bool = False,
+def open_channel(target: str, *, tls: TlsConfig | None = None, insecure: bool = False,
                  keepalive_time: float = 10.0, keepalive_timeout: float = 5.0) -> grpc.Channel:
     """A new channel to the controller (one per session: our backoff, not grpc's, decides
-    when to redial)."""
+    when to redial; the TLS files are read now)."""
     address = check_target(target, tls, insecure)
     options = channel_options(keepalive_time, keepalive_timeout)
-    if tls is None:
-        return grpc.insecure_channel(address.target(), options=options)
-    credentials = grpc.ssl_channel_credentials(
-        root_certificates=_read("--controller-ca", tls.ca),
-        private_key=_read("--controller-key", tls.key),
-        certificate_chain=_read("--controller-cert", tls.cert))
-    if tls.server_name:
-        options.append(("grpc.ssl_target_name_override", tls.server_name))
-    return grpc.secure_channel(address.target(), credentials, options=options)
+    plain = address.is_unix and not address.tls
+    return dial(address.spelled(), None if plain else tls, options=options)

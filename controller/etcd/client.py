@@ -122,7 +122,7 @@ class EtcdClient:
         self._lock = threading.Lock()
         self._client: Any = None
         self._endpoint: Endpoint | None = None
-        self._credentials = config.channel_credentials()
+        config.channel_credentials()  # the TLS files are readable (ValueError naming them)
         self.rebuilds = 0  # how many times a client was built (metrics, tests)
         self._stop = threading.Event()
         self._failure: EtcdUnavailable | None = None
@@ -177,15 +177,25 @@ class EtcdClient:
     # -- the client ---------------------------------------------------------------------
 
     def _channel(self, endpoint: Endpoint) -> grpc.Channel:
-        if self._credentials is not None:
-            return grpc.secure_channel(endpoint.netloc, self._credentials,
+        try:
+            credentials = self.config.channel_credentials()
+        except ValueError as error:
+            raise EtcdUnavailable(f"etcd TLS files: {error}") from None
+        if credentials is not None:
+            return grpc.secure_channel(endpoint.netloc, credentials,
                                        options=CHANNEL_OPTIONS)
         return grpc.insecure_channel(endpoint.netloc, options=CHANNEL_OPTIONS)
 
     def _build(self, wait: float | None) -> Any:
         endpoint = self.wait_healthy(wait, sleep=self._stop.wait)
-        ep = pyetcd.Endpoint(endpoint.host, endpoint.port, secure=self._credentials is not None,
-                             creds=self._credentials, opts=CHANNEL_OPTIONS)
+        # The TLS files are read at every build, so rotated certificates are used from the
+        # next rebuild on (a failure, or etcd restarting) with no restart of ours.
+        try:
+            credentials = self.config.channel_credentials()
+        except ValueError as error:
+            raise EtcdUnavailable(f"etcd TLS files: {error}") from None
+        ep = pyetcd.Endpoint(endpoint.host, endpoint.port, secure=credentials is not None,
+                             creds=credentials, opts=CHANNEL_OPTIONS)
         try:
             client = pyetcd.MultiEndpointEtcd3Client(
                 endpoints=[ep], timeout=self.config.timeout, user=self.config.user,
@@ -260,9 +270,16 @@ class EtcdClient:
     # -- requests -----------------------------------------------------------------------
 
     def range(self, key: str | bytes, range_end: bytes | None = None, *, revision: int = 0,
-              limit: int = 0, keys_only: bool = False) -> RangeResult:
+              limit: int = 0, keys_only: bool = False, newest_first: bool = False
+              ) -> RangeResult:
+        """Keys in ``[key, range_end)`` (just ``key`` without an end), in key order
+        (``newest_first``: descending); ``count`` is the number in the range whatever
+        ``limit``."""
         request = etcdrpc.RangeRequest(key=to_bytes(key), revision=revision, limit=limit,
                                        keys_only=keys_only)
+        if newest_first:
+            request.sort_order = etcdrpc.RangeRequest.DESCEND
+            request.sort_target = etcdrpc.RangeRequest.KEY
         if range_end is not None:
             request.range_end = range_end
 

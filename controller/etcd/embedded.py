@@ -9,6 +9,15 @@ hourly. The binary: ``etcd`` on PATH when that is a real executable (Debian's
 which we skip to run the binary directly), else /usr/bin/etcd.
 ``VRC_ETCD_BINARY`` overrides the choice.
 
+With ``tls`` (what ``vrc-controller`` uses) it serves clients, and peers, only
+over mutual TLS with certificates of its own: a private CA, a server
+certificate for 127.0.0.1 and one client certificate, made on first start in
+``DATA_DIR/pki`` (0700, keys 0600; renewed when they near their end), so no
+other local user can read or write the cluster's records through the
+loopback port — only a holder of ``DATA_DIR/pki/client.key`` can. A data
+directory first started without TLS keeps plaintext between peers (its
+member's peer URL is recorded in its data), clients get TLS all the same.
+
 The child gets ``PR_SET_PDEATHSIG`` (SIGTERM) from a small exec wrapper, so a
 controller killed with SIGKILL does not leave its etcd behind (the signal
 follows the thread that started it: start it from the main thread); :meth:`EmbeddedEtcd.stop` sends
@@ -32,12 +41,15 @@ from pathlib import Path
 from controller.etcd.client import EtcdClient
 from controller.etcd.config import Endpoint, EtcdConfig
 from controller.etcd.errors import EtcdUnavailable
+from serving import pki
 
 BINARY_ENV = "VRC_ETCD_BINARY"
 DEBIAN_ETCD = "/usr/bin/etcd"
 PR_SET_PDEATHSIG = 1
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+PKI_DAYS = 365
+RENEW_BEFORE = 7 * 86400.0  # a private certificate this close to its end is made anew
 
 
 class EmbeddedEtcdError(RuntimeError):
@@ -120,17 +132,63 @@ class Ports:
     peer: int
 
 
+@dataclass(frozen=True, slots=True)
+class PrivatePki:
+    """The private etcd's certificate files (``DATA_DIR/pki``)."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    @classmethod
+    def at(cls, directory: Path) -> PrivatePki:
+        return cls(directory / "ca.crt", directory / "etcd.crt", directory / "etcd.key",
+                   directory / "client.crt", directory / "client.key")
+
+    def usable(self) -> bool:
+        """Every file there, and no certificate within RENEW_BEFORE of its end."""
+        try:
+            certs = [pki.describe(p.read_bytes())
+                     for p in (self.ca, self.server_cert, self.client_cert)]
+            keys_there = self.server_key.is_file() and self.client_key.is_file()
+        except (OSError, pki.PkiError):
+            return False
+        deadline = time.time() + RENEW_BEFORE
+        return keys_there and all(c.not_after.timestamp() > deadline for c in certs)
+
+    def make(self) -> None:
+        """A new CA, server and client certificate (the CA key is not kept: nothing else
+        is ever issued from it)."""
+        directory = self.ca.parent
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(directory, 0o700)
+        ca = pki.CertificateAuthority.create("vrc private etcd CA", days=PKI_DAYS)
+        server = ca.issue(pki.CertRole.CONTROLLER, "etcd", dns=["localhost"],
+                          ips=["127.0.0.1"], days=PKI_DAYS)
+        client = ca.issue(pki.CertRole.CONTROLLER, "etcd-client", days=PKI_DAYS)
+        pki.write_atomic(self.server_key, server.key, 0o600)
+        pki.write_atomic(self.server_cert, server.cert, 0o600)
+        pki.write_atomic(self.client_key, client.key, 0o600)
+        pki.write_atomic(self.client_cert, client.cert, 0o600)
+        pki.write_atomic(self.ca, ca.pem, 0o600)
+
+
 class EmbeddedEtcd:
     """One etcd process in ``data_dir``; :meth:`start`, :attr:`endpoint`, :meth:`stop`."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *, binary: str | None = None,
                  name: str = "vrc", auto_compaction: str = "1h",
-                 ports: Ports | None = None) -> None:
+                 ports: Ports | None = None, tls: bool = False) -> None:
         self.data_dir = Path(data_dir)
         self.binary = binary
         self.name = name
         self.auto_compaction = auto_compaction
         self.ports = ports
+        self.tls = tls
+        self.pki = PrivatePki.at(self.data_dir / "pki")
+        self.peer_tls = False
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.data_dir / "etcd.log"
 
@@ -138,7 +196,7 @@ class EmbeddedEtcd:
     def endpoint(self) -> Endpoint:
         if self.ports is None:
             raise EmbeddedEtcdError("embedded etcd not started")
-        return Endpoint("127.0.0.1", self.ports.client)
+        return Endpoint("127.0.0.1", self.ports.client, secure=self.tls)
 
     @property
     def url(self) -> str:
@@ -149,7 +207,20 @@ class EmbeddedEtcd:
         return self.process.pid if self.process is not None else None
 
     def config(self) -> EtcdConfig:
-        return EtcdConfig((self.endpoint,))
+        if not self.tls:
+            return EtcdConfig((self.endpoint,))
+        return EtcdConfig((self.endpoint,), cacert=str(self.pki.ca),
+                          cert=str(self.pki.client_cert), key=str(self.pki.client_key))
+
+    def _prepare_tls(self) -> None:
+        """Certificates ready; peers on TLS for a fresh data directory, or one that had it."""
+        if not self.pki.usable():
+            self.pki.make()
+        marker = self.data_dir / "etcd-peer-tls"
+        fresh = not (self.data_dir / "etcd" / "member").exists()
+        if fresh:
+            marker.write_text("peers use mutual TLS\n")
+        self.peer_tls = marker.exists()
 
     def _choose_ports(self) -> Ports:
         state = self.data_dir / "etcd.json"
@@ -168,8 +239,8 @@ class EmbeddedEtcd:
 
     def argv(self) -> list[str]:
         assert self.ports is not None
-        client = f"http://127.0.0.1:{self.ports.client}"
-        peer = f"http://127.0.0.1:{self.ports.peer}"
+        client = f"{'https' if self.tls else 'http'}://127.0.0.1:{self.ports.client}"
+        peer = f"{'https' if self.peer_tls else 'http'}://127.0.0.1:{self.ports.peer}"
         return [
             self.binary or find_binary(),
             "--name", self.name,
@@ -181,7 +252,19 @@ class EmbeddedEtcd:
             "--auto-compaction-mode", "periodic",
             "--auto-compaction-retention", self.auto_compaction,
             "--logger", "zap", "--log-level", "warn",
+            *self._tls_flags(),
         ]
+
+    def _tls_flags(self) -> list[str]:
+        if not self.tls:
+            return []
+        files = ["--cert-file", str(self.pki.server_cert), "--key-file", str(self.pki.server_key),
+                 "--trusted-ca-file", str(self.pki.ca), "--client-cert-auth"]
+        if self.peer_tls:
+            files += ["--peer-cert-file", str(self.pki.server_cert),
+                      "--peer-key-file", str(self.pki.server_key),
+                      "--peer-trusted-ca-file", str(self.pki.ca), "--peer-client-cert-auth"]
+        return files
 
     def start(self, timeout: float = START_TIMEOUT) -> EmbeddedEtcd:
         """Start etcd and wait until it answers with a leader; stop it again on failure."""
@@ -189,6 +272,8 @@ class EmbeddedEtcd:
             raise EmbeddedEtcdError("embedded etcd already started")
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.ports = self._choose_ports()
+        if self.tls:
+            self._prepare_tls()
         (self.data_dir / "etcd").mkdir(exist_ok=True, mode=0o700)
         os.chmod(self.data_dir / "etcd", 0o700)  # etcd wants its data dir private
         argv = with_parent_death_signal(self.argv())

@@ -93,6 +93,12 @@ class Txn:
             key=to_bytes(prefix), range_end=prefix_end(prefix))))
         return self
 
+    def delete_range(self, start: str | bytes, end: str | bytes) -> Txn:
+        """Delete every key in ``[start, end)``."""
+        self._success.append(etcdrpc.RequestOp(request_delete_range=etcdrpc.DeleteRangeRequest(
+            key=to_bytes(start), range_end=to_bytes(end))))
+        return self
+
     def read_on_failure(self, key: str | bytes, *, prefix: bool = False) -> Txn:
         """Read ``key`` (or the range) in the failure branch: why a compare failed, in one trip."""
         request = etcdrpc.RangeRequest(key=to_bytes(key))
@@ -118,6 +124,19 @@ class Txn:
             kind = op.WhichOneof("request")
             keys.append(getattr(op, kind).key)
         return keys
+
+    def writes(self) -> list[tuple[bytes, bytes | None, bool]]:
+        """What the success branch writes: (key, the value put or None for a delete,
+        whether a delete covers a range starting at key)."""
+        found: list[tuple[bytes, bytes | None, bool]] = []
+        for op in self._success:
+            kind = op.WhichOneof("request")
+            if kind == "request_put":
+                found.append((bytes(op.request_put.key), bytes(op.request_put.value), False))
+            elif kind == "request_delete_range":
+                request = op.request_delete_range
+                found.append((bytes(request.key), None, bool(request.range_end)))
+        return found
 
     def request(self) -> Any:
         """The ``etcdserverpb.TxnRequest`` to send."""

@@ -10,8 +10,8 @@ applies: the transaction fails, the write reads again and re-plans, up to
 derived from the reads, a write cannot forget one.
 
 Write hooks (:data:`WriteHook`) see the planned transaction before it is
-sent and may add writes to it — issue 16's audit record goes in the same
-transaction as the change it records.
+sent and may add writes to it — the audit record (:mod:`controller.audit`)
+goes in the same transaction as the change it records.
 """
 
 from __future__ import annotations
@@ -106,6 +106,7 @@ class WriteContext:
     operation: str  # "put_alias", "remove_host", ...
     subject: str  # what it is about, for people ("alias 10.0.0.1/24 on h1/eth1")
     previous: dict[str, bytes | None]  # the written keys' values as read
+    reads: ReadSet | None = None  # everything the write read (a range delete's contents)
 
 
 WriteHook = Callable[[Txn, WriteContext], None]
@@ -176,7 +177,7 @@ class StoreCore:
             reads.guard(outcome)
             for hook in self.hooks:
                 hook(outcome, WriteContext(operation, subject,
-                                           reads.previous(outcome.written_keys())))
+                                           reads.previous(outcome.written_keys()), reads))
             with etcd_errors():
                 result = self.etcd.txn(outcome)
             if result.succeeded:

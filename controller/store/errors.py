@@ -85,6 +85,12 @@ class Unavailable(StoreError):
     reason = "unavailable"
 
 
+class PermissionDenied(StoreError):
+    """The caller's identity may not do this (the message names it and the method)."""
+
+    reason = "permission-denied"
+
+
 class Corrupt(StoreError):
     """A record in etcd that is not what vrc writes (edited by hand?)."""
 

@@ -3,12 +3,18 @@
 Every name that goes into a key is validated first (host ids are DNS names,
 interface names have no ``/``, addresses are dotted quads), so a key splits
 back into its parts unambiguously. Prefixes end in ``/`` so ``aliases/h1/``
-never matches ``aliases/h10/``.
+never matches ``aliases/h10/``. An identity (``spiffe://vrc/admin/alice``) goes
+into its ``access/`` key percent-encoded, so it is one path segment too.
+
+The audit trail lives *beside* the root, not under it (``/vrc/v1-history/``
+for the root ``/vrc/v1/``): snapshots and watches of the configuration never
+read or see it, however long it grows.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from urllib.parse import quote, unquote
 
 DEFAULT_ROOT = "/vrc/v1/"
 
@@ -71,6 +77,29 @@ class Keys:
     def claims_of(self, host: str) -> str:
         return f"{self.root}guards/claims-of/{host}"
 
+    # -- access and the audit trail (docs/security.md) -----------------------------------
+
+    def access_records(self) -> str:
+        return f"{self.root}access/"
+
+    def access(self, identity: str) -> str:
+        return f"{self.root}access/{quote(identity, safe='')}"
+
+    def identity_of(self, key: str) -> str:
+        """The identity an ``access/`` key is about."""
+        return unquote(key[len(self.access_records()):])
+
+    def history(self) -> str:
+        """The audit trail's prefix: next to the root (``/vrc/v1-history/``)."""
+        return f"{self.root[:-1]}-history/"
+
+    def history_at(self, at_ns: int, unique: str = "") -> str:
+        """A history key: the write's time (ns, zero-padded so keys sort by time), then a
+        suffix that keeps two writes in one nanosecond apart. With ``unique`` empty: the
+        first key at ``at_ns`` (a range start)."""
+        stamp = f"{self.history()}{max(at_ns, 0):020d}"
+        return f"{stamp}-{unique}" if unique else stamp
+
     # -- written by the Sync side (issue 13); reserved here ------------------------------
 
     def statuses(self) -> str:
@@ -89,7 +118,7 @@ class Keys:
 
     def kind_of(self, key: str) -> str:
         """The record family of ``key``: hosts, aliases, prefixes, policy, overrides,
-        guards, status, live; "" for a key outside the root."""
+        guards, status, live, access; "" for a key outside the root."""
         if not key.startswith(self.root):
             return ""
         rest = key[len(self.root):]
@@ -99,7 +128,7 @@ class Keys:
             return "overrides"
         head = rest.split("/", 1)[0]
         return head if head in {"hosts", "aliases", "prefixes", "guards", "status",
-                                "live"} else ""
+                                "live", "access"} else ""
 
     def parts(self, key: str) -> list[str]:
         """The names after the family: ``aliases/h1/10.0.0.1`` → ``["h1", "10.0.0.1"]``."""

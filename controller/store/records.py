@@ -158,6 +158,43 @@ class LiveRecord:
     registered_at: float = 0.0
 
 
+ACCESS_ROLES = ("admin", "reader", "none")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    """``access/{identity}``: the role an identity has, whatever its certificate says
+    (``none``: denied)."""
+
+    identity: str
+    role: str  # one of ACCESS_ROLES
+    granted_by: str = ""
+    granted_at: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryChange:
+    """One key a write changed: its value before and after (parsed JSON; None: absent)."""
+
+    key: str  # relative to the store root ("aliases/h1/10.0.0.1")
+    previous: Any = None
+    value: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRecord:
+    """An entry of the audit trail: who wrote what, when, and what it replaced."""
+
+    at: float  # unix time on the replica that wrote it
+    identity: str
+    operation: str  # "put_alias", "grant_access", ...
+    subject: str  # for people: "alias 10.0.0.1/24 on h1/eth1"
+    hosts: tuple[str, ...] = ()  # the hosts the changed keys are about
+    replica: str = ""
+    changes: tuple[HistoryChange, ...] = ()
+    omitted: int = 0  # changes left out to keep the record bounded
+
+
 @dataclass(frozen=True, slots=True)
 class Stored(Generic[R]):
     """A record with its etcd revisions."""
@@ -179,6 +216,8 @@ SCHEMAS: dict[type, str] = {
     PrefixGuard: "vrc.v1.guard.prefix",
     ClaimsOfGuard: "vrc.v1.guard.claims-of",
     LiveRecord: "vrc.v1.live",
+    AccessRecord: "vrc.v1.access",
+    HistoryRecord: "vrc.v1.history",
 }
 
 
@@ -238,6 +277,17 @@ class _Reader:
                 raise Corrupt("", "", f"record at {self.key}: {name!r} holds a non-object")
             readers.append(_Reader(self.key, value))
         return readers
+
+    def any(self, name: str) -> Any:
+        """A JSON value of any type (the values a history record quotes)."""
+        self.used.add(name)
+        return self.data.get(name)
+
+    def texts(self, name: str) -> tuple[str, ...]:
+        values = self._get(name, list, [])
+        if not all(isinstance(v, str) for v in values):
+            raise Corrupt("", "", f"record at {self.key}: {name!r} holds a non-string")
+        return tuple(values)
 
     def mode(self, name: str) -> Mode:
         text = self.text(name, _REQUIRED)
@@ -308,6 +358,22 @@ def _live(r: _Reader) -> LiveRecord:
                       r.real("registered_at"))
 
 
+def _access(r: _Reader) -> AccessRecord:
+    role = r.text("role", _REQUIRED)
+    if role not in ACCESS_ROLES:
+        raise Corrupt("", "", f"record at {r.key}: unknown role {role!r}")
+    return AccessRecord(r.text("identity", _REQUIRED), role, r.text("granted_by"),
+                        r.real("granted_at"))
+
+
+def _history(r: _Reader) -> HistoryRecord:
+    changes = tuple(HistoryChange(c.text("key", _REQUIRED), c.any("previous"), c.any("value"))
+                    for c in r.items("changes"))
+    return HistoryRecord(r.real("at", _REQUIRED), r.text("identity", _REQUIRED),
+                         r.text("operation", _REQUIRED), r.text("subject"), r.texts("hosts"),
+                         r.text("replica"), changes, r.number("omitted"))
+
+
 _DECODERS: dict[type, Callable[[_Reader], Any]] = {
     HostRecord: _host,
     AliasRecord: _alias,
@@ -317,6 +383,8 @@ _DECODERS: dict[type, Callable[[_Reader], Any]] = {
     PrefixGuard: _prefix_guard,
     ClaimsOfGuard: _claims_of,
     LiveRecord: _live,
+    AccessRecord: _access,
+    HistoryRecord: _history,
 }
 
 

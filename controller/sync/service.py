@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 import grpc
 
 from controller import validate
+from controller.access import authorize_sync
 from controller.etcd import Backoff, EtcdClient, EtcdError, Snapshot, Watcher, snapshot
 from controller.store import Corrupt, InvalidArgument, Nic, ResourceExhausted, Store, Unavailable
 from controller.sync import status as st
@@ -246,6 +247,7 @@ class SyncService:
                context: grpc.ServicerContext) -> Iterator[pb.SyncResponse]:
         hello = _first_hello(requests)
         host = validate.host_id("hello.host_id", hello.host_id)
+        authorize_sync(context, host)  # an agent certificate Syncs as its own host only
         endpoint = hello.agent_endpoint
         if len(endpoint) > MAX_ENDPOINT:
             raise InvalidArgument("hello.agent_endpoint", endpoint,

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from serving.pki import make_dev_pki
 from tests.deploy.manifests import container_env, expand, one, pod_spec
 from tests.netns import Lab, Netns, require_root_and_tools, script_argv, wait_until
 
@@ -70,9 +71,24 @@ def daemonset_container() -> dict[str, Any]:
     return container
 
 
+def node_certificates(node: Node) -> dict[str, str]:
+    """What the pod's TLS volumes hold on this node (the node's agent pair, the CA), made
+    in the test's directory: mount path -> where the files are here."""
+    made = make_dev_pki(node.dir / "pki", ["node-1"])
+    tls, ca = node.dir / "tls", node.dir / "ca"
+    tls.mkdir()
+    ca.mkdir()
+    shutil.copy(made.agents["node-1"].cert, tls / "tls.crt")
+    shutil.copy(made.agents["node-1"].key, tls / "tls.key")
+    shutil.copy(made.ca, ca / "ca.crt")
+    return {"/etc/vrc/tls/": f"{tls}/", "/etc/vrc/ca/": f"{ca}/"}
+
+
 def pod_argv(node: Node, interfaces: str) -> list[str]:
-    """The DaemonSet's args as kubelet would expand them on this node."""
+    """The DaemonSet's args as kubelet would expand them on this node (its volumes'
+    files in the test's directory)."""
     container = daemonset_container()
+    mounts = node_certificates(node)
     env = container_env("base", container, {"spec.nodeName": "node-1",
                                             "status.hostIP": NODE_IP})
     env["VRC_INTERFACES"] = interfaces
@@ -80,7 +96,10 @@ def pod_argv(node: Node, interfaces: str) -> list[str]:
     args = [expand(arg, env) for arg in container["args"]]
     args = [f"--listen=unix:{node.dir / 'agent.sock'}" if arg.startswith("--listen=") else arg
             for arg in args]
-    return [arg.replace("/host/proc/sys", "/proc/sys") for arg in args]
+    args = [arg.replace("/host/proc/sys", "/proc/sys") for arg in args]
+    for mount, here in mounts.items():
+        args = [arg.replace(mount, here) for arg in args]
+    return args
 
 
 def bounding_set() -> str:

@@ -15,6 +15,7 @@ from agents.daemon import check_options as check_agent_options
 from agents.daemon import options_from as agent_options
 from tests.deploy.manifests import (
     NAMESPACE,
+    config,
     console_scripts,
     container_env,
     containers,
@@ -194,7 +195,8 @@ def test_agent_command_line_is_one_vrc_agent_accepts(name: str) -> None:
         return
     argv = agent_argv(name)
     options = agent_options(agent_parser().parse_args(argv))
-    check_agent_options(options)  # listen, health, metrics, node IP all parse
+    check_agent_options(options, read_files=False)  # listen, health, metrics, node IP, TLS
+    assert options.tls.has_pair and options.tls.ca is not None  # mutual TLS to the controller
     assert options.interfaces and options.host_id == "node-1"
     assert options.node_ip == "192.0.2.10"
 
@@ -238,9 +240,10 @@ def test_agent_finds_the_controller_by_its_service_name() -> None:
 def test_agent_keeps_its_applied_slice_on_the_node_and_dials_as_the_controller_serves() -> None:
     mounts = {mount["name"]: mount["mountPath"] for mount in agent_container()["volumeMounts"]}
     assert flag_values(agent_argv(), "--state-dir") == [mounts["state"]]
-    # plaintext both ways until mutual TLS: the agent says so as the controller does
-    assert "--controller-insecure" in agent_container()["args"]
-    assert "--insecure" in controller_container()["args"]
+    # mutual TLS both ways: the agent shows its node's certificate to a TLS controller
+    assert "--controller-insecure" not in agent_container()["args"]
+    assert "--insecure" not in controller_container()["args"]
+    assert flag_values(agent_argv(), "--tls-cert") and flag_values(controller_argv(), "--tls-ca")
 
 
 # --- the controller ---------------------------------------------------------------------
@@ -318,7 +321,7 @@ def test_network_policy_lets_in_only_nodes_admins_and_cli_pods_on_the_api_port()
 def test_controller_probes_are_grpc_on_a_plaintext_port_that_serves_health() -> None:
     container = controller_container()
     argv = controller_argv()
-    if "--insecure" in argv:  # the API port itself is plaintext (until mutual TLS)
+    if "--insecure" in argv:  # an API port in plaintext (an overlay without mutual TLS)
         (listen,) = flag_values(argv, "--listen")
     else:  # with TLS on the API port, kubelet needs a health-only plaintext port
         (listen,) = flag_values(argv, "--health-listen")
@@ -338,6 +341,44 @@ def test_controller_command_line_is_one_vrc_controller_accepts(name: str) -> Non
     argv = controller_argv(name)
     args = module.build_parser().parse_args(argv)
     assert args.insecure is True or args.tls_cert
+
+
+def mounted(container: dict[str, Any], spec: dict[str, Any], path: str) -> dict[str, Any]:
+    """The volume that holds ``path`` in ``container``."""
+    mount = next(m for m in container["volumeMounts"]
+                 if path.startswith(m["mountPath"].rstrip("/") + "/"))
+    assert mount.get("readOnly") is True, mount
+    return next(v for v in spec["volumes"] if v["name"] == mount["name"])
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_the_controllers_serve_mutual_tls_from_secrets_and_never_plaintext(name: str) -> None:
+    if not objects(name, "Deployment"):
+        return
+    argv = controller_argv(name)
+    assert "--insecure" not in argv and "--tls-no-client-auth" not in argv
+    spec = pod_spec(controller(name))
+    container = controller_container(name)
+    secrets = {flag: mounted(container, spec, value)["secret"]["secretName"]
+               for flag in ("--tls-cert", "--tls-key", "--tls-ca")
+               for value in flag_values(argv, flag)}
+    assert secrets == {"--tls-cert": "vrc-controller-tls", "--tls-key": "vrc-controller-tls",
+                       "--tls-ca": "vrc-ca"}
+    assert config(name)["VRC_BOOTSTRAP_ADMIN"].startswith("spiffe://vrc/admin/")
+
+
+def test_agents_dial_the_controllers_with_their_nodes_certificate() -> None:
+    argv = agent_argv()
+    spec = pod_spec(agent())
+    container = agent_container()
+    (cert,) = flag_values(argv, "--tls-cert")
+    (key,) = flag_values(argv, "--tls-key")
+    (ca,) = flag_values(argv, "--tls-ca")
+    # the node's own pair: on the node, never a Secret every agent pod could read
+    assert mounted(container, spec, cert)["hostPath"]["path"] == "/etc/vrc/agent-tls"
+    assert mounted(container, spec, key)["hostPath"]["path"] == "/etc/vrc/agent-tls"
+    assert mounted(container, spec, ca)["secret"]["secretName"] == "vrc-ca"
+    assert "--controller-insecure" not in argv and "--insecure" not in argv
 
 
 @pytest.mark.parametrize("name", overlays())

@@ -22,6 +22,14 @@ class ItemState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ITEM_STATE_FAILED: _ClassVar[ItemState]
     ITEM_STATE_PENDING: _ClassVar[ItemState]
     ITEM_STATE_DRIFT: _ClassVar[ItemState]
+
+class AccessRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    ACCESS_ROLE_UNSPECIFIED: _ClassVar[AccessRole]
+    ACCESS_ROLE_ADMIN: _ClassVar[AccessRole]
+    ACCESS_ROLE_READER: _ClassVar[AccessRole]
+    ACCESS_ROLE_AGENT: _ClassVar[AccessRole]
+    ACCESS_ROLE_NONE: _ClassVar[AccessRole]
 CLAIM_ROLE_UNSPECIFIED: ClaimRole
 CLAIM_ROLE_OWNER: ClaimRole
 CLAIM_ROLE_STANDBY: ClaimRole
@@ -31,6 +39,11 @@ ITEM_STATE_APPLIED: ItemState
 ITEM_STATE_FAILED: ItemState
 ITEM_STATE_PENDING: ItemState
 ITEM_STATE_DRIFT: ItemState
+ACCESS_ROLE_UNSPECIFIED: AccessRole
+ACCESS_ROLE_ADMIN: AccessRole
+ACCESS_ROLE_READER: AccessRole
+ACCESS_ROLE_AGENT: AccessRole
+ACCESS_ROLE_NONE: AccessRole
 
 class Nic(_message.Message):
     __slots__ = ("name", "mac", "mtu", "point_to_point")
@@ -468,3 +481,123 @@ class AgentSyncState(_message.Message):
     saved_at: float
     controller: str
     def __init__(self, format: _Optional[int] = ..., host_id: _Optional[str] = ..., version: _Optional[int] = ..., items: _Optional[_Iterable[_Union[SyncItem, _Mapping]]] = ..., saved_at: _Optional[float] = ..., controller: _Optional[str] = ...) -> None: ...
+
+class AccessEntry(_message.Message):
+    __slots__ = ("identity", "role", "source", "revision", "granted_by", "granted_at")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_BY_FIELD_NUMBER: _ClassVar[int]
+    GRANTED_AT_FIELD_NUMBER: _ClassVar[int]
+    identity: str
+    role: AccessRole
+    source: str
+    revision: int
+    granted_by: str
+    granted_at: float
+    def __init__(self, identity: _Optional[str] = ..., role: _Optional[_Union[AccessRole, str]] = ..., source: _Optional[str] = ..., revision: _Optional[int] = ..., granted_by: _Optional[str] = ..., granted_at: _Optional[float] = ...) -> None: ...
+
+class ListAccessRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListAccessResponse(_message.Message):
+    __slots__ = ("entries", "revision")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[AccessEntry]
+    revision: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[AccessEntry, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class GrantAccessRequest(_message.Message):
+    __slots__ = ("identity", "role", "expected_revision")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    identity: str
+    role: AccessRole
+    expected_revision: int
+    def __init__(self, identity: _Optional[str] = ..., role: _Optional[_Union[AccessRole, str]] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class RevokeAccessRequest(_message.Message):
+    __slots__ = ("identity", "expected_revision")
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    identity: str
+    expected_revision: int
+    def __init__(self, identity: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HistoryChange(_message.Message):
+    __slots__ = ("key", "previous", "value")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    key: str
+    previous: str
+    value: str
+    def __init__(self, key: _Optional[str] = ..., previous: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class HistoryEntry(_message.Message):
+    __slots__ = ("revision", "at", "identity", "operation", "subject", "hosts", "replica", "changes", "omitted")
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    IDENTITY_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    HOSTS_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_FIELD_NUMBER: _ClassVar[int]
+    revision: int
+    at: float
+    identity: str
+    operation: str
+    subject: str
+    hosts: _containers.RepeatedScalarFieldContainer[str]
+    replica: str
+    changes: _containers.RepeatedCompositeFieldContainer[HistoryChange]
+    omitted: int
+    def __init__(self, revision: _Optional[int] = ..., at: _Optional[float] = ..., identity: _Optional[str] = ..., operation: _Optional[str] = ..., subject: _Optional[str] = ..., hosts: _Optional[_Iterable[str]] = ..., replica: _Optional[str] = ..., changes: _Optional[_Iterable[_Union[HistoryChange, _Mapping]]] = ..., omitted: _Optional[int] = ...) -> None: ...
+
+class ListHistoryRequest(_message.Message):
+    __slots__ = ("host", "since", "limit")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    since: float
+    limit: int
+    def __init__(self, host: _Optional[str] = ..., since: _Optional[float] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ListHistoryResponse(_message.Message):
+    __slots__ = ("entries", "revision")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    revision: int
+    def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
+
+class WatchHistoryRequest(_message.Message):
+    __slots__ = ("host", "since", "after_revision")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    AFTER_REVISION_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    since: float
+    after_revision: int
+    def __init__(self, host: _Optional[str] = ..., since: _Optional[float] = ..., after_revision: _Optional[int] = ...) -> None: ...
+
+class HistoryBatch(_message.Message):
+    __slots__ = ("entries", "revision", "snapshot")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    SNAPSHOT_FIELD_NUMBER: _ClassVar[int]
+    entries: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    revision: int
+    snapshot: bool
+    def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., revision: _Optional[int] = ..., snapshot: _Optional[bool] = ...) -> None: ...

@@ -114,6 +114,36 @@ class ControllerStub:
                 request_serializer=vrc_dot_v1_dot_controller__pb2.SyncRequest.SerializeToString,
                 response_deserializer=vrc_dot_v1_dot_controller__pb2.SyncResponse.FromString,
                 _registered_method=True)
+        self.ListAccess = channel.unary_unary(
+                '/vrc.v1.Controller/ListAccess',
+                request_serializer=vrc_dot_v1_dot_controller__pb2.ListAccessRequest.SerializeToString,
+                response_deserializer=vrc_dot_v1_dot_controller__pb2.ListAccessResponse.FromString,
+                _registered_method=True)
+        self.GrantAccess = channel.unary_unary(
+                '/vrc.v1.Controller/GrantAccess',
+                request_serializer=vrc_dot_v1_dot_controller__pb2.GrantAccessRequest.SerializeToString,
+                response_deserializer=vrc_dot_v1_dot_controller__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.RevokeAccess = channel.unary_unary(
+                '/vrc.v1.Controller/RevokeAccess',
+                request_serializer=vrc_dot_v1_dot_controller__pb2.RevokeAccessRequest.SerializeToString,
+                response_deserializer=vrc_dot_v1_dot_controller__pb2.WriteResponse.FromString,
+                _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/vrc.v1.Controller/WhoAmI',
+                request_serializer=vrc_dot_v1_dot_controller__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=vrc_dot_v1_dot_controller__pb2.AccessEntry.FromString,
+                _registered_method=True)
+        self.ListHistory = channel.unary_unary(
+                '/vrc.v1.Controller/ListHistory',
+                request_serializer=vrc_dot_v1_dot_controller__pb2.ListHistoryRequest.SerializeToString,
+                response_deserializer=vrc_dot_v1_dot_controller__pb2.ListHistoryResponse.FromString,
+                _registered_method=True)
+        self.WatchHistory = channel.unary_stream(
+                '/vrc.v1.Controller/WatchHistory',
+                request_serializer=vrc_dot_v1_dot_controller__pb2.WatchHistoryRequest.SerializeToString,
+                response_deserializer=vrc_dot_v1_dot_controller__pb2.HistoryBatch.FromString,
+                _registered_method=True)
 
 
 class ControllerServicer:
@@ -230,6 +260,47 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAccess(self, request, context):
+        """Access: the roles identities have (records in etcd, the bootstrap admins).
+        GrantAccess sets an identity's role (admin, reader, or none: denied);
+        RevokeAccess removes its grant, and denies it if its certificate names a role.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GrantAccess(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeAccess(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """The caller's own identity and role (open to everyone).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHistory(self, request, context):
+        """The audit trail: every accepted write, who made it, when, what it replaced.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchHistory(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ControllerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -312,6 +383,36 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.Sync,
                     request_deserializer=vrc_dot_v1_dot_controller__pb2.SyncRequest.FromString,
                     response_serializer=vrc_dot_v1_dot_controller__pb2.SyncResponse.SerializeToString,
+            ),
+            'ListAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAccess,
+                    request_deserializer=vrc_dot_v1_dot_controller__pb2.ListAccessRequest.FromString,
+                    response_serializer=vrc_dot_v1_dot_controller__pb2.ListAccessResponse.SerializeToString,
+            ),
+            'GrantAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.GrantAccess,
+                    request_deserializer=vrc_dot_v1_dot_controller__pb2.GrantAccessRequest.FromString,
+                    response_serializer=vrc_dot_v1_dot_controller__pb2.WriteResponse.SerializeToString,
+            ),
+            'RevokeAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeAccess,
+                    request_deserializer=vrc_dot_v1_dot_controller__pb2.RevokeAccessRequest.FromString,
+                    response_serializer=vrc_dot_v1_dot_controller__pb2.WriteResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=vrc_dot_v1_dot_controller__pb2.WhoAmIRequest.FromString,
+                    response_serializer=vrc_dot_v1_dot_controller__pb2.AccessEntry.SerializeToString,
+            ),
+            'ListHistory': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHistory,
+                    request_deserializer=vrc_dot_v1_dot_controller__pb2.ListHistoryRequest.FromString,
+                    response_serializer=vrc_dot_v1_dot_controller__pb2.ListHistoryResponse.SerializeToString,
+            ),
+            'WatchHistory': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchHistory,
+                    request_deserializer=vrc_dot_v1_dot_controller__pb2.WatchHistoryRequest.FromString,
+                    response_serializer=vrc_dot_v1_dot_controller__pb2.HistoryBatch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -746,6 +847,168 @@ class Controller:
             '/vrc.v1.Controller/Sync',
             vrc_dot_v1_dot_controller__pb2.SyncRequest.SerializeToString,
             vrc_dot_v1_dot_controller__pb2.SyncResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vrc.v1.Controller/ListAccess',
+            vrc_dot_v1_dot_controller__pb2.ListAccessRequest.SerializeToString,
+            vrc_dot_v1_dot_controller__pb2.ListAccessResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GrantAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vrc.v1.Controller/GrantAccess',
+            vrc_dot_v1_dot_controller__pb2.GrantAccessRequest.SerializeToString,
+            vrc_dot_v1_dot_controller__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vrc.v1.Controller/RevokeAccess',
+            vrc_dot_v1_dot_controller__pb2.RevokeAccessRequest.SerializeToString,
+            vrc_dot_v1_dot_controller__pb2.WriteResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vrc.v1.Controller/WhoAmI',
+            vrc_dot_v1_dot_controller__pb2.WhoAmIRequest.SerializeToString,
+            vrc_dot_v1_dot_controller__pb2.AccessEntry.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vrc.v1.Controller/ListHistory',
+            vrc_dot_v1_dot_controller__pb2.ListHistoryRequest.SerializeToString,
+            vrc_dot_v1_dot_controller__pb2.ListHistoryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchHistory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vrc.v1.Controller/WatchHistory',
+            vrc_dot_v1_dot_controller__pb2.WatchHistoryRequest.SerializeToString,
+            vrc_dot_v1_dot_controller__pb2.HistoryBatch.FromString,
             options,
             channel_credentials,
             insecure,

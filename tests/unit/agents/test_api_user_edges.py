@@ -22,6 +22,7 @@ from agents.gate import Gate
 from agents.server import build_server
 from router import Engine
 from router.errors import EADDRNOTAVAIL, EINVAL, EPERM, RouterError
+from serving.tls import TlsConfig
 from tests.unit.agents.support import sample_engine
 from vrc.v1 import agent_pb2 as pb
 from vrc.v1 import agent_pb2_grpc
@@ -139,7 +140,8 @@ def test_bad_listen_is_refused_before_any_nic_is_opened(short_dir: str) -> None:
 
 def test_unreadable_tls_file_is_refused_before_any_nic_is_opened() -> None:
     options = AgentOptions(interfaces=["vrcnosuch0"], listen="127.0.0.1:0",
-                           tls_cert="/nonexistent/c.pem", tls_key="/nonexistent/k.pem")
+                           tls=TlsConfig("/nonexistent/c.pem", "/nonexistent/k.pem",
+                                         "/nonexistent/ca.pem"))
     with pytest.raises(ValueError, match="/nonexistent/"):
         check_options(options)
 
@@ -166,7 +168,7 @@ def test_agent_help_shows_defaults_and_every_flag_has_words() -> None:
     words = " ".join(text.split())  # argparse wraps lines
     assert "default unix:/run/vrc/agent.sock" in words
     assert "needs root" in words.lower()
-    for flag in ("--tls-cert FILE", "--tls-key FILE", "--tls-client-ca FILE"):
+    for flag in ("--tls-cert FILE", "--tls-key FILE", "--tls-ca FILE"):
         line = next(li for li in text.splitlines() if flag in li)
         assert len(line.split(flag, 1)[1].strip()) > 0, f"{flag} has no help text"
 

@@ -64,9 +64,9 @@ def test_loopback_and_unix_need_no_tls(listen: str) -> None:
 
 
 def test_non_loopback_is_allowed_with_tls_files() -> None:
-    from agents.server import TlsFiles
+    from agents.server import TlsConfig
 
-    check_access(parse_listen("192.0.2.7:50051"), TlsFiles("c", "k"), insecure=False)
+    check_access(parse_listen("192.0.2.7:50051"), TlsConfig("c", "k", "ca"), insecure=False)
 
 
 def test_insecure_non_loopback_logs_a_warning(caplog: pytest.LogCaptureFixture) -> None:
@@ -81,21 +81,27 @@ def test_insecure_non_loopback_logs_a_warning(caplog: pytest.LogCaptureFixture) 
 
 
 @pytest.mark.parametrize(("flags", "missing"), [
-    ({"tls_cert": "c.pem"}, "--tls-cert needs --tls-key"),
-    ({"tls_key": "k.pem"}, "--tls-key needs --tls-cert"),
-    ({"tls_client_ca": "ca.pem"}, "--tls-client-ca needs --tls-cert and --tls-key"),
+    ({"cert": "c.pem"}, "--tls-cert needs --tls-key"),
+    ({"key": "k.pem"}, "--tls-key needs --tls-cert"),
+    ({"cert": "c.pem", "key": "k.pem"}, "without --tls-ca: clients could not be verified"),
+    ({"client_auth": False}, "--tls-no-client-auth needs --tls-cert and --tls-key"),
 ])
-def test_incomplete_tls_flags_are_value_errors(flags: dict[str, str], missing: str) -> None:
+def test_incomplete_tls_flags_are_value_errors(flags: dict[str, object], missing: str) -> None:
+    from agents.server import TlsConfig
+
     with pytest.raises(ValueError, match=missing):
-        build_server(Gate(sample_engine()), "127.0.0.1:0", **flags)  # type: ignore[arg-type]
+        build_server(Gate(sample_engine()), "127.0.0.1:0",
+                     tls=TlsConfig(**flags))  # type: ignore[arg-type]
 
 
 def test_unreadable_certificate_names_the_flag(short_dir: Path) -> None:
+    from agents.server import TlsConfig
+
     key = short_dir / "k.pem"
     key.write_text("not really a key")
     with pytest.raises(ValueError, match=r"--tls-cert .*missing\.pem: cannot read"):
         build_server(Gate(sample_engine()), "127.0.0.1:0",
-                     tls_cert=str(short_dir / "missing.pem"), tls_key=str(key))
+                     tls=TlsConfig(str(short_dir / "missing.pem"), str(key), str(key)))
 
 
 def test_unix_socket_is_created_with_mode_0600(short_dir: Path) -> None:

@@ -17,6 +17,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agents.gate import Gate
 from agents.server import build_server
+from serving.tls import TlsConfig
 from tests.unit.agents.support import sample_engine
 from vrc.v1 import agent_pb2, agent_pb2_grpc
 
@@ -73,6 +74,10 @@ def issue(ca: Issued, common_name: str, *, server: bool) -> Issued:
         builder = builder.add_extension(x509.SubjectAlternativeName([
             x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
             critical=False)
+    else:  # the identity the agent authorizes on: a reader may list interfaces
+        builder = builder.add_extension(x509.SubjectAlternativeName([
+            x509.UniformResourceIdentifier(f"spiffe://vrc/reader/{common_name}")]),
+            critical=False)
     return Issued(builder.sign(ca.key, hashes.SHA256()), key)
 
 
@@ -107,8 +112,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 @pytest.fixture
 def mtls_address(pki: Pki) -> Iterator[str]:
     server, address = build_server(Gate(sample_engine()), "127.0.0.1:0",
-                                   tls_cert=pki.server_cert, tls_key=pki.server_key,
-                                   tls_client_ca=pki.ca)
+                                   tls=TlsConfig(pki.server_cert, pki.server_key, pki.ca))
     server.start()
     try:
         yield address
@@ -158,9 +162,10 @@ def test_plaintext_client_cannot_talk_to_a_tls_server(mtls_address: str) -> None
     assert info.value.code() is grpc.StatusCode.UNAVAILABLE
 
 
-def test_server_tls_without_client_ca_accepts_clients_without_certificate(pki: Pki) -> None:
+def test_server_tls_without_client_auth_accepts_clients_without_certificate(pki: Pki) -> None:
     server, address = build_server(Gate(sample_engine()), "127.0.0.1:0",
-                                   tls_cert=pki.server_cert, tls_key=pki.server_key)
+                                   tls=TlsConfig(pki.server_cert, pki.server_key,
+                                                 client_auth=False))
     server.start()
     try:
         credentials = grpc.ssl_channel_credentials(root_certificates=_read(pki.ca))
@@ -174,8 +179,7 @@ def test_with_mutual_tls_a_client_is_its_certificate(pki: Pki) -> None:
     from agents.server import stream_budget
 
     server, address = build_server(Gate(sample_engine()), "127.0.0.1:0",
-                                   tls_cert=pki.server_cert, tls_key=pki.server_key,
-                                   tls_client_ca=pki.ca,
+                                   tls=TlsConfig(pki.server_cert, pki.server_key, pki.ca),
                                    streams=stream_budget(4, 1))
     server.start()
     credentials = grpc.ssl_channel_credentials(
@@ -193,4 +197,4 @@ def test_with_mutual_tls_a_client_is_its_certificate(pki: Pki) -> None:
     finally:
         server.stop(None).wait()
     assert info.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert info.value.details().startswith("cert:operator already has 1")
+    assert info.value.details().startswith("spiffe://vrc/reader/operator already has 1")
