@@ -1,0 +1,213 @@
+"""The daemons of a cluster on one machine: vrc-controller and vrc-agent, started on a Lab.
+
+A :class:`Daemon` is one process of ours: its argv (so it can be started
+again exactly as before), its log file, its gRPC target and the client TLS
+files to reach it. It is stopped or killed by its PID only (through the
+:class:`lab.Lab` that started it), and "ready" means its grpc health service
+answers SERVING — never a sleep.
+
+``vrc up`` starts one controller with its private etcd and one agent per
+router host; the end-to-end tests start the same daemons, some on an etcd of
+their own (``etcd=URL``) so they can restart or compact it under a running
+cluster.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from lab.netns import Lab, LabError, Netns
+from lab.procs import console_argv
+
+START_TIMEOUT = 40.0
+LOG_TAIL = 4000
+
+
+@dataclass(frozen=True, slots=True)
+class ClientTls:
+    """The files a client presents to reach a daemon over mutual TLS."""
+
+    ca: str
+    cert: str
+    key: str
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(
+            root_certificates=Path(self.ca).read_bytes(),
+            private_key=Path(self.key).read_bytes(),
+            certificate_chain=Path(self.cert).read_bytes())
+
+    def cli_flags(self) -> list[str]:
+        return ["--tls-ca", self.ca, "--tls-cert", self.cert, "--tls-key", self.key]
+
+
+@dataclass
+class Daemon:
+    """One daemon process (see the module docstring)."""
+
+    lab: Lab
+    role: str  # "controller", "agent h2", ...
+    argv: list[str]
+    target: str  # grpc target of its API
+    log: Path
+    ns: Netns | None = None
+    tls: ClientTls | None = None
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise LabError(f"{self.role}: not started")
+        return self.proc.pid
+
+    def start(self, timeout: float = START_TIMEOUT, *, wait: bool = True) -> Daemon:
+        """Start the process (again, after a stop or kill) and wait until it serves."""
+        if self.running():
+            raise LabError(f"{self.role}: already running (pid {self.pid})")
+        self.proc = self.lab.spawn(self.ns, *self.argv, log=self.log, role=self.role)
+        self.starts += 1
+        if wait:
+            self.wait_serving(timeout)
+        return self
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def channel(self) -> grpc.Channel:
+        if self.tls is None:
+            return grpc.insecure_channel(self.target)
+        return grpc.secure_channel(self.target, self.tls.credentials())
+
+    def serving(self, timeout: float = 2.0) -> bool:
+        """Its health service answers SERVING now."""
+        with self.channel() as channel:
+            stub: Any = health_pb2_grpc.HealthStub(channel)  # the stubs' types lack Check
+            try:
+                reply = stub.Check(
+                    health_pb2.HealthCheckRequest(service=""), timeout=timeout)
+            except grpc.RpcError:
+                return False
+        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+    def wait_serving(self, timeout: float = START_TIMEOUT) -> None:
+        """Bounded poll of the health service; LabError with the log's tail if the process
+        exits or does not serve in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise LabError(f"{self.role} exited with status {self.proc.returncode} at "
+                               f"start; its log ({self.log}) ends:\n{self.log_tail()}")
+            if self.serving():
+                return
+            if time.monotonic() >= deadline:
+                raise LabError(f"{self.role} not serving after {timeout:g} s; its log "
+                               f"({self.log}) ends:\n{self.log_tail()}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        """SIGTERM by PID, bounded wait, SIGKILL; the exit status (None if not running)."""
+        if self.proc is None:
+            return None
+        code = self.lab.stop(self.proc, timeout=timeout)
+        return code
+
+    def kill(self) -> int | None:
+        """SIGKILL by PID (a crash); the exit status."""
+        if self.proc is None:
+            return None
+        return self.lab.kill(self.proc)
+
+    def log_text(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, chars: int = LOG_TAIL) -> str:
+        return self.log_text()[-chars:]
+
+
+def controller(lab: Lab, directory: Path, *, etcd: str | None = None,
+               lease_ttl: float | None = None, replica: str = "controller",
+               tls: tuple[str, str, str] | None = None, client_tls: ClientTls | None = None,
+               extra: Sequence[str] = ()) -> Daemon:
+    """A vrc-controller (not started yet) with its data directory and socket in
+    ``directory``: its private etcd there, or ``etcd`` (client URLs) when given.
+    ``tls`` is (cert, key, client CA) for the API; ``client_tls`` what we present."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    socket = directory / "controller.sock"
+    argv = [*console_argv("vrc-controller"), "--data-dir", str(directory),
+            "--listen", f"unix:{socket}", "--id", replica, "--log-format", "json"]
+    if etcd:
+        argv += ["--etcd", etcd]
+    if lease_ttl is not None:
+        argv += ["--lease-ttl", f"{lease_ttl:g}"]
+    if tls is not None:
+        cert, key, client_ca = tls
+        argv += ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", client_ca]
+    argv += list(extra)
+    return Daemon(lab, replica, argv, f"unix:{socket}", directory / "controller.log",
+                  tls=client_tls)
+
+
+def agent(lab: Lab, ns: Netns, host_id: str, interfaces: Sequence[str], directory: Path, *,
+          controller_target: str | None = None, state_dir: Path | None = None,
+          arp_probes: int = 0, tls: tuple[str, str, str] | None = None,
+          client_tls: ClientTls | None = None, controller_tls: ClientTls | None = None,
+          extra: Sequence[str] = ()) -> Daemon:
+    """A vrc-agent (not started yet) in ``ns`` on ``interfaces``, its API on a Unix
+    socket in ``directory``; with ``controller_target`` it dials the controller (Sync)
+    and keeps its slice in ``state_dir``. ``arp_probes`` 0: a new address is used at
+    once (the run's segments hold nobody else). ``tls`` is its API's (cert, key, client
+    CA), ``controller_tls`` what it presents to the controller."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    socket = directory / f"{host_id}.sock"
+    argv = [*console_argv("vrc-agent"), "--host-id", host_id, "--listen", f"unix:{socket}",
+            "--arp-probes", str(arp_probes), "--log-format", "json"]
+    for ifname in interfaces:
+        argv += ["--interface", ifname]
+    if controller_target is not None:
+        argv += ["--controller", controller_target]
+        if state_dir is not None:
+            argv += ["--state-dir", str(state_dir)]
+        if controller_tls is not None:
+            argv += ["--controller-ca", controller_tls.ca, "--controller-cert",
+                     controller_tls.cert, "--controller-key", controller_tls.key]
+    if tls is not None:
+        cert, key, client_ca = tls
+        argv += ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", client_ca]
+    argv += list(extra)
+    return Daemon(lab, f"agent {host_id}", argv, f"unix:{socket}",
+                  directory / f"{host_id}.log", ns=ns, tls=client_tls)
+
+
+def cli(args: Sequence[str], *, controller_target: str | None = None,
+        agent_target: str | None = None, tls: ClientTls | None = None,
+        timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``vrc`` (this code) against a controller or an agent; bounded; LabError on a
+    non-zero exit when ``check``."""
+    argv = console_argv("vrc")
+    if controller_target is not None:
+        argv += ["--controller", controller_target]
+    if agent_target is not None:
+        argv += ["--agent", agent_target]
+    if tls is not None:
+        argv += tls.cli_flags()
+    argv += list(args)
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                              check=False, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"vrc {' '.join(args)}: no answer within {timeout:g} s") from None
+    if check and proc.returncode != 0:
+        raise LabError(f"vrc {' '.join(args)} -> {proc.returncode}: {proc.stderr.strip()}")
+    return proc
