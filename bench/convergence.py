@@ -1,0 +1,598 @@
+"""Convergence: from a write returning to every affected agent having applied (ACKed) it.
+
+Run from the repository root (no root needed)::
+
+    python3 bench/convergence.py [--changes 200] [--scale 50,200,1000] [--resync 10000]
+                                 [--quick]
+
+The harness is one machine's cluster in one process tree: an embedded etcd
+(the controller's own kind, ``controller.etcd.EmbeddedEtcd``) in a temporary
+directory, one ``vrc-controller`` process on it, and simulated agents in this
+process — real Sync clients reconciling in-process engines
+(``agents.sync.sim.InProcessAgent``), and above 50 hosts lightweight
+ACK-only agents on asyncio (hello, then an ACK for every whole version).
+
+It prints, each as p50 / p99 over ``--changes`` writes:
+
+* the reference: raw etcd put -> watch delivery on the same etcd, measured
+  first in the same run with etcd's own gRPC API (no vrc code): from the put
+  being sent to the watcher holding the event;
+* single-host changes (``PutAlias`` on one of the 50 hosts): from the write
+  returning to that host's agent having applied it;
+* all-host changes (``PutPrefix``: a route on every other host; cluster
+  policy: every host's effective same-prefix mode): from the write returning
+  to the last of the 50 agents having applied it;
+* ``ratio single-host p99 / etcd watch p99: X`` (the target is 5 or less);
+* how it grows: all-host (policy) p99 and the controller's resident memory
+  with 50, 200 and 1,000 agents;
+* a full resync of ``--resync`` aliases: a host's agent starting with an
+  empty engine until it has applied them all, then a restarted client that
+  holds them all until its snapshot is reconciled.
+
+Figures vary with the machine and its load (CI machines have 2 cores and run
+other work); only figures of one run compare with each other. Timing is
+printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ipaddress
+import math
+import os
+import queue
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # measure this checkout, not whatever is installed
+
+import grpc  # noqa: E402
+from pyetcd import etcdrpc  # noqa: E402
+
+from controller.etcd import EmbeddedEtcd  # noqa: E402
+from controller.etcd.embedded import Ports, free_port  # noqa: E402
+from lab.procs import console_argv  # noqa: E402
+from vrc.v1 import controller_pb2 as pb  # noqa: E402
+from vrc.v1 import controller_pb2_grpc  # noqa: E402
+from vrc.v1 import types_pb2 as tpb  # noqa: E402
+
+REAL_AGENTS = 50
+SEGMENT = ipaddress.IPv4Network("10.0.0.0/16")  # every simulated host on one segment
+WAIT = 60.0  # the longest any one change may take before the run is called broken
+START_TIMEOUT = 60.0
+
+
+# --- figures ----------------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) by the nearest-rank method."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), math.ceil(q * len(ordered))))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    name: str
+    samples: tuple[float, ...]
+
+    @property
+    def p50(self) -> float:
+        return percentile(self.samples, 0.50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.samples, 0.99)
+
+    def line(self) -> str:
+        return (f"{self.name:<44} p50 {self.p50 * 1e3:8.2f} ms   p99 {self.p99 * 1e3:8.2f} ms"
+                f"   (n={len(self.samples)})")
+
+
+def best_of(rounds: int, measure: Callable[[], Figure]) -> Figure:
+    """The round with the lowest p99 (on a shared machine, the least disturbed one)."""
+    return min((measure() for _ in range(rounds)), key=lambda figure: figure.p99)
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of ``pid`` (VmRSS) in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+# --- the harness ------------------------------------------------------------------------
+
+
+class Harness:
+    """The embedded etcd and one vrc-controller process on it, in a temporary directory;
+    everything stopped (by PID) and removed at the end, also on failure."""
+
+    def __init__(self, lease_ttl: float) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="vrc-bench-conv-"))
+        ports = Ports(free_port(), free_port())
+        while ports.peer == ports.client:
+            ports = Ports(ports.client, free_port())
+        self.etcd = EmbeddedEtcd(self.directory / "etcd", ports=ports, auto_compaction="0")
+        self.lease_ttl = lease_ttl
+        self.controller: subprocess.Popen[bytes] | None = None
+        self.target = f"unix:{self.directory}/controller.sock"
+        self.channel: grpc.Channel | None = None
+        self.stub: Any = None
+
+    def __enter__(self) -> Harness:
+        try:
+            self.etcd.start(timeout=START_TIMEOUT)
+            self._start_controller()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _start_controller(self) -> None:
+        argv = [*console_argv("vrc-controller"), "--etcd", self.etcd.url,
+                "--data-dir", str(self.directory / "controller"), "--listen", self.target,
+                "--lease-ttl", f"{self.lease_ttl:g}", "--id", "bench", "--log-level",
+                "warning"]
+        log = open(self.directory / "controller.log", "wb")  # noqa: SIM115
+        with log:
+            self.controller = subprocess.Popen(argv, stdout=log, stderr=log,
+                                               stdin=subprocess.DEVNULL)
+        self.channel = grpc.insecure_channel(self.target)
+        self.stub = controller_pb2_grpc.ControllerStub(self.channel)
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.controller.poll() is not None:
+                raise RuntimeError(f"vrc-controller exited: {self.log_tail()}")
+            try:
+                self.stub.ListHosts(pb.ListHostsRequest(), timeout=2)
+                return
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"vrc-controller not serving: {self.log_tail()}") from None
+                time.sleep(0.1)
+
+    def log_tail(self) -> str:
+        try:
+            return (self.directory / "controller.log").read_text()[-3000:]
+        except OSError:
+            return ""
+
+    @property
+    def controller_pid(self) -> int:
+        assert self.controller is not None
+        return self.controller.pid
+
+    def close(self) -> None:
+        if self.channel is not None:
+            self.channel.close()
+        if self.controller is not None and self.controller.poll() is None:
+            self.controller.terminate()
+            try:
+                self.controller.wait(20)
+            except subprocess.TimeoutExpired:
+                self.controller.kill()
+                self.controller.wait(10)
+        self.etcd.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# --- the reference: raw etcd ------------------------------------------------------------
+
+
+def raw_etcd_watch(url: str, rounds: int) -> tuple[Figure, Figure]:
+    """Put -> watch delivery with etcd's own gRPC API: (from the put sent, from the put
+    returned) to the watcher thread holding the event."""
+    channel = grpc.insecure_channel(url.removeprefix("http://"))
+    kv = etcdrpc.KVStub(channel)
+    watch = etcdrpc.WatchStub(channel)
+    prefix = b"/bench/raw/"
+    requests: queue.Queue[Any] = queue.Queue()
+    requests.put(etcdrpc.WatchRequest(create_request=etcdrpc.WatchCreateRequest(
+        key=prefix, range_end=prefix[:-1] + b"0")))
+    seen: dict[bytes, float] = {}
+    arrived = threading.Condition()
+
+    def feed() -> Iterator[Any]:
+        while (item := requests.get()) is not None:
+            yield item
+
+    call = watch.Watch(feed())
+
+    def read() -> None:
+        with contextlib.suppress(grpc.RpcError):
+            for response in call:
+                now = time.perf_counter()
+                with arrived:
+                    for event in response.events:
+                        seen[bytes(event.kv.key)] = now
+                    arrived.notify_all()
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    sent_to, returned_to = [], []
+    try:
+        for i in range(rounds + 20):  # the first 20 warm the path up
+            key = prefix + b"%06d" % i
+            sent = time.perf_counter()
+            kv.Put(etcdrpc.PutRequest(key=key, value=b"x" * 64), timeout=10)
+            returned = time.perf_counter()
+            with arrived:
+                if not arrived.wait_for(lambda k=key: k in seen, WAIT):
+                    raise RuntimeError("etcd watch did not deliver a put within a minute")
+                at = seen[key]
+            if i >= 20:
+                sent_to.append(at - sent)
+                returned_to.append(max(0.0, at - returned))
+    finally:
+        requests.put(None)
+        call.cancel()
+        channel.close()
+    return (Figure("etcd put -> watch (from the put sent)", tuple(sent_to)),
+            Figure("etcd put -> watch (from the put returned)", tuple(returned_to)))
+
+
+# --- simulated agents -------------------------------------------------------------------
+
+
+def segment_address(index: int) -> str:
+    return f"{SEGMENT.network_address + index + 1}/{SEGMENT.prefixlen}"
+
+
+class RealFleet:
+    """``count`` in-process agents (engine + the real Sync client), each with one NIC and an
+    alias on the shared segment, so every host is every other's neighbour."""
+
+    def __init__(self, harness: Harness, count: int) -> None:
+        from agents.sync.sim import InProcessAgent
+
+        self.harness = harness
+        self.ids = [f"s{i:03d}" for i in range(count)]
+        self.agents = {host: InProcessAgent(host, harness.target, interfaces=("eth1",))
+                       for host in self.ids}
+
+    def start(self) -> None:
+        for agent in self.agents.values():
+            agent.start()
+        wait_hosts_up(self.harness, set(self.ids))
+        revision = 0
+        for index, host in enumerate(self.ids):
+            reply = self.harness.stub.PutAlias(pb.PutAliasRequest(alias=pb.Alias(
+                host=host, ifname="eth1", address=segment_address(index))), timeout=10)
+            revision = reply.revision
+        self.wait_all(revision)
+
+    def wait(self, host: str, revision: int) -> None:
+        if not self.agents[host].client.wait_applied(revision, WAIT):
+            raise RuntimeError(f"{host} did not apply revision {revision} within {WAIT:g} s")
+
+    def wait_all(self, revision: int) -> None:
+        for host in self.ids:
+            self.wait(host, revision)
+
+    def stop(self) -> None:
+        for agent in self.agents.values():
+            agent.stop()
+
+
+class AckFleet:
+    """Lightweight agents on one asyncio loop (a thread of its own): each says hello with
+    one NIC and ACKs every whole version it receives, applying nothing. ``wait_all``
+    returns when every one has ACKed a version >= the revision."""
+
+    CHANNELS = 20  # streams share a few connections, as agents behind one NAT would
+
+    def __init__(self, harness: Harness, ids: Sequence[str]) -> None:
+        self.harness = harness
+        self.ids = list(ids)
+        self.acked = dict.fromkeys(self.ids, 0)
+        self.first_at: dict[str, float] = {}
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True,
+                                       name="ack-fleet")
+        self._target = 0
+        self._remaining = 0
+        self._done = threading.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._channels: list[Any] = []
+        self.failures: list[str] = []
+
+    def start(self) -> None:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self._open(), self.loop).result(60)
+        wait_hosts_up(self.harness, set(self.ids))
+
+    async def _open(self) -> None:
+        self._channels = [grpc.aio.insecure_channel(self.harness.target)
+                          for _ in range(self.CHANNELS)]
+        for index, host in enumerate(self.ids):
+            channel = self._channels[index % self.CHANNELS]
+            self._tasks.append(asyncio.ensure_future(self._agent(host, channel)))
+
+    async def _agent(self, host: str, channel: Any) -> None:
+        stub = controller_pb2_grpc.ControllerStub(channel)
+        outbox: asyncio.Queue[pb.SyncRequest | None] = asyncio.Queue()
+        mac = f"02:aa:{hash(host) >> 8 & 255:02x}:{hash(host) & 255:02x}:00:01"
+        hello = pb.SyncRequest(hello=pb.SyncHello(
+            host_id=host, agent_endpoint=f"sim:{host}", software_version="bench",
+            nics=[pb.Nic(name="eth1", mac=mac, mtu=1500)]))
+
+        async def requests() -> Any:
+            yield hello
+            while (message := await outbox.get()) is not None:
+                yield message
+
+        try:
+            async for message in stub.Sync(requests()):
+                if message.more:
+                    continue
+                outbox.put_nowait(pb.SyncRequest(ack=pb.SyncAck(version=message.version)))
+                self._note(host, message.version)
+        except grpc.aio.AioRpcError as error:
+            if error.code() is not grpc.StatusCode.CANCELLED:
+                self.failures.append(f"{host}: {error.code().name}: {error.details()}")
+
+    def _note(self, host: str, version: int) -> None:
+        before = self.acked[host]
+        self.acked[host] = max(before, version)
+        target = self._target
+        if target and before < target <= version:
+            self.first_at[host] = time.perf_counter()
+            self._remaining -= 1
+            if self._remaining == 0:
+                self._done.set()
+
+    def _expect(self, revision: int) -> None:
+        self._target = revision
+        self.first_at = {}
+        self._remaining = sum(1 for v in self.acked.values() if v < revision)
+        if self._remaining == 0:
+            self._done.set()
+
+    def wait_all(self, revision: int) -> float:
+        """Wait until every agent ACKed ``revision``; the time the last one did (or now, if
+        they all had already)."""
+        self._done.clear()
+        self.loop.call_soon_threadsafe(self._expect, revision)
+        if not self._done.wait(WAIT):
+            lagging = sum(1 for v in self.acked.values() if v < revision)
+            raise RuntimeError(f"{lagging} ACK-only agents did not ACK revision {revision} "
+                               f"within {WAIT:g} s; {self.failures[:3]}")
+        return max(self.first_at.values(), default=time.perf_counter())
+
+    def stop(self) -> None:
+        async def close() -> None:
+            for task in self._tasks:
+                task.cancel()
+            for channel in self._channels:
+                await channel.close()
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(close(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def wait_hosts_up(harness: Harness, hosts: set[str], timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = harness.stub.ListHosts(pb.ListHostsRequest(), timeout=30)
+        up = {h.id for h in reply.hosts if h.up}
+        if hosts <= up:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{len(hosts - up)} hosts not up after {timeout:g} s")
+        time.sleep(0.2)
+
+
+# --- measurements -----------------------------------------------------------------------
+
+
+def timed_writes(count: int, write: Callable[[int], int],
+                 wait: Callable[[int, int], float | None]) -> tuple[float, ...]:
+    """``count`` writes one after another; each sample is from the write returning to
+    ``wait(i, revision)`` returning (or to the time it returns, when it gives one)."""
+    samples = []
+    for i in range(count):
+        revision = write(i)
+        returned = time.perf_counter()
+        done = wait(i, revision)
+        samples.append((done if done is not None else time.perf_counter()) - returned)
+    return tuple(samples)
+
+
+def single_host(harness: Harness, fleet: RealFleet, count: int) -> Figure:
+    def write(i: int) -> int:
+        host = fleet.ids[i % len(fleet.ids)]
+        address = f"10.{100 + i // 250}.{i % 250}.1/24"
+        return int(harness.stub.PutAlias(pb.PutAliasRequest(alias=pb.Alias(
+            host=host, ifname="eth1", address=address)), timeout=10).revision)
+
+    def wait(i: int, revision: int) -> None:
+        fleet.wait(fleet.ids[i % len(fleet.ids)], revision)
+
+    return Figure("single-host (PutAlias), 1 of 50 agents", timed_writes(count, write, wait))
+
+
+def all_host_prefix(harness: Harness, fleet: RealFleet, count: int) -> Figure:
+    def write(i: int) -> int:
+        owner = fleet.ids[i % len(fleet.ids)]
+        prefix = f"172.{16 + i // 256}.{i % 256}.0/24"
+        return int(harness.stub.PutPrefix(pb.PutPrefixRequest(
+            prefix=prefix, host=owner, ifname="eth1"), timeout=10).revision)
+
+    return Figure(f"all-host (PutPrefix), {len(fleet.ids)} agents",
+                  timed_writes(count, write, lambda _i, rev: fleet.wait_all(rev)))
+
+
+MODES = (tpb.POLICY_MULTIPATH, tpb.POLICY_ALLOW)
+
+
+def set_policy(harness: Harness, i: int) -> int:
+    return int(harness.stub.SetPolicy(pb.SetClusterPolicyRequest(
+        same_prefix=MODES[i % 2]), timeout=10).revision)
+
+
+def all_host_policy(harness: Harness, real: RealFleet, acks: AckFleet | None,
+                    count: int) -> Figure:
+    def wait(_i: int, revision: int) -> float:
+        done = acks.wait_all(revision) if acks is not None else 0.0
+        real.wait_all(revision)
+        return max(done, time.perf_counter() if acks is None else done)
+
+    hosts = len(real.ids) + (len(acks.ids) if acks is not None else 0)
+    return Figure(f"all-host (policy), {hosts} agents",
+                  timed_writes(count, lambda i: set_policy(harness, i), wait))
+
+
+def full_resync(harness: Harness, aliases: int) -> tuple[float, float, float]:
+    """(seconds to write them, a fresh agent applying them all, a restarted client
+    reconciling a snapshot it already holds)."""
+    from agents.sync.sim import InProcessAgent
+
+    host = "resync"
+    harness.stub.AddHost(pb.AddHostRequest(id=host), timeout=10)
+    base = int(ipaddress.IPv4Address("10.200.0.0"))
+    started = time.perf_counter()
+    revision = 0
+    for i in range(aliases):  # each in a /30 of its own: no two share a prefix guard
+        address = f"{ipaddress.IPv4Address(base + 4 * i + 1)}/30"
+        revision = int(harness.stub.PutAlias(pb.PutAliasRequest(alias=pb.Alias(
+            host=host, ifname="eth1", address=address)), timeout=30).revision)
+    written = time.perf_counter() - started
+    agent = InProcessAgent(host, harness.target, interfaces=("eth1",))
+    started = time.perf_counter()
+    agent.start()
+    if not agent.client.wait_applied(revision, 600):
+        raise RuntimeError(f"the resync of {aliases} aliases did not finish in 10 minutes")
+    fresh = time.perf_counter() - started
+    applied = len(agent.aliases())
+    agent.stop()
+    if applied < aliases:
+        raise RuntimeError(f"after the resync the engine holds {applied} of {aliases} aliases")
+    again = InProcessAgent(host, harness.target, engine=agent.engine)
+    started = time.perf_counter()
+    again.client._applied_version = 0  # a new client: it must see the snapshot through
+    again.start()
+    if not again.client.wait_applied(revision, 600):
+        raise RuntimeError("the second resync did not finish in 10 minutes")
+    held = time.perf_counter() - started
+    again.stop()
+    return written, fresh, held
+
+
+# --- the run ----------------------------------------------------------------------------
+
+
+@dataclass
+class Options:
+    changes: int = 200
+    rounds: int = 3
+    scale: tuple[int, ...] = (50, 200, 1000)
+    resync: int = 10_000
+    lease_ttl: float = 10.0
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def run(options: Options) -> None:
+    with Harness(options.lease_ttl) as harness:
+        say(f"embedded etcd {harness.etcd.url} (pid {harness.etcd.pid}), vrc-controller pid "
+            f"{harness.controller_pid}, {os.cpu_count()} CPUs")
+        rounds, changes = options.rounds, options.changes
+        say(f"each figure below the line: the best of {rounds} rounds of {changes} writes "
+            "(lowest p99)")
+        returned = []
+
+        def etcd() -> Figure:
+            sent, since_returned = raw_etcd_watch(harness.etcd.url, changes)
+            returned.append(since_returned)
+            return sent
+
+        sent = best_of(rounds, etcd)
+        say(sent.line())
+        say(min(returned, key=lambda f: f.p99).line())
+        real = RealFleet(harness, min(REAL_AGENTS, options.scale[0]))
+        real.start()
+        acks: AckFleet | None = None
+        try:
+            single = best_of(rounds, lambda: single_host(harness, real, changes))
+            say(single.line())
+            say(best_of(rounds, lambda: all_host_prefix(harness, real, changes)).line())
+            policy = best_of(rounds, lambda: all_host_policy(harness, real, None, changes))
+            say(policy.line())
+            say(f"ratio single-host p99 / etcd watch p99: {single.p99 / sent.p99:.2f}")
+            say()
+            say("how it grows (all-host policy changes; controller resident memory):")
+            say(f"  {len(real.ids):>5} agents: p99 {policy.p99 * 1e3:8.2f} ms   controller "
+                f"RSS {rss_mib(harness.controller_pid):7.1f} MiB")
+            for total in options.scale[1:]:
+                more = [f"a{i:04d}" for i in range(len(real.ids) + (len(acks.ids) if acks
+                                                                    else 0), total)]
+                if acks is not None:
+                    acks.stop()
+                ids = [*(acks.ids if acks else []), *more]
+                acks = AckFleet(harness, ids)
+                acks.start()
+                grown = all_host_policy(harness, real, acks, changes)
+                say(f"  {total:>5} agents: p99 {grown.p99 * 1e3:8.2f} ms   controller "
+                    f"RSS {rss_mib(harness.controller_pid):7.1f} MiB   (p50 "
+                    f"{grown.p50 * 1e3:.2f} ms)")
+        finally:
+            if acks is not None:
+                acks.stop()
+            real.stop()
+        if options.resync:
+            written, fresh, held = full_resync(harness, options.resync)
+            say()
+            say(f"full resync of {options.resync} aliases: a fresh agent {fresh:.2f} s; a "
+                f"restarted client holding them {held:.2f} s (writing them through the API "
+                f"took {written:.1f} s)")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--changes", type=int, default=200, help="writes of each kind")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of the etcd, single-host and 50-agent figures (the best "
+                             "is shown)")
+    parser.add_argument("--scale", default="50,200,1000",
+                        help="agent counts for the growth figures (the first <= 50 are real)")
+    parser.add_argument("--resync", type=int, default=10_000,
+                        help="aliases in the full-resync figure (0: skip)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: 20 changes, 10 and 40 agents, 500 aliases")
+    args = parser.parse_args(argv)
+    if args.quick:
+        return Options(changes=20, rounds=1, scale=(10, 40), resync=500)
+    scale = tuple(int(n) for n in args.scale.split(",") if n)
+    return Options(changes=args.changes, rounds=args.rounds, scale=scale, resync=args.resync)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    run(parse_args(argv))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
