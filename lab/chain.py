@@ -1,4 +1,5 @@
-"""The chain topology of ``vrc up``: router hosts in a line, a kernel host at each end.
+"""The topologies of ``vrc up`` and the e2e tests: router hosts in a line (or a ring), a
+kernel host at each end.
 
 ::
 
@@ -11,7 +12,9 @@ h1's ``BASE.0.2``) and ``b`` is ``BASE.N.2`` (default route via hN's
 ``BASE.N.1``); router host ``hK`` holds ``BASE.(K-1).2`` and ``BASE.K.1``.
 The two end subnets are the cluster's prefixes, claimed by the router host
 on them; the controller computes the routes every other host needs to reach
-them, hop by hop.
+them, hop by hop. :func:`plan_ring` closes the line of router hosts into a
+ring with the ends on opposite hosts (two paths between them), numbered the
+same way.
 
 :func:`plan_chain` is pure (names and addresses only, for the tests and the
 printout); :func:`build_chain` makes it on a :class:`lab.Lab`. Interface
@@ -22,6 +25,7 @@ the run's own controller).
 from __future__ import annotations
 
 import ipaddress
+import itertools
 from dataclasses import dataclass
 
 from lab.netns import Lab, LabError, Netns
@@ -94,27 +98,57 @@ class ChainPlan:
                 Claim(last.subnet, last.left.node, last.left.ifname)]
 
     def path(self) -> list[str]:
-        """The router addresses a datagram from a to b passes, in order (its hops)."""
+        """For a chain: the router addresses a datagram from a to b passes, in order."""
         return [seg.right.ip for seg in self.segments[:-1]]
+
+    def neighbours(self, host: str) -> list[str]:
+        """The router hosts sharing a segment with ``host``."""
+        found = []
+        for seg in self.segments:
+            nodes = (seg.left.node, seg.right.node)
+            if host in nodes:
+                other = nodes[1] if nodes[0] == host else nodes[0]
+                if other in self.hosts:
+                    found.append(other)
+        return found
 
 
 def plan_chain(prefix: str, hosts: int, base: str = DEFAULT_BASE) -> ChainPlan:
     """The plan of a chain of ``hosts`` router hosts (1..MAX_HOSTS); ValueError otherwise."""
     if not 1 <= hosts <= MAX_HOSTS:
         raise ValueError(f"--hosts {hosts}: must be 1..{MAX_HOSTS}")
-    ipaddress.IPv4Network(f"{base}.0.0/16")  # ValueError for a bad base
     ids = tuple(f"h{k}" for k in range(1, hosts + 1))
     nodes = (END_A, *ids, END_B)
+    return _plan(prefix, ids, list(itertools.pairwise(nodes)), base)
+
+
+def plan_ring(prefix: str, hosts: int = 4, base: str = DEFAULT_BASE) -> ChainPlan:
+    """Router hosts in a ring (3..MAX_HOSTS), ``a`` on h1 and ``b`` on the host opposite
+    (h3 of 4): two paths between the ends, so one host going down leaves the other.
+
+    Segments: 0 is a-h1, 1..N join hK and hK+1 (the last closes the ring back to h1),
+    N+1 is the opposite host to b."""
+    if not 3 <= hosts <= MAX_HOSTS:
+        raise ValueError(f"ring of {hosts} hosts: must be 3..{MAX_HOSTS}")
+    ids = tuple(f"h{k}" for k in range(1, hosts + 1))
+    ring = [(ids[k], ids[(k + 1) % hosts]) for k in range(hosts)]
+    pairs = [(END_A, ids[0]), *ring, (ids[hosts // 2], END_B)]
+    return _plan(prefix, ids, pairs, base)
+
+
+def _plan(prefix: str, ids: tuple[str, ...], pairs: list[tuple[str, str]],
+          base: str) -> ChainPlan:
+    """Segment ``i`` joins ``pairs[i]``: subnet BASE.i.0/24, left end .1, right end .2."""
+    ipaddress.IPv4Network(f"{base}.0.0/16")  # ValueError for a bad base
     segments = []
-    for index in range(hosts + 1):
+    for index, (left_node, right_node) in enumerate(pairs):
         net = f"{base}.{index}"
-        left = Port(nodes[index], f"{prefix}s{index}a", f"{net}.1/24")
-        right = Port(nodes[index + 1], f"{prefix}s{index}b", f"{net}.2/24")
-        segments.append(Segment(index, f"{net}.0/24", left, right))
-    for seg in segments:
-        for port in (seg.left, seg.right):
+        left = Port(left_node, f"{prefix}s{index}a", f"{net}.1/24")
+        right = Port(right_node, f"{prefix}s{index}b", f"{net}.2/24")
+        for port in (left, right):
             if len(port.ifname) > 15:
                 raise ValueError(f"interface name {port.ifname!r} is longer than 15")
+        segments.append(Segment(index, f"{net}.0/24", left, right))
     return ChainPlan(prefix, ids, tuple(segments))
 
 
@@ -134,7 +168,7 @@ class Chain:
         return self.namespaces[END_B]
 
 
-def build_chain(lab: Lab, plan: ChainPlan) -> Chain:
+def build_chain(lab: Lab, plan: ChainPlan) -> Chain:  # a ring's plan builds the same way
     """Make the plan's namespaces and segments; the kernel ends get their address and a
     default route. Router hosts' interfaces are up with no address (their agent gets
     them from the controller). IPv6 is off everywhere: nothing but what we send."""

@@ -29,7 +29,7 @@ from typing import Any
 import grpc
 
 from lab import cluster as daemons
-from lab.chain import END_A, END_B, Chain, ChainPlan, build_chain, plan_chain
+from lab.chain import END_A, END_B, Chain, ChainPlan, build_chain, plan_chain, plan_ring
 from lab.netns import Lab, LabError, Netns, new_prefix
 from lab.procs import ProcessRecord
 from lab.state import DEFAULT_ROOT, RunState
@@ -48,6 +48,7 @@ controller_stub: Callable[[grpc.Channel], Any] = controller_pb2_grpc.ControllerS
 @dataclass(slots=True)
 class ChainOptions:
     hosts: int = 3
+    ring: bool = False  # lab.chain.plan_ring instead of a chain
     root: Path = DEFAULT_ROOT
     prefix: str = field(default_factory=lambda: new_prefix("vu"))
     etcd: str | None = None  # None: the controller's private etcd
@@ -74,7 +75,8 @@ class ChainCluster:
 
     def __init__(self, options: ChainOptions, *, owner: ProcessRecord | None = None) -> None:
         self.options = options
-        self.plan: ChainPlan = plan_chain(options.prefix, options.hosts)
+        plan = plan_ring if options.ring else plan_chain
+        self.plan: ChainPlan = plan(options.prefix, options.hosts)
         self.state = RunState.create(options.root, options.prefix,
                                      owner or ProcessRecord.this_process("vrc up"))
         self.directory = self.state.directory

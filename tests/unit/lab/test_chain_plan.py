@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from lab.chain import END_A, END_B, MAX_HOSTS, plan_chain
+from lab.chain import END_A, END_B, MAX_HOSTS, plan_chain, plan_ring
 
 
 def test_three_hosts_make_four_segments_with_the_ends_on_the_outer_ones() -> None:
@@ -60,3 +60,19 @@ def test_a_host_count_out_of_range_names_the_flag(hosts: int) -> None:
 def test_a_run_prefix_too_long_for_interface_names_is_refused() -> None:
     with pytest.raises(ValueError, match="longer than 15"):
         plan_chain("vu1234567890ab", 3)
+
+
+def test_a_ring_of_four_puts_the_ends_on_opposite_hosts_with_two_paths_between() -> None:
+    plan = plan_ring("vu123456", 4)
+    assert plan.a.node == END_A and plan.segments[0].right.node == "h1"
+    assert plan.segments[-1].left.node == "h3" and plan.b.node == END_B
+    assert sorted(plan.neighbours("h1")) == ["h2", "h4"]
+    assert sorted(plan.neighbours("h3")) == ["h2", "h4"]
+    assert [(c.prefix, c.host) for c in plan.claims()] == [("10.99.0.0/24", "h1"),
+                                                           ("10.99.5.0/24", "h3")]
+    assert len(plan.ports_of("h1")) == 3 and len(plan.ports_of("h2")) == 2
+
+
+def test_a_ring_needs_three_hosts() -> None:
+    with pytest.raises(ValueError, match="ring of 2 hosts"):
+        plan_ring("vu123456", 2)
