@@ -167,9 +167,6 @@ def up_main(argv: Sequence[str]) -> int:
         return EXIT_STOPPED
     except (LabError, StateError) as error:
         print(f"\nvrc up: {error}", file=sys.stderr)
-        if cluster is not None:
-            print(f"vrc up: the logs were in {cluster.directory} (removed now; `vrc up` again "
-                  "to retry)", file=sys.stderr)
         return EXIT_FAILED
     finally:
         signals.cleaning_up("vrc up: cleaning up, one moment (everything it made goes)")
@@ -181,7 +178,8 @@ def up_main(argv: Sequence[str]) -> int:
 
 def run(cluster: ChainCluster, console: Console, *, demo: bool) -> None:
     plan = cluster.plan
-    console.line(f"vrc up: {len(plan.hosts)} router hosts in a chain between two kernel hosts "
+    hosts = f"{len(plan.hosts)} router host" + ("s" if len(plan.hosts) > 1 else "")
+    console.line(f"vrc up: {hosts} in a chain between two kernel hosts "
                  f"(run {plan.prefix}, state in {cluster.directory})")
     _build(cluster, console)
     with console.step(f"aliases and prefix claims through the controller "

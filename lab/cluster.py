@@ -14,6 +14,7 @@ cluster.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from collections.abc import Sequence
@@ -105,12 +106,12 @@ class Daemon:
         while True:
             if self.proc is not None and self.proc.poll() is not None:
                 raise LabError(f"{self.role} exited with status {self.proc.returncode} at "
-                               f"start; its log ({self.log}) ends:\n{self.log_tail()}")
+                               f"start; its log ends:\n{self.log_tail()}")
             if self.serving():
                 return
             if time.monotonic() >= deadline:
                 raise LabError(f"{self.role} not serving after {timeout:g} s; its log "
-                               f"({self.log}) ends:\n{self.log_tail()}")
+                               f"ends:\n{self.log_tail()}")
             time.sleep(0.1)
 
     def stop(self, timeout: float = 15.0) -> int | None:
@@ -132,8 +133,23 @@ class Daemon:
         except OSError:
             return ""
 
-    def log_tail(self, chars: int = LOG_TAIL) -> str:
-        return self.log_text()[-chars:]
+    def log_tail(self, lines: int = 8) -> str:
+        """The last ``lines`` lines of its log, JSON lines shown as ``level: event (k=v)``."""
+        shown = [readable(line) for line in self.log_text().splitlines() if line.strip()]
+        return "\n".join(f"  {line}" for line in shown[-lines:])[-LOG_TAIL:] or "  (empty)"
+
+
+def readable(line: str) -> str:
+    """One structured (JSON) log line as a person reads it; other lines as they are."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return line
+    if not isinstance(record, dict) or "event" not in record:
+        return line
+    skip = {"event", "level", "logger", "timestamp", "replica", "host"}
+    rest = ", ".join(f"{k}={v}" for k, v in record.items() if k not in skip)
+    return f"{record.get('level', 'info')}: {record['event']}" + (f" ({rest})" if rest else "")
 
 
 def controller(lab: Lab, directory: Path, *, etcd: str | None = None,

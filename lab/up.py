@@ -205,7 +205,7 @@ class ChainCluster:
         for host, daemon in self.agents.items():
             if daemon.proc is not None and daemon.proc.poll() is not None:
                 raise LabError(f"agent {host} exited with status {daemon.proc.returncode}; "
-                               f"its log ({daemon.log}) ends:\n{daemon.log_tail()}")
+                               f"its log ends:\n{daemon.log_tail()}")
 
     def configuration(self) -> Iterator[tuple[str, Any, Any]]:
         """What :meth:`configure` writes, as (the equivalent CLI command, method, request)."""
