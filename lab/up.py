@@ -143,14 +143,16 @@ class ChainCluster:
                     return None
         return None
 
-    def agent_daemon(self, host: str) -> daemons.Daemon:
-        """The (not yet started) agent of ``host`` on its chain interfaces."""
+    def agent_daemon(self, host: str, controller_target: str | None = None) -> daemons.Daemon:
+        """The (not yet started) agent of ``host`` on its interfaces, dialling the cluster's
+        controller (or ``controller_target``: another replica, or several comma-separated),
+        its slice kept in ``agents/HOST-state``."""
         if self.controller is None:
             raise LabError("start the controller first")
         directory = self.directory / "agents"
         return daemons.agent(
             self.lab, self.ns(host), host, [p.ifname for p in self.plan.ports_of(host)],
-            directory, controller_target=self.controller.target,
+            directory, controller_target=controller_target or self.controller.target,
             state_dir=directory / f"{host}-state", extra=self.options.agent_args)
 
     def start_agents(self) -> None:
