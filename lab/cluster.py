@@ -181,14 +181,16 @@ def agent(lab: Lab, ns: Netns, host_id: str, interfaces: Sequence[str], director
           client_tls: ClientTls | None = None, controller_tls: ClientTls | None = None,
           extra: Sequence[str] = ()) -> Daemon:
     """A vrc-agent (not started yet) in ``ns`` on ``interfaces``, its API on a Unix
-    socket in ``directory``; with ``controller_target`` it dials the controller (Sync)
-    and keeps its slice in ``state_dir``. ``arp_probes`` 0: a new address is used at
+    socket and its NIC records (``--run-dir``) in ``directory``; with
+    ``controller_target`` it dials the controller (Sync) and keeps its slice in
+    ``state_dir``. ``arp_probes`` 0: a new address is used at
     once (the run's segments hold nobody else). ``tls`` is its API's (cert, key, client
     CA), ``controller_tls`` what it presents to the controller."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     socket = directory / f"{host_id}.sock"
     argv = [*console_argv("vrc-agent"), "--host-id", host_id, "--listen", f"unix:{socket}",
-            "--arp-probes", str(arp_probes), "--log-format", "json"]
+            "--arp-probes", str(arp_probes), "--log-format", "json",
+            "--run-dir", str(directory / "nics")]  # its NIC records stay in the run
     for ifname in interfaces:
         argv += ["--interface", ifname]
     if controller_target is not None:
