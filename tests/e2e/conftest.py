@@ -105,7 +105,7 @@ def agent_addresses(daemon: Daemon) -> set[str]:
     with daemon.channel() as channel:
         reply = agent_pb2_grpc.AgentStub(channel).ListInterfaces(
             agent_pb2.ListInterfacesRequest(), timeout=10)
-    return {f"{ifp.name} {address.address}/{address.plen}"
+    return {f"{ifp.name} {address.address}/{address.prefix_len}"
             for ifp in reply.interfaces for address in ifp.addresses}
 
 
