@@ -144,6 +144,17 @@ def test_vrc_up_runs_until_ctrl_c_its_commands_work_and_ctrl_c_removes_everythin
     assert "applied" in status and "failed" not in status, status
     routes = cli(["--host", "h2", "routes"], controller_target=controller).stdout
     assert "10.99.0.0/24" in routes and "10.99.1.1" in routes, routes  # via h1, computed
+    # a capture through --host, of a ping it prints the command for
+    a_ns = f"{prefix}-a"
+    ping = subprocess.Popen(["ip", "netns", "exec", a_ns, "ping", "-n", "-c", "40", "-i", "0.2",
+                             "10.99.2.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        capture = cli(["--host", "h2", "capture", f"{prefix}s1b", "-c", "2"],
+                      controller_target=controller, timeout=30).stdout
+    finally:
+        ping.kill()
+        ping.wait(10)
+    assert len(capture.strip().splitlines()) >= 2 and "10.99.2.2" in capture, capture
 
     run.proc.send_signal(signal.SIGINT)
     code, output = run.finish()
