@@ -1,6 +1,6 @@
 """``vrc up``: a whole vrc cluster on this machine; ``vrc down``: remove what a run left.
 
-    vrc up [--hosts N] [--demo] [--clean] [--state-dir DIR]
+    vrc up [--hosts N] [--demo] [--clean] [--no-tls] [--state-dir DIR]
     vrc down [--state-dir DIR]
 
 ``vrc up`` (root) builds the chain of :mod:`lab.chain` in network
@@ -15,10 +15,14 @@ right away and exits 0 (1, with the reason, if anything failed).
 
 Everything it makes lives under ``DIR/PREFIX`` (``/run/vrc-up/vuXXXXXX``):
 the state file written before each thing is made, the controller's data and
-etcd, sockets, logs. Whatever ends the run — Ctrl-C, SIGTERM, a failure —
-removes it all; if ``vrc up`` itself is killed, its daemons die with it and
-``vrc down`` (or the next ``vrc up --clean``) removes the namespaces and
-the directory from the state file. :mod:`lab` does the work; this module is
+etcd, sockets, logs, and the run's PKI: a throw-away CA and one certificate
+per component (``pki/``), so every link — CLI and agents to the controller,
+the controller to its etcd, the CLI to the agents — is mutual TLS and each
+agent may Sync as its own host only (``--no-tls``: plaintext sockets).
+Whatever ends the run — Ctrl-C, SIGTERM, a failure — removes it all; if
+``vrc up`` itself is killed, its daemons die with it and ``vrc down`` (or
+the next ``vrc up --clean``) removes the namespaces and the directory from
+the state file. :mod:`lab` does the work; this module is
 the command line and what it prints.
 """
 
@@ -83,6 +87,10 @@ def build_up_parser() -> argparse.ArgumentParser:
                              "the end hosts reached each other)")
     parser.add_argument("--clean", action="store_true",
                         help="first remove what earlier runs left (as vrc down does)")
+    parser.add_argument("--no-tls", dest="tls", action="store_false",
+                        help="plaintext Unix sockets instead of mutual TLS (by default a "
+                             "throw-away CA in the run's directory gives every component its "
+                             "certificate)")
     _state_dir_flag(parser)
     return parser
 
@@ -159,7 +167,8 @@ def up_main(argv: Sequence[str]) -> int:
     signals.install()
     cluster: ChainCluster | None = None
     try:
-        cluster = ChainCluster(ChainOptions(hosts=args.hosts, root=args.state_dir))
+        cluster = ChainCluster(ChainOptions(hosts=args.hosts, root=args.state_dir,
+                                            tls=args.tls))
         run(cluster, console, demo=args.demo)
         return EXIT_OK
     except signals.StopRequested as stop:
@@ -203,6 +212,9 @@ def _build(cluster: ChainCluster, console: Console) -> None:
     with console.step(f"{len(plan.hosts) + 2} network namespaces, {len(plan.segments)} veth "
                       "segments"):
         cluster.build_chain()
+    if cluster.pki is not None:
+        console.line(f"   mutual TLS on every link: a throw-away CA and a certificate per "
+                     f"component in {cluster.pki.directory}")
     with console.step("vrc-controller with its private etcd"):
         cluster.start_controller()
     with console.step(f"{len(plan.hosts)} vrc-agents, each registered with the controller"):
@@ -271,6 +283,10 @@ def _commands(cluster: ChainCluster, console: Console) -> None:
     console.line()
     console.line("try (in another shell, as root):")
     console.line(f"  export VRC_CONTROLLER={cluster.controller.target}")
+    tls = cluster.client_tls
+    if tls is not None:  # the admin's certificate; VRC_TLS_* are the --tls-* flags
+        console.line(f"  export VRC_TLS_CA={tls.ca} VRC_TLS_CERT={tls.cert} "
+                     f"VRC_TLS_KEY={tls.key}")
     for command, why in (
         ("vrc hosts", "the hosts, their agents and which controller holds them"),
         ("vrc status", "the fleet: the version every host has applied"),

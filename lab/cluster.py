@@ -9,7 +9,9 @@ answers SERVING — never a sleep.
 ``vrc up`` starts one controller with its private etcd and one agent per
 router host; the end-to-end tests start the same daemons, some on an etcd of
 their own (``etcd=URL``) so they can restart or compact it under a running
-cluster.
+cluster. Given a :class:`serving.pki.DevPki`, every link is mutual TLS: the
+daemons serve ``unix+tls:`` sockets with their own certificates (so each
+agent Syncs as its own host only), and the lab's clients present the admin's.
 """
 
 from __future__ import annotations
@@ -27,27 +29,25 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from lab.netns import Lab, LabError, Netns
 from lab.procs import console_argv
+from serving.pki import DevPki
+from serving.tls import UNIX_TLS, TlsConfig, dial
 
 START_TIMEOUT = 40.0
 LOG_TAIL = 4000
 
 
-@dataclass(frozen=True, slots=True)
-class ClientTls:
-    """The files a client presents to reach a daemon over mutual TLS."""
+def admin_tls(pki: DevPki) -> TlsConfig:
+    """What the lab's clients (its CLI runs, its API calls) present: the admin's pair."""
+    return TlsConfig(cert=str(pki.admin.cert), key=str(pki.admin.key), ca=str(pki.ca))
 
-    ca: str
-    cert: str
-    key: str
 
-    def credentials(self) -> grpc.ChannelCredentials:
-        return grpc.ssl_channel_credentials(
-            root_certificates=Path(self.ca).read_bytes(),
-            private_key=Path(self.key).read_bytes(),
-            certificate_chain=Path(self.cert).read_bytes())
-
-    def cli_flags(self) -> list[str]:
-        return ["--tls-ca", self.ca, "--tls-cert", self.cert, "--tls-key", self.key]
+def tls_flags(tls: TlsConfig | None) -> list[str]:
+    """The shared ``--tls-*`` flags that hand ``tls`` to a component (none for None)."""
+    if tls is None:
+        return []
+    pairs = (("--tls-cert", tls.cert), ("--tls-key", tls.key), ("--tls-ca", tls.ca),
+             ("--tls-server-name", tls.server_name))
+    return [word for flag, value in pairs if value for word in (flag, value)]
 
 
 @dataclass
@@ -60,7 +60,7 @@ class Daemon:
     target: str  # grpc target of its API
     log: Path
     ns: Netns | None = None
-    tls: ClientTls | None = None
+    tls: TlsConfig | None = None  # what clients present to it (None: plaintext)
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -84,9 +84,7 @@ class Daemon:
         return self.proc is not None and self.proc.poll() is None
 
     def channel(self) -> grpc.Channel:
-        if self.tls is None:
-            return grpc.insecure_channel(self.target)
-        return grpc.secure_channel(self.target, self.tls.credentials())
+        return dial(self.target, self.tls)
 
     def serving(self, timeout: float = 2.0) -> bool:
         """Its health service answers SERVING now."""
@@ -154,41 +152,40 @@ def readable(line: str) -> str:
 
 def controller(lab: Lab, directory: Path, *, etcd: str | None = None,
                lease_ttl: float | None = None, replica: str = "controller",
-               tls: tuple[str, str, str] | None = None, client_tls: ClientTls | None = None,
-               extra: Sequence[str] = ()) -> Daemon:
+               pki: DevPki | None = None, extra: Sequence[str] = ()) -> Daemon:
     """A vrc-controller (not started yet) with its data directory and socket in
     ``directory``: its private etcd there, or ``etcd`` (client URLs) when given.
-    ``tls`` is (cert, key, client CA) for the API; ``client_tls`` what we present."""
+    With ``pki`` it serves mutual TLS on a ``unix+tls:`` socket with the controller's
+    certificate (and its private etcd too)."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    socket = directory / "controller.sock"
+    target = f"{UNIX_TLS if pki else 'unix:'}{directory / 'controller.sock'}"
     argv = [*console_argv("vrc-controller"), "--data-dir", str(directory),
-            "--listen", f"unix:{socket}", "--id", replica, "--log-format", "json"]
+            "--listen", target, "--id", replica, "--log-format", "json"]
     if etcd:
         argv += ["--etcd", etcd]
     if lease_ttl is not None:
         argv += ["--lease-ttl", f"{lease_ttl:g}"]
-    if tls is not None:
-        cert, key, client_ca = tls
-        argv += ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", client_ca]
+    if pki is not None:
+        argv += pki.controller_flags()
     argv += list(extra)
-    return Daemon(lab, replica, argv, f"unix:{socket}", directory / "controller.log",
-                  tls=client_tls)
+    return Daemon(lab, replica, argv, target, directory / "controller.log",
+                  tls=admin_tls(pki) if pki else None)
 
 
 def agent(lab: Lab, ns: Netns, host_id: str, interfaces: Sequence[str], directory: Path, *,
           controller_target: str | None = None, state_dir: Path | None = None,
-          arp_probes: int = 0, tls: tuple[str, str, str] | None = None,
-          client_tls: ClientTls | None = None, controller_tls: ClientTls | None = None,
+          arp_probes: int = 0, pki: DevPki | None = None,
           extra: Sequence[str] = ()) -> Daemon:
     """A vrc-agent (not started yet) in ``ns`` on ``interfaces``, its API on a Unix
     socket and its NIC records (``--run-dir``) in ``directory``; with
     ``controller_target`` it dials the controller (Sync) and keeps its slice in
     ``state_dir``. ``arp_probes`` 0: a new address is used at
-    once (the run's segments hold nobody else). ``tls`` is its API's (cert, key, client
-    CA), ``controller_tls`` what it presents to the controller."""
+    once (the run's segments hold nobody else). With ``pki`` its API is a ``unix+tls:``
+    socket and it presents its host's certificate, serving and dialling alike (one
+    flag set): the controller lets it Sync as ``host_id`` only."""
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    socket = directory / f"{host_id}.sock"
-    argv = [*console_argv("vrc-agent"), "--host-id", host_id, "--listen", f"unix:{socket}",
+    target = f"{UNIX_TLS if pki else 'unix:'}{directory / f'{host_id}.sock'}"
+    argv = [*console_argv("vrc-agent"), "--host-id", host_id, "--listen", target,
             "--arp-probes", str(arp_probes), "--log-format", "json",
             "--run-dir", str(directory / "nics")]  # its NIC records stay in the run
     for ifname in interfaces:
@@ -197,19 +194,15 @@ def agent(lab: Lab, ns: Netns, host_id: str, interfaces: Sequence[str], director
         argv += ["--controller", controller_target]
         if state_dir is not None:
             argv += ["--state-dir", str(state_dir)]
-        if controller_tls is not None:
-            argv += ["--controller-ca", controller_tls.ca, "--controller-cert",
-                     controller_tls.cert, "--controller-key", controller_tls.key]
-    if tls is not None:
-        cert, key, client_ca = tls
-        argv += ["--tls-cert", cert, "--tls-key", key, "--tls-client-ca", client_ca]
+    if pki is not None:
+        argv += pki.agent_flags(host_id)
     argv += list(extra)
-    return Daemon(lab, f"agent {host_id}", argv, f"unix:{socket}",
-                  directory / f"{host_id}.log", ns=ns, tls=client_tls)
+    return Daemon(lab, f"agent {host_id}", argv, target, directory / f"{host_id}.log", ns=ns,
+                  tls=admin_tls(pki) if pki else None)
 
 
 def cli(args: Sequence[str], *, controller_target: str | None = None,
-        agent_target: str | None = None, tls: ClientTls | None = None,
+        agent_target: str | None = None, tls: TlsConfig | None = None,
         timeout: float = 30.0, check: bool = True) -> subprocess.CompletedProcess[str]:
     """Run ``vrc`` (this code) against a controller or an agent; bounded; LabError on a
     non-zero exit when ``check``."""
@@ -218,8 +211,7 @@ def cli(args: Sequence[str], *, controller_target: str | None = None,
         argv += ["--controller", controller_target]
     if agent_target is not None:
         argv += ["--agent", agent_target]
-    if tls is not None:
-        argv += tls.cli_flags()
+    argv += tls_flags(tls)
     argv += list(args)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,

@@ -33,6 +33,8 @@ from lab.chain import END_A, END_B, Chain, ChainPlan, build_chain, plan_chain, p
 from lab.netns import Lab, LabError, Netns, new_prefix
 from lab.procs import ProcessRecord
 from lab.state import DEFAULT_ROOT, RunState
+from serving.pki import DevPki, make_dev_pki
+from serving.tls import TlsConfig
 from vrc.v1 import controller_pb2 as pb
 from vrc.v1 import controller_pb2_grpc
 
@@ -55,6 +57,7 @@ class ChainOptions:
     lease_ttl: float | None = None  # None: the controller's default
     agent_args: tuple[str, ...] = ()
     controller_args: tuple[str, ...] = ()
+    tls: bool = True  # mutual TLS on every link, from a throw-away CA in the run directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +90,14 @@ class ChainCluster:
         self.agents: dict[str, daemons.Daemon] = {}
         self.etcd_pid: int | None = None
         self._channel: grpc.Channel | None = None
+        self.pki: DevPki | None = None
+        if options.tls:  # a CA of its own and a certificate per component, in the run
+            self.pki = make_dev_pki(self.directory / "pki", self.plan.hosts, reader="reader")
+
+    @property
+    def client_tls(self) -> TlsConfig | None:
+        """What a client of this cluster presents (the admin's pair), None without TLS."""
+        return daemons.admin_tls(self.pki) if self.pki else None
 
     def _check_socket_paths(self) -> None:
         longest = self.directory / "agents" / f"h{self.options.hosts}.sock"
@@ -119,11 +130,17 @@ class ChainCluster:
             raise LabError("the chain is not built yet")
         return self.chain.namespaces[node]
 
-    def start_controller(self) -> daemons.Daemon:
+    def controller_daemon(self, directory: Path, *, replica: str = "controller",
+                          etcd: str | None = None) -> daemons.Daemon:
+        """A (not yet started) vrc-controller of this cluster in ``directory``: its TLS,
+        lease TTL and extra flags; on ``etcd`` (else the run's, else a private one)."""
         opts = self.options
-        self.controller = daemons.controller(
-            self.lab, self.directory / "controller", etcd=opts.etcd, lease_ttl=opts.lease_ttl,
-            extra=opts.controller_args)
+        return daemons.controller(self.lab, directory, etcd=etcd or opts.etcd,
+                                  lease_ttl=opts.lease_ttl, replica=replica, pki=self.pki,
+                                  extra=opts.controller_args)
+
+    def start_controller(self) -> daemons.Daemon:
+        self.controller = self.controller_daemon(self.directory / "controller")
         self.controller.start()
         self.etcd_pid = self._private_etcd_pid()
         if self.etcd_pid is not None:
@@ -153,7 +170,7 @@ class ChainCluster:
         return daemons.agent(
             self.lab, self.ns(host), host, [p.ifname for p in self.plan.ports_of(host)],
             directory, controller_target=controller_target or self.controller.target,
-            state_dir=directory / f"{host}-state", extra=self.options.agent_args)
+            state_dir=directory / f"{host}-state", pki=self.pki, extra=self.options.agent_args)
 
     def start_agents(self) -> None:
         """Every agent started at once, then each waited for (they start in parallel)."""

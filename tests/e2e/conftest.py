@@ -87,7 +87,7 @@ def vrc(cluster: ChainCluster, *args: str, check: bool = True,
     """``vrc --controller T ARGS`` (T: the cluster's controller, or ``controller``)."""
     daemon = controller or cluster.controller
     assert daemon is not None
-    return cli(args, controller_target=daemon.target, check=check)
+    return cli(args, controller_target=daemon.target, tls=cluster.client_tls, check=check)
 
 
 def vrc_json(cluster: ChainCluster, *args: str, controller: Daemon | None = None) -> Any:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import grpc
 
-from lab import cluster as daemons
 from lab.chain import END_A
 from lab.netns import wait_until
 from lab.up import ChainCluster
@@ -89,7 +88,7 @@ def test_a_compacted_revision_makes_the_controller_resync_with_nothing_lost(
     try:
         # the agents' controller reaches etcd through a proxy the test can cut
         cluster = make_cluster(2, etcd_url=proxy.endpoint.url)
-        other = daemons.controller(cluster.lab, directory, etcd=etcd.url, replica="other")
+        other = cluster.controller_daemon(directory, etcd=etcd.url, replica="other")
         other.start()
         keep_if, keep = extra_alias(cluster, "h1", 62)
         gone_if, gone = extra_alias(cluster, "h2", 63)
@@ -127,8 +126,8 @@ def test_two_controllers_at_once_agents_on_either_writes_through_both_stay_consi
     cluster = make_cluster(2, configure=False)
     first = cluster.controller
     assert first is not None
-    second = daemons.controller(cluster.lab, cluster.directory / "controller-2",
-                                etcd=etcd.url, replica="second")
+    second = cluster.controller_daemon(cluster.directory / "controller-2",
+                                       etcd=etcd.url, replica="second")
     second.start()
     cluster.agents["h2"].stop()  # h2 moves to the second controller
     cluster.agents["h2"] = cluster.agent_daemon("h2", controller_target=second.target).start()

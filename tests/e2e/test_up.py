@@ -22,6 +22,7 @@ from lab.cluster import cli
 from lab.netns import existing_netns, wait_until
 from lab.procs import ProcessRecord, console_argv
 from lab.state import RunState, runs
+from serving.tls import TlsConfig
 
 UP_TIMEOUT = 240.0
 
@@ -118,7 +119,7 @@ def test_vrc_up_demo_shows_the_ends_pinging_through_every_agent_and_leaves_nothi
     # the path, hop by hop: each agent answered a TTL-limited ping with time exceeded
     assert "path a 10.99.0.1 -> h1 10.99.0.2 -> h2 10.99.1.2 -> h3 10.99.2.2 -> b 10.99.3.2" \
         in output
-    assert "export VRC_CONTROLLER=unix:" in output
+    assert "export VRC_CONTROLLER=unix+tls:" in output and "export VRC_TLS_CA=" in output
     assert "removing every process, namespace and file of the run ... ok" in output
     assert_nothing_left(up_root, run_prefix(output))
 
@@ -132,17 +133,25 @@ def test_vrc_up_runs_until_ctrl_c_its_commands_work_and_ctrl_c_removes_everythin
     target = re.search(r"export VRC_CONTROLLER=(\S+)", output)
     assert target, output
     controller = target.group(1)
+    exported = re.search(r"export VRC_TLS_CA=(\S+) VRC_TLS_CERT=(\S+) VRC_TLS_KEY=(\S+)",
+                         output)
+    assert exported, output  # mutual TLS by default: the admin's files
+    admin = TlsConfig(ca=exported.group(1), cert=exported.group(2), key=exported.group(3))
+    assert controller.startswith("unix+tls:"), controller
+    refused = cli(["hosts"], controller_target=controller, check=False)
+    assert refused.returncode != 0  # no certificate, no answer
     state = RunState.load(up_root / prefix)
     daemons = [record for record in state.processes if record.alive()]
     assert {r.role for r in daemons} >= {"controller", "agent h1", "agent h2"}
 
-    hosts = cli(["hosts"], controller_target=controller).stdout
+    hosts = cli(["hosts"], controller_target=controller, tls=admin).stdout
     assert re.search(r"h1\s+up", hosts) and re.search(r"h2\s+up", hosts), hosts
-    prefixes = cli(["prefix", "ls"], controller_target=controller).stdout
+    prefixes = cli(["prefix", "ls"], controller_target=controller, tls=admin).stdout
     assert "10.99.0.0/24" in prefixes and "10.99.2.0/24" in prefixes, prefixes
-    status = cli(["status", "h2"], controller_target=controller).stdout
+    status = cli(["status", "h2"], controller_target=controller, tls=admin).stdout
     assert "applied" in status and "failed" not in status, status
-    routes = cli(["--host", "h2", "routes"], controller_target=controller).stdout
+    routes = cli(["--host", "h2", "routes"], controller_target=controller,
+                 tls=admin).stdout
     assert "10.99.0.0/24" in routes and "10.99.1.1" in routes, routes  # via h1, computed
     # a capture through --host, of a ping it prints the command for
     a_ns = f"{prefix}-a"
@@ -150,7 +159,7 @@ def test_vrc_up_runs_until_ctrl_c_its_commands_work_and_ctrl_c_removes_everythin
                              "10.99.2.2"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         capture = cli(["--host", "h2", "capture", f"{prefix}s1b", "-c", "2"],
-                      controller_target=controller, timeout=30).stdout
+                      controller_target=controller, tls=admin, timeout=30).stdout
     finally:
         ping.kill()
         ping.wait(10)
