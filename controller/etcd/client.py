@@ -14,7 +14,11 @@ TRANSIENT_FAILURE reconnects on grpc's own backoff (up to two minutes). So:
 * after UNAVAILABLE or DEADLINE_EXCEEDED the client is dropped and the next
   request builds a new one (new channels, a healthy endpoint first); an
   expired auth token (UNAUTHENTICATED) rebuilds too and the request is sent
-  once more.
+  once more. A dropped client's channel is closed only after the longest
+  request timeout, so the other requests running on it end on their own
+  instead of failing with "Channel closed" (under a burst, one slow request
+  used to fail every request in flight); a request that still meets a closed
+  channel is sent once more on a new client.
 
 Errors come out as :mod:`controller.etcd.errors` types, never as grpc errors.
 """
@@ -127,6 +131,7 @@ class EtcdClient:
         self._stop = threading.Event()
         self._failure: EtcdUnavailable | None = None
         self._failed_at = 0.0
+        self._retired: list[Any] = []  # dropped clients, closed once their requests are over
 
     # -- health -------------------------------------------------------------------------
 
@@ -228,6 +233,30 @@ class EtcdClient:
         with self._lock:
             if self._client is client:
                 self._client = None
+        self._retire(client)
+
+    def _retire(self, client: Any) -> None:
+        """Close a dropped client once the requests already running on it are over.
+
+        One request's failure must not fail every other request in flight on the
+        same channel: closing it at once turns them into CANCELLED "Channel
+        closed" (and a request about to start into grpc's ValueError). So it
+        closes after the longest request timeout; new requests use a new client.
+        """
+        with self._lock:
+            if client in self._retired:
+                return
+            self._retired.append(client)
+        timer = threading.Timer(max(self.config.timeout, 30.0) + 1.0, self._close_retired,
+                                args=(client,))
+        timer.daemon = True
+        timer.start()
+
+    def _close_retired(self, client: Any) -> None:
+        with self._lock:
+            if client not in self._retired:
+                return
+            self._retired.remove(client)
         with contextlib.suppress(Exception):
             client.close()
 
@@ -236,8 +265,7 @@ class EtcdClient:
         with self._lock:
             client, self._client = self._client, None
         if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
+            self._retire(client)
 
     @property
     def endpoint(self) -> Endpoint | None:
@@ -258,6 +286,13 @@ class EtcdClient:
             client = self._current(patience)
             try:
                 return request(client)
+            except ValueError as error:  # grpc: "Cannot invoke RPC: Channel closed!"
+                if "closed" not in str(error):
+                    raise
+                self._drop(client)  # closed under us (EtcdClient.close, or a caller's own)
+                if attempt == 1 and not self._stop.is_set():
+                    continue
+                raise EtcdUnavailable(f"etcd client channel closed: {error}") from None
             except grpc.RpcError as error:
                 code = error.code() if hasattr(error, "code") else None
                 if code in _REBUILD or code is grpc.StatusCode.UNAUTHENTICATED:
@@ -382,9 +417,10 @@ class EtcdClient:
         self._stop.set()
         with self._lock:
             client, self._client = self._client, None
-        if client is not None:
+            retired, self._retired = self._retired, []
+        for old in ([client] if client is not None else []) + retired:
             with contextlib.suppress(Exception):
-                client.close()
+                old.close()
 
     def __enter__(self) -> EtcdClient:
         return self

@@ -33,6 +33,7 @@ from controller.store import (
     effective_mode,
 )
 from controller.topology import Alias, Claim, ClusterState, Host, SamePrefix
+from controller.topology.graph import SegmentKey, changes_no_route, segment_key
 
 
 @dataclass(slots=True)
@@ -46,11 +47,15 @@ class Touched:
     live: set[str] = field(default_factory=set)          # registrations that came or went
     status: set[str] = field(default_factory=set)        # status records written
     claims: bool = False
+    segments: bool = False  # an alias change that may move a route (not a routeless one)
 
     @property
     def topology(self) -> bool:
-        """Whether the cluster routes may have changed (their inputs did)."""
-        return bool(self.alias_hosts or self.hosts or self.live or self.claims
+        """Whether the cluster routes may have changed (their inputs did). An alias alone
+        on its subnet, neither claimed nor claiming, changes none
+        (``controller.topology.graph.changes_no_route``): its host's slice changes, the
+        routes are not computed again."""
+        return bool(self.segments or self.hosts or self.live or self.claims
                     or self.cluster_policy)
 
     @property
@@ -79,6 +84,14 @@ class DesiredState:
     live: dict[str, Registration] = field(default_factory=dict)
     statuses: dict[str, bytes] = field(default_factory=dict)
     corrupt: dict[str, str] = field(default_factory=dict)
+    # The route computation's inputs, made when their record changes rather than for
+    # every batch (parsing every address each time was most of a batch's cost), and what
+    # decides whether an alias change can move a route: which hosts hold an address on
+    # each segment, and the claimed (network, length) pairs (with a count of claims).
+    _alias_inputs: dict[str, Alias] = field(default_factory=dict)
+    _claim_inputs: dict[str, Claim] = field(default_factory=dict)
+    _on_segment: dict[SegmentKey, dict[str, int]] = field(default_factory=dict)
+    _claimed: dict[tuple[int, int], int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, kvs: Iterable[KeyValue], revision: int, keys: Keys | None = None
@@ -111,13 +124,11 @@ class DesiredState:
     def cluster_state(self) -> ClusterState:
         """The route computation's input (``controller.topology``)."""
         hosts = tuple(Host(h, h in self.live) for h in sorted(self.hosts))
-        aliases = tuple(
-            Alias(record.host, record.ifname, IPv4Address(record.ip), record.plen,
-                  IPv4Address(record.destination) if record.destination else None)
-            for host in sorted(self.aliases) if host in self.hosts
-            for record, _ in self.aliases[host].values())
-        claims = tuple(Claim(IPv4Network(c.prefix), c.host, c.ifname, created)
-                       for c, created in self.claims.values() if c.host in self.hosts)
+        inputs = self._alias_inputs
+        aliases = tuple(inputs[key] for host in sorted(self.aliases) if host in self.hosts
+                        for key in self.aliases[host])
+        claims = tuple(self._claim_inputs[key] for key, (claim, _) in self.claims.items()
+                       if claim.host in self.hosts)
         policy = SamePrefix((self.policy or Mode.ALLOW).value)
         return ClusterState(hosts, aliases, claims, policy)
 
@@ -151,10 +162,20 @@ class DesiredState:
         elif kind == "aliases":
             alias = decode(AliasRecord, key, value)
             self.aliases.setdefault(alias.host, {})[key] = (alias, revision)
+            self._drop_alias_input(key, touched)
+            self._add_alias_input(key, Alias(
+                alias.host, alias.ifname, IPv4Address(alias.ip), alias.plen,
+                IPv4Address(alias.destination) if alias.destination else None), touched)
             touched.alias_hosts.add(alias.host)
         elif kind == "prefixes":
             claim = decode(ClaimRecord, key, value)
-            self.claims[key] = (claim, change.create_revision or revision)
+            created = change.create_revision or revision
+            self.claims[key] = (claim, created)
+            self._drop_claim_input(key)
+            made = self._claim_inputs[key] = Claim(IPv4Network(claim.prefix), claim.host,
+                                                   claim.ifname, created)
+            claimed = _claimed_key(made)
+            self._claimed[claimed] = self._claimed.get(claimed, 0) + 1
             touched.claims = True
         elif kind == "policy":
             self.policy = decode(PolicyRecord, key, value).mode
@@ -182,11 +203,13 @@ class DesiredState:
             touched.hosts.add(parts[0])
         elif kind == "aliases" and parts:
             host_aliases = self.aliases.get(parts[0], {})
+            self._drop_alias_input(key, touched)
             if host_aliases.pop(key, None) is not None:
                 touched.alias_hosts.add(parts[0])
             if not host_aliases:
                 self.aliases.pop(parts[0], None)
         elif kind == "prefixes" and self.claims.pop(key, None) is not None:
+            self._drop_claim_input(key)
             touched.claims = True
         elif kind == "policy" and self.policy is not None:
             self.policy = None
@@ -198,3 +221,48 @@ class DesiredState:
             touched.live.add(parts[0])
         elif kind == "status" and parts and self.statuses.pop(parts[0], None) is not None:
             touched.status.add(parts[0])
+
+    # --- the route computation's inputs -----------------------------------------------
+
+    def _add_alias_input(self, key: str, alias: Alias, touched: Touched) -> None:
+        self._alias_inputs[key] = alias
+        self._note_segment(alias, touched)
+        holders = self._on_segment.setdefault(segment_key(alias), {})
+        holders[alias.host] = holders.get(alias.host, 0) + 1
+
+    def _drop_alias_input(self, key: str, touched: Touched) -> None:
+        alias = self._alias_inputs.pop(key, None)
+        if alias is None:
+            return
+        segment = segment_key(alias)
+        holders = self._on_segment[segment]
+        holders[alias.host] -= 1
+        if not holders[alias.host]:
+            del holders[alias.host]
+            if not holders:
+                del self._on_segment[segment]
+        self._note_segment(alias, touched)
+
+    def _note_segment(self, alias: Alias, touched: Touched) -> None:
+        """Mark the batch as one that may move routes unless ``alias`` (added or removed)
+        provably moves none: a down host's aliases join nothing, and a live host's
+        alias alone on an unclaimed subnet changes no segment."""
+        if touched.segments or alias.host not in self.live:
+            return
+        holders = self._on_segment.get(segment_key(alias), {})
+        others_there = any(host != alias.host for host in holders)
+        if not changes_no_route(alias, others_there, self._claimed):
+            touched.segments = True
+
+    def _drop_claim_input(self, key: str) -> None:
+        claim = self._claim_inputs.pop(key, None)
+        if claim is None:
+            return
+        claimed = _claimed_key(claim)
+        self._claimed[claimed] -= 1
+        if not self._claimed[claimed]:
+            del self._claimed[claimed]
+
+
+def _claimed_key(claim: Claim) -> tuple[int, int]:
+    return int(claim.prefix.network_address), claim.prefix.prefixlen

@@ -38,6 +38,7 @@ from controller.access import authorize_sync
 from controller.etcd import Backoff, EtcdClient, EtcdError, Snapshot, Watcher, snapshot
 from controller.store import Corrupt, InvalidArgument, Nic, ResourceExhausted, Store, Unavailable
 from controller.sync import status as st
+from controller.sync.catchup import coalesced
 from controller.sync.desired import DesiredState, Touched
 from controller.sync.fanout import QUEUE_LIMIT, Fanout, Subscriber, snapshot_messages
 from controller.sync.liveness import Liveness
@@ -179,7 +180,7 @@ class SyncService:
         self._watcher = watcher
         if self._stopping.is_set():
             watcher.close()
-        for batch in watcher:
+        for batch in coalesced(watcher):  # what piled up meanwhile is stepped as one
             began = time.perf_counter()
             with self.fanout.lock:
                 deltas, touched = self.slices.step(batch.changes, batch.revision)

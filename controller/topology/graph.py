@@ -25,7 +25,7 @@ paths go around it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from controller.topology.model import Alias, Host
@@ -69,7 +69,13 @@ def _mask(plen: int) -> int:
     return (_ALL_ONES << (32 - plen)) & _ALL_ONES
 
 
-def _segment_key(alias: Alias) -> tuple[str, int, int]:
+#: A segment's identity: ("net", network, length) for a broadcast subnet, ("p2p", lower
+#: address, higher address) for a point-to-point pair.
+SegmentKey = tuple[str, int, int]
+
+
+def segment_key(alias: Alias) -> SegmentKey:
+    """The segment ``alias`` would join (it joins one once another host is there too)."""
     address = int(alias.address)
     if alias.destination is not None:
         peer = int(alias.destination)
@@ -87,6 +93,26 @@ def _attachments(alias: Alias) -> list[Connected]:
     return found
 
 
+def changes_no_route(alias: Alias, others_there: bool, claimed: Container[Connected]) -> bool:
+    """Whether adding or removing ``alias`` (on a live host) leaves every host's routes
+    and every claim's role as they were, so the computation can be skipped.
+
+    True for a broadcast alias (no destination) on a subnet where no other host
+    has an address (``others_there``: the caller's index says; other hosts'
+    aliases do not change with this one) whose address (as a /32) and subnet
+    are both unclaimed. Then no segment appears, vanishes or changes its
+    members or ports (a segment takes two hosts), and all that moves is the
+    host's ``connected`` set — which routes consult only to leave out a claimed
+    prefix the host is attached to. A point-to-point alias is never taken for
+    one (its peer is a segment of its own kind). Claim roles depend on claims
+    and liveness only. ``tests/controller/test_routes.py`` checks the rule
+    against the computation on random clusters.
+    """
+    if alias.destination is not None or others_there:
+        return False
+    return not any(attached in claimed for attached in _attachments(alias))
+
+
 def build_graph(known: Iterable[Host], aliases: Iterable[Alias]) -> Graph:
     """The graph of the live ``known`` hosts over the segments of their ``aliases``."""
     live = {host.id: host.up for host in known}
@@ -94,17 +120,17 @@ def build_graph(known: Iterable[Host], aliases: Iterable[Alias]) -> Graph:
     index = {host: i for i, host in enumerate(hosts)}
     up = tuple(live[host] for host in hosts)
     # segment key -> address -> {(host index, ifname)}
-    raw: dict[tuple[str, int, int], dict[int, set[tuple[int, str]]]] = {}
+    raw: dict[SegmentKey, dict[int, set[tuple[int, str]]]] = {}
     connected: list[set[Connected]] = [set() for _ in hosts]
     for alias in aliases:
         h = index.get(alias.host)
         if h is None or not up[h]:
             continue  # a down or unknown host joins nothing
         connected[h].update(_attachments(alias))
-        raw.setdefault(_segment_key(alias), {}).setdefault(int(alias.address), set()).add(
+        raw.setdefault(segment_key(alias), {}).setdefault(int(alias.address), set()).add(
             (h, alias.ifname))
     segment_ports: list[dict[int, tuple[Port, ...]]] = []
-    keys: list[tuple[str, int, int]] = []
+    keys: list[SegmentKey] = []
     for key in sorted(raw):
         ports = _ports(raw[key])
         if len(ports) >= 2:

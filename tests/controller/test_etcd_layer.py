@@ -11,7 +11,9 @@ import os
 import threading
 from collections.abc import Iterator
 
+import grpc
 import pytest
+from pyetcd import etcdrpc
 
 from controller.etcd import (
     Backoff,
@@ -158,6 +160,73 @@ def test_client_is_rebuilt_after_etcd_restarts(private_etcd: TestEtcd) -> None:
     kv, _revision = client.get("/r/a")  # the next request builds a new client
     assert kv is not None and kv.value == b"1"
     assert client.rebuilds == 2
+
+
+class DeadlineExceeded(grpc.RpcError):
+    """What grpc raises for a request that ran out of time (a loaded etcd)."""
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.DEADLINE_EXCEEDED
+
+    def details(self) -> str:
+        return "Deadline Exceeded"
+
+
+def test_one_request_timing_out_does_not_fail_the_others_running_beside_it(
+        etcd: TestEtcd) -> None:
+    client = etcd.client()
+    put(client, "/drop/k", b"1")
+    holding = threading.Event()
+    go_on = threading.Event()
+    outcome: list[object] = []
+
+    def slow(pyetcd: object) -> object:  # a request in flight on the current channel
+        holding.set()
+        go_on.wait(WAIT)
+        return pyetcd.kvstub.Range(etcdrpc.RangeRequest(key=b"/drop/k"),  # type: ignore[attr-defined]
+                                   timeout=10)
+
+    def run() -> None:
+        try:
+            outcome.append(client.call(slow))
+        except Exception as error:  # the outcome is what the test checks
+            outcome.append(error)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    assert holding.wait(WAIT)
+
+    def times_out(_pyetcd: object) -> object:
+        raise DeadlineExceeded()
+
+    with pytest.raises(EtcdUnavailable):
+        client.call(times_out)  # drops the client the slow request is on
+    assert client.endpoint is None
+    go_on.set()
+    thread.join(WAIT)
+    [answer] = outcome
+    assert not isinstance(answer, Exception), f"the request beside it failed: {answer!r}"
+    assert answer.kvs[0].value == b"1"  # type: ignore[attr-defined]
+    kv, _ = client.get("/drop/k")  # and the next request runs on a new client
+    assert kv is not None and client.rebuilds == 2
+
+
+def test_a_request_that_meets_a_closed_channel_is_sent_once_more_on_a_new_client(
+        etcd: TestEtcd) -> None:
+    client = etcd.client()
+    put(client, "/drop/c", b"2")
+    tries: list[object] = []
+
+    def request(pyetcd: object) -> object:
+        tries.append(pyetcd)
+        if len(tries) == 1:
+            pyetcd.close()  # type: ignore[attr-defined]  # closed under the request
+        return pyetcd.kvstub.Range(etcdrpc.RangeRequest(key=b"/drop/c"),  # type: ignore[attr-defined]
+                                   timeout=10)
+
+    reply = client.call(request)
+    assert reply.kvs[0].value == b"2"
+    assert len(tries) == 2 and tries[0] is not tries[1]
 
 
 # --- transactions ------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from controller.topology import (
     compute_routes,
     diff_routes,
 )
+from controller.topology.graph import changes_no_route, segment_key
 
 ALLOW, REFUSE, MULTIPATH = SamePrefix.ALLOW, SamePrefix.REFUSE, SamePrefix.MULTIPATH
 PREFIX = IPv4Network("192.168.100.0/24")
@@ -536,3 +537,57 @@ def test_diff_sees_a_stubs_gateway_change_when_its_neighbour_is_renumbered() -> 
     current = compute_routes(cluster("10.0.1.9/24"), previous=previous)
     changes = diff_routes(previous, current)
     assert [str(hop.gateway) for hop in changes["h"].upserts[0].next_hops] == ["10.0.1.9"]
+
+
+@st.composite
+def alias_changes(draw: st.DrawFn, cluster: ClusterState
+                  ) -> tuple[ClusterState, ClusterState, Alias]:
+    """(without, with, alias): one alias of the cluster removed, or one added — in a
+    subnet of its own, maybe another host's, maybe claimed, or another length."""
+    if cluster.aliases and draw(st.booleans()):
+        index = draw(st.integers(0, len(cluster.aliases) - 1))
+        rest = cluster.aliases[:index] + cluster.aliases[index + 1:]
+        return (ClusterState(cluster.hosts, rest, cluster.claims, cluster.policy), cluster,
+                cluster.aliases[index])
+    host = draw(st.sampled_from([h.id for h in cluster.hosts]))
+    n = draw(st.integers(0, 14))
+    address = draw(st.sampled_from([f"10.50.{n}.1/24", f"10.100.{n}.9/24",
+                                    f"172.16.{n % 5}.1/24", f"172.16.{n % 5}.0/32",
+                                    f"10.100.{n}.9/16"]))
+    alias = Alias.parse(host, f"if{draw(st.integers(0, 2))}", address)
+    grown = ClusterState(cluster.hosts, (*cluster.aliases, alias), cluster.claims,
+                         cluster.policy)
+    return cluster, grown, alias
+
+
+@settings(max_examples=300)
+@given(random_clusters(), st.data())
+def test_an_alias_the_rule_calls_routeless_changes_no_route_and_no_role(
+        cluster: ClusterState, data: st.DataObject) -> None:
+    without, with_it, alias = data.draw(alias_changes(cluster))
+    others_there = any(a.host != alias.host and segment_key(a) == segment_key(alias)
+                       for a in without.aliases)
+    claimed = {(int(c.prefix.network_address), c.prefix.prefixlen) for c in cluster.claims}
+    up = {h.id for h in cluster.hosts if h.up}
+    if alias.host in up and not changes_no_route(alias, others_there, claimed):
+        return  # the rule makes no promise: the routes are computed again
+    assert everything(compute_routes(with_it)) == everything(compute_routes(without))
+
+
+def test_a_stub_alias_in_a_claimed_prefix_does_change_a_route_so_the_rule_refuses_it() -> None:
+    before = state(hosts("a", "b"), [link(1, "a", "b")], [claim("b")])
+    stub = Alias.parse("a", "lan", "192.168.100.7/24")  # alone on its subnet: the prefix
+    after = ClusterState(before.hosts, (*before.aliases, stub), before.claims, before.policy)
+    assert only_route(compute_routes(before), "a").hops == 1
+    assert compute_routes(after).routes_for("a") == ()  # attached: no route for it
+    claimed = {(int(PREFIX.network_address), PREFIX.prefixlen)}
+    assert not changes_no_route(stub, False, claimed)
+
+
+def test_the_rule_refuses_shared_claimed_and_point_to_point_aliases() -> None:
+    claimed = {(int(IPv4Address("172.16.0.0")), 24)}
+    assert changes_no_route(Alias.parse("a", "if0", "10.50.0.1/24"), False, claimed)
+    assert not changes_no_route(Alias.parse("a", "if0", "10.50.0.1/24"), True, claimed)
+    assert not changes_no_route(Alias.parse("a", "if0", "172.16.0.1/24"), False, claimed)
+    assert not changes_no_route(Alias.parse("a", "if0", "10.9.9.1/32", "10.9.9.2"), False,
+                                claimed)
