@@ -43,7 +43,7 @@ from controller.sync import server_options as sync_server_options
 from serving import server as serving
 from serving.auth import Authorization
 from serving.health import build_health_server, set_not_serving
-from serving.limits import WriteLimiter
+from serving.limits import RequestSizeLimit, WriteLimiter
 from serving.logs import configure_logging, get_logger
 from serving.metrics import MetricsServer, serve_metrics
 from serving.streams import StreamBudget
@@ -58,7 +58,10 @@ EXIT_OK = 0
 EXIT_START_FAILED = 1
 EXIT_USAGE = 2
 UNARY_WORKERS = 16  # threads kept for unary calls and health, whatever the streams do
-MAX_REQUEST_BYTES = 64 * 1024  # a Controller request is a few hundred bytes
+MAX_REQUEST_BYTES = 64 * 1024  # a unary Controller request is a few hundred bytes
+# A Sync hello or ACK lists a host's local and failed items (~70 bytes each): 4 MiB holds
+# tens of thousands; the server's receive limit is this, unary requests are held to the above.
+MAX_SYNC_MESSAGE_BYTES = 4 * 1024 * 1024
 HEALTH_INTERVAL = 2.0
 # protoc's grpc plugin writes no type hints; this is the signature it has.
 add_servicer: Callable[[ControllerService, grpc.Server], None] = (
@@ -168,7 +171,8 @@ class Controller:
                                       recheck=opts.reauthorize_every, on_denied=denials)
         service = ControllerService(self.store, watch_budget=budget, sync=self.sync,
                                     access=access)
-        self._build_server(service, [requests, authorization], budget.total + sync_budget.total)
+        self._build_server(service, [requests, authorization, RequestSizeLimit(MAX_REQUEST_BYTES)],
+                           budget.total + sync_budget.total)
         if opts.health_listen:
             self.health_server, self.health_only, self.health_address = build_health_server(
                 opts.health_listen, ("", CONTROLLER_SERVICE))
@@ -217,7 +221,7 @@ class Controller:
         server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vrc-ctl"),
             interceptors=interceptors,
-            options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+            options=[("grpc.max_receive_message_length", MAX_SYNC_MESSAGE_BYTES),
                      *sync_server_options()])
         add_servicer(service, server)
         self.health = serving.add_health_and_reflection(server, (CONTROLLER_SERVICE,))

@@ -1,4 +1,4 @@
-"""Per-identity write budgets: a token bucket for each caller.
+"""Per-identity write budgets (a token bucket for each caller) and request sizes.
 
 Every write an identity makes takes a token from its bucket; the bucket
 holds ``burst`` tokens and refills at ``rate`` a second. An empty bucket
@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
+
+import grpc
 
 MAX_IDENTITIES = 10_000
 
@@ -69,3 +72,51 @@ class WriteLimiter:
         if len(self._buckets) >= self.max_identities:  # all busy: drop the oldest
             oldest = min(self._buckets, key=lambda k: self._buckets[k].stamp)
             del self._buckets[oldest]
+
+
+class RequestSizeLimit(grpc.ServerInterceptor):
+    """A tighter bound on single requests than the server's receive limit.
+
+    grpc has one receive limit per server, and it must fit the largest stream
+    message (a Sync hello or ACK names every local or failed item of a host:
+    hundreds of kilobytes for thousands of items). Requests of unary-request
+    methods — a Controller or Agent API call is a few hundred bytes — are held
+    to ``max_bytes`` here instead, refused with RESOURCE_EXHAUSTED naming the
+    method, the size and the limit.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+
+    def intercept_service(self, continuation: Callable[[Any], Any],
+                          handler_call_details: Any) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.request_streaming:
+            return handler
+        method = handler_call_details.method
+        limit = self.max_bytes
+        options = {"request_deserializer": handler.request_deserializer,
+                   "response_serializer": handler.response_serializer}
+
+        def check(request: Any, context: grpc.ServicerContext) -> None:
+            size = request.ByteSize()
+            if size > limit:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                              f"{method}: a request of {size} bytes is over the limit of "
+                              f"{limit} bytes")
+
+        if not handler.response_streaming:
+            inner = handler.unary_unary
+
+            def unary_unary(request: Any, context: grpc.ServicerContext) -> Any:
+                check(request, context)
+                return inner(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(unary_unary, **options)
+        inner_stream = handler.unary_stream
+
+        def unary_stream(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            check(request, context)
+            yield from inner_stream(request, context)
+
+        return grpc.unary_stream_rpc_method_handler(unary_stream, **options)

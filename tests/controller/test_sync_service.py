@@ -321,3 +321,37 @@ def test_many_ack_only_agents_each_get_their_change_and_the_fleet_catches_up(
     finally:
         for agent in agents:
             agent.stop()
+
+
+# --- message sizes -------------------------------------------------------------------------
+
+
+def test_an_agent_with_thousands_of_local_items_registers_and_reports_them(
+        ctl: Running) -> None:
+    """Its hello lists every local item (~130 KiB here): more than a unary request may be,
+    far less than a Sync message may (the controller refused it and the agent redialled
+    for ever while the server's one receive limit was the unary 64 KiB)."""
+    stub = ctl.stub()
+    agent = ctl.agent("h1", "eth1")
+    count = 2000
+    agent.gate.call(lambda e: [e.add_alias("eth1", f"10.{64 + n // 250}.{n % 250}.1/30")
+                               for n in range(count)])
+    agent.stop()
+    again = ctl.agent("h1", "eth1", engine=agent.engine)  # a hello with all of them
+    wait_for(lambda: again.client.connected, "the agent with 2,000 local items connected")
+    revision = put_alias(stub, "h1", "eth1", "10.0.1.1/24")
+    assert again.client.wait_applied(revision, 20)
+    status = stub.GetHostStatus(pb.GetHostStatusRequest(host="h1"), timeout=10)
+    assert len(status.local_items) == count
+    assert again.client.stats.last_error == ""
+
+
+def test_a_unary_request_over_64_kib_is_refused_naming_method_size_and_limit(
+        ctl: Running) -> None:
+    stub = ctl.stub()
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.AddHost(pb.AddHostRequest(id="h" * 70_000), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = caught.value.details()
+    assert "vrc.v1.Controller/AddHost" in details and "65536 bytes" in details
+    assert stub.ListHosts(pb.ListHostsRequest(), timeout=10).hosts == []  # nothing written
