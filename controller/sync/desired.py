@@ -41,6 +41,7 @@ class Touched:
     """What one batch of changes touched."""
 
     alias_hosts: set[str] = field(default_factory=set)   # hosts whose aliases changed
+    alias_keys: dict[str, set[str]] = field(default_factory=dict)  # host -> alias keys changed
     policy_hosts: set[str] = field(default_factory=set)  # hosts whose override changed
     cluster_policy: bool = False
     hosts: set[str] = field(default_factory=set)         # host records put or deleted
@@ -167,6 +168,7 @@ class DesiredState:
                 alias.host, alias.ifname, IPv4Address(alias.ip), alias.plen,
                 IPv4Address(alias.destination) if alias.destination else None), touched)
             touched.alias_hosts.add(alias.host)
+            touched.alias_keys.setdefault(alias.host, set()).add(key)
         elif kind == "prefixes":
             claim = decode(ClaimRecord, key, value)
             created = change.create_revision or revision
@@ -206,6 +208,7 @@ class DesiredState:
             self._drop_alias_input(key, touched)
             if host_aliases.pop(key, None) is not None:
                 touched.alias_hosts.add(parts[0])
+                touched.alias_keys.setdefault(parts[0], set()).add(key)
             if not host_aliases:
                 self.aliases.pop(parts[0], None)
         elif kind == "prefixes" and self.claims.pop(key, None) is not None:

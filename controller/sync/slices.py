@@ -5,7 +5,9 @@ steps"): the etcd layer's changes go into :class:`~controller.sync.desired.Desir
 :class:`Slices` turns what they touched into per-host deltas, once per
 batch, whatever the number of streams:
 
-* a host's **aliases** are rebuilt only when one of them changed;
+* a host's **aliases**: only the ones a batch changed are looked at (a host
+  with 10,000 aliases costs one item per change, not 10,000), all of them
+  when its host record changed;
 * its **policy** item when the cluster-wide mode or its override changed;
 * its **routes** come from ``controller.topology.compute_routes`` (the pure
   route computation), rerun only when one of its inputs changed (aliases,
@@ -28,7 +30,14 @@ from dataclasses import dataclass, field
 
 from controller.etcd import Change
 from controller.sync.desired import DesiredState, Touched
-from controller.sync.items import POLICY_KEY, SliceItem, alias_item, policy_item, route_item
+from controller.sync.items import (
+    POLICY_KEY,
+    SliceItem,
+    alias_item,
+    alias_key,
+    policy_item,
+    route_item,
+)
 from controller.topology import ClusterRoutes, compute_routes, diff_routes
 
 
@@ -56,6 +65,9 @@ class Slices:
         self.routes: ClusterRoutes = compute_routes(state.cluster_state())
         self.items: dict[str, dict[str, SliceItem]] = {}
         self.changed_at: dict[str, int] = {}  # per host: the last version that changed it
+        # per host: the store key of each alias -> its slice key (which names the interface,
+        # so an alias moved to another interface leaves its old slice key behind)
+        self._alias_slots: dict[str, dict[str, str]] = {}
         for host in state.hosts:
             self.items[host] = self._full(host, state.revision)
             self.changed_at[host] = max((i.version for i in self.items[host].values()),
@@ -78,7 +90,7 @@ class Slices:
         for host in touched.hosts:
             if host in self.state.hosts and host not in self.items:
                 self.items[host] = {}  # new: filled below, item by item
-        self._aliases(touched.alias_hosts | touched.hosts, revision, pending)
+        self._aliases(touched, revision, pending)
         policy_hosts = set(self.items) if touched.cluster_policy else (
             touched.policy_hosts | touched.hosts)
         self._policies(policy_hosts, revision, pending)
@@ -91,10 +103,12 @@ class Slices:
         for host in removed:  # its record is gone: so is everything it was sent
             deltas.append(HostDelta(host, revision, (), tuple(sorted(self.items.pop(host)))))
             self.changed_at.pop(host, None)
+            self._alias_slots.pop(host, None)
         return [d for d in deltas if d.upserts or d.removals], touched
 
     def _full(self, host: str, version: int) -> dict[str, SliceItem]:
         items = {item.key: item for item in self._alias_items(host)}
+        self._alias_slots[host] = self._slots_of(host)
         policy = policy_item(self.state.mode_of(host), self.state.mode_revision(host) or version)
         items[POLICY_KEY] = policy
         for route in self.routes.routes_for(host):
@@ -106,18 +120,47 @@ class Slices:
         return [alias_item(record, revision) for record, revision in
                 self.state.aliases_of(host)]
 
-    def _aliases(self, hosts: set[str], revision: int, pending: dict[str, _Pending]) -> None:
-        for host in hosts:
+    def _slots_of(self, host: str) -> dict[str, str]:
+        return {key: alias_key(record.ifname, record.address)
+                for key, (record, _) in self.state.aliases.get(host, {}).items()}
+
+    def _aliases(self, touched: Touched, revision: int, pending: dict[str, _Pending]) -> None:
+        for host in touched.alias_hosts | touched.hosts:
             current = self.items.get(host)
             if current is None:
                 continue
-            wanted = {item.key: item for item in self._alias_items(host)}
             change = pending.setdefault(host, _Pending())
-            for key, item in wanted.items():
-                if key not in current or current[key].fingerprint != item.fingerprint:
-                    change.upserts[key] = item._replace(version=revision)
-            change.removals.update(k for k in current if k.startswith("alias/")
-                                   and k not in wanted)
+            if host in touched.hosts or host not in self._alias_slots:
+                self._all_aliases(host, current, revision, change)
+            else:
+                self._changed_aliases(host, touched.alias_keys.get(host, set()), current,
+                                      revision, change)
+
+    def _all_aliases(self, host: str, current: dict[str, SliceItem], revision: int,
+                     change: _Pending) -> None:
+        wanted = {item.key: item for item in self._alias_items(host)}
+        for key, item in wanted.items():
+            if key not in current or current[key].fingerprint != item.fingerprint:
+                change.upserts[key] = item._replace(version=revision)
+        change.removals.update(k for k in current if k.startswith("alias/")
+                               and k not in wanted)
+        self._alias_slots[host] = self._slots_of(host)
+
+    def _changed_aliases(self, host: str, keys: set[str], current: dict[str, SliceItem],
+                         revision: int, change: _Pending) -> None:
+        held = self.state.aliases.get(host, {})
+        slots = self._alias_slots[host]
+        for key in keys:
+            was = slots.pop(key, None)
+            found = held.get(key)
+            item = alias_item(*found) if found is not None else None
+            if item is not None:
+                slots[key] = item.key
+            if was is not None and was in current and (item is None or item.key != was):
+                change.removals.add(was)
+            if item is not None and (item.key not in current or
+                                     current[item.key].fingerprint != item.fingerprint):
+                change.upserts[item.key] = item._replace(version=revision)
 
     def _policies(self, hosts: set[str], revision: int, pending: dict[str, _Pending]) -> None:
         for host in hosts:

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,7 +50,13 @@ def tls_args(certs: TestPki, cert: Path, key: Path) -> list[str]:
 
 
 def tcp_address(controller: ControllerProcess) -> str:
-    match = re.search(r"controller started.*listen=(\[[^\]]*\])", controller.log_text())
+    """The TCP address from the "controller started" line (which the daemon writes just
+    after it starts serving: a bounded wait for it)."""
+    pattern = r"controller started.*listen=(\[[^\]]*\])"
+    deadline = time.monotonic() + WAIT
+    while not (match := re.search(pattern, controller.log_text())) and \
+            time.monotonic() < deadline:
+        time.sleep(0.05)
     assert match, controller.log_text()
     listens = [a for a in ast.literal_eval(match.group(1)) if not a.startswith("unix:")]
     return str(listens[0])

@@ -184,6 +184,9 @@ def _op(feed: Feed, kind: str, index: int) -> Change:
     if kind == "alias+":
         host, ifname, address = ALIASES[index % len(ALIASES)]
         return feed.alias(host, ifname, address)
+    if kind == "alias~":  # the same address moved to another interface of its host
+        host, ifname, address = ALIASES[index % len(ALIASES)]
+        return feed.alias(host, "eth8" if ifname != "eth8" else "eth7", address)
     if kind == "alias-":
         host, _, address = ALIASES[index % len(ALIASES)]
         return feed.delete(KEYS.alias(host, address.split("/")[0]))
@@ -201,7 +204,8 @@ def _op(feed: Feed, kind: str, index: int) -> Change:
 
 
 ops = st.lists(st.lists(st.tuples(
-    st.sampled_from(["alias+", "alias-", "up", "down", "claim+", "claim-", "policy"]),
+    st.sampled_from(["alias+", "alias~", "alias-", "up", "down", "claim+", "claim-",
+                     "policy"]),
     st.integers(0, 40)), min_size=1, max_size=4), min_size=1, max_size=12)
 
 
