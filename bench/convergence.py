@@ -467,10 +467,17 @@ class AckFleetProcess:
 
 
 def wait_hosts_up(harness: Harness, hosts: set[str], timeout: float = 120.0) -> None:
+    """Bounded poll of ListHosts; an UNAVAILABLE answer (the controller's etcd slow under a
+    registration storm on a loaded machine: "retry") is retried until the deadline."""
     deadline = time.monotonic() + timeout
+    up: set[str] = set()
     while True:
-        reply = harness.stub.ListHosts(pb.ListHostsRequest(), timeout=30)
-        up = {h.id for h in reply.hosts if h.up}
+        try:
+            reply = harness.stub.ListHosts(pb.ListHostsRequest(), timeout=30)
+            up = {h.id for h in reply.hosts if h.up}
+        except grpc.RpcError as error:
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
         if hosts <= up:
             return
         if time.monotonic() > deadline:
