@@ -155,6 +155,7 @@ class DataPlane:
         self.log = log
         self._busy = False  # the last iteration moved frames: spin before sleeping
         self._window_start = time.monotonic()
+        self._window_end = self._window_start + PACE_WINDOW
         self._window_cpu = 0.0
         self._spin_spent = 0.0  # seconds spun in the current window
         self.stats = LoopStats()
@@ -164,11 +165,12 @@ class DataPlane:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._poll = select.poll()
-        self._by_fd: dict[int, tuple[int, Link]] = {}
-        for ifindex, link in self.links.items():
+        for link in self.links.values():
             self._poll.register(link.fileno(), POLL_IN)
-            self._by_fd[link.fileno()] = (ifindex, link)
         self._poll.register(self._wake_fd, select.POLLIN)
+        # bound methods looked up once: the loop calls them every iteration
+        self._receivers = tuple((ifindex, link.recv_batch) for ifindex, link in self.links.items())
+        self._pending = tuple(link.pending for link in self.links.values())
         gate.on_change = self.wake  # API calls wake the loop from now on
 
     # ------------------------------------------------------------ lifecycle
@@ -229,6 +231,7 @@ class DataPlane:
         _name_native_thread("vrc-dataplane")  # top -H, ps -L and /proc show the loop
         self._claim_priority()
         self._window_start, self._window_cpu = time.monotonic(), time.thread_time()
+        self._window_end = self._window_start + PACE_WINDOW
         while not self._stopping.is_set():
             try:
                 self.run_once()
@@ -240,35 +243,52 @@ class DataPlane:
 
     # ------------------------------------------------------------ one iteration
     def run_once(self) -> None:
-        """Wait (bounded), then receive, run the engine, transmit. Used by tests too."""
+        """Receive, run the engine, transmit; wait (bounded) first only when every ring is
+        empty. Used by tests too.
+
+        Receiving first costs one status read per empty ring, where asking ``poll`` or
+        every ring's ``pending`` before each batch cost a syscall or a call per link.
+        """
         self._pace()
-        timeout = self._timeout()
-        if (timeout > 0 and self._busy and self._spin_spent < SPIN_SHARE * PACE_WINDOW
-                and self._spin(min(timeout, self.busy_poll))):
-            timeout = 0.0
-        ready = self._wait(timeout)
-        batches = self._receive(ready)
+        batches = self._receive()
+        if not batches:
+            self._wait_for_work()
+            batches = self._receive()
         output = self._run_engine(batches)
-        self._transmit(output)
+        if output:
+            self._transmit(output)
         self._busy = bool(batches or output)
         self.stats.iterations += 1
 
+    def _wait_for_work(self) -> None:
+        """Every ring was empty: spin a little right after traffic, else sleep in ``poll``."""
+        timeout = self._timeout()
+        if timeout <= 0:
+            return
+        if (self._busy and self._spin_spent < SPIN_SHARE * PACE_WINDOW
+                and self._spin(min(timeout, self.busy_poll))):
+            return
+        self._wait(timeout)
+
     def _timeout(self) -> float:
-        if any(link.pending() for link in self.links.values()):
-            return 0.0
+        """How long the loop may sleep: until the engine's next deadline, at most
+        ``max_wait``."""
         if self._deadline is None:
             return self.max_wait
         return min(self.max_wait, max(0.0, self._deadline - self.clock()))
 
     def _spin(self, seconds: float) -> bool:
         """Watch the rings' next slots for ``seconds``; True as soon as one holds a frame."""
-        links = list(self.links.values())
+        pending = self._pending
         clock = time.monotonic
         start = clock()
         end = start + seconds
         found = False
         while not found and clock() < end:
-            found = any(link.pending() for link in links)
+            for ready in pending:
+                if ready():
+                    found = True
+                    break
         self._spin_spent += clock() - start
         if found:
             self.stats.spin_hits += 1
@@ -280,37 +300,36 @@ class DataPlane:
         """Once per window: reset the spin budget; a realtime loop that took more than
         ``MAX_SHARE`` of the window's time rests (see ``REST``)."""
         now = time.monotonic()
-        elapsed = now - self._window_start
-        if elapsed < PACE_WINDOW:
+        if now < self._window_end:
             return
+        elapsed = now - self._window_start
         cpu = time.thread_time()
         if self.granted_priority == "realtime" and cpu - self._window_cpu > MAX_SHARE * elapsed:
             time.sleep(REST)
             self.stats.rests += 1
             now, cpu = time.monotonic(), time.thread_time()
         self._window_start, self._window_cpu = now, cpu
+        self._window_end = now + PACE_WINDOW
         self._spin_spent = 0.0
 
-    def _wait(self, timeout: float) -> set[int]:
+    def _wait(self, timeout: float) -> None:
+        """Sleep in ``poll`` until a ring has a frame, the loop is woken, or ``timeout``."""
         # poll() takes milliseconds; round up so a deadline is never polled early in a spin.
-        millis = 0 if timeout <= 0 else max(1, int(timeout * 1000 + 0.999))
-        ready: set[int] = set()
+        millis = max(1, int(timeout * 1000 + 0.999))
         for fd, _mask in self._poll.poll(millis):
             if fd == self._wake_fd:
                 with contextlib.suppress(BlockingIOError, OSError):
                     os.eventfd_read(self._wake_fd)
-            else:
-                ready.add(fd)
-        return ready
 
-    def _receive(self, ready: set[int]) -> list[tuple[int, list[bytes]]]:
+    def _receive(self) -> list[tuple[int, list[bytes]]]:
+        """What every ring holds now (an empty ring costs one status read)."""
         batches: list[tuple[int, list[bytes]]] = []
-        for fd, (ifindex, link) in self._by_fd.items():
-            if fd in ready or link.pending():
-                frames = link.recv_batch(self.max_batch)
-                if frames:
-                    batches.append((ifindex, frames))
-                    self.stats.frames_in += len(frames)
+        max_batch = self.max_batch
+        for ifindex, recv_batch in self._receivers:
+            frames = recv_batch(max_batch)
+            if frames:
+                batches.append((ifindex, frames))
+                self.stats.frames_in += len(frames)
         return batches
 
     def _run_engine(self, batches: list[tuple[int, list[bytes]]]) -> list[tuple[int, bytes]]:
@@ -321,7 +340,7 @@ class DataPlane:
             if self._deadline is not None and now >= self._deadline:
                 engine.tick(now)
                 self.stats.ticks += 1
-            output = list(engine.transmit())
+            output: list[tuple[int, bytes]] = engine.transmit()  # a fresh list (drained)
             self._deadline = engine.next_deadline()
             if self._changed:
                 self._changed = False

@@ -174,6 +174,14 @@ class EngineCore:
         """Recent events after ``seq`` (a subscriber resuming), and whether some were lost."""
         return self.events.after(seq)
 
+    def client_output_pending(self) -> bool:
+        """Would ``drain_events``, ``drain_hook_output`` or ``drain_taps`` return anything?
+
+        One attribute test each: the agent's gate asks after every batch of frames and
+        drains only when the answer is yes (most batches produce none of these).
+        """
+        return self.events.pending or bool(self._hook_out) or bool(self._taps_open)
+
     def drain_hook_output(self) -> list[tuple[int, bytes]]:
         """Packets ``ngN`` interfaces sent to API-connected hooks, as ``(handle, packet)``."""
         out = self._hook_out[:]
