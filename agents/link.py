@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from router.offload import VNET_HDR_LEN, VNET_NONE, OffloadFrame
+from router.offload import VNET_HDR_LEN, VNET_NONE, OffloadFrame, vnet_header
 
 # --- socket options and constants (linux/if_packet.h, linux/if_ether.h) ---
 SOL_PACKET = 263
@@ -98,7 +98,6 @@ TPACKET2_HDR_LEN = 32
 RX_HEADER = struct.Struct("=IIIH")  # tp_status, tp_len, tp_snaplen, tp_mac
 RX_VLAN = struct.Struct("=HH")  # tp_vlan_tci, tp_vlan_tpid
 RX_VLAN_AT = 24
-RX_RELEASE = bytes(4)  # tp_status = TP_STATUS_KERNEL
 # sockaddr_ll follows the aligned header: sll_pkttype is its byte 10.
 SLL_PKTTYPE_AT = TPACKET2_HDR_LEN + 10
 # The most the kernel puts before the MAC header in a slot: TPACKET_ALIGN(52 + 16)
@@ -109,6 +108,7 @@ TX_HEADER = struct.Struct("=III")  # tp_status, tp_len, tp_snaplen
 # Where the kernel expects TX data without PACKET_TX_HAS_OFF:
 # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll) = align(32) + 20 - 20.
 TX_DATA_OFFSET = TPACKET2_HDR_LEN
+TX_FRAME_AT = TX_DATA_OFFSET + VNET_HDR_LEN  # the frame itself, after the vnet header
 #: The largest frame a receive copy can hold: a 64 KiB GSO super-frame and more.
 COPY_BUFFER = 1 << 18
 _RECV_COPY_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_TRUNC)  # an int: no IntFlag per call
@@ -189,6 +189,16 @@ class _RxRing:
     frame_size: int
     frame_count: int
     slot: int = 0  # the next slot to look at
+    #: the ring as 32-bit words: a slot is given back with one item store (no slice object)
+    words: memoryview = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.words = memoryview(self.mm).cast("I")
+
+    def close(self) -> None:
+        self.words.release()  # the mapping cannot close while a view of it is exported
+        with contextlib.suppress(BufferError, ValueError):
+            self.mm.close()
 
 
 @dataclass(slots=True)
@@ -198,6 +208,8 @@ class _TxRing:
     frame_size: int
     frame_count: int
     next_slot: int = 0
+    #: frame size -> what goes before such a finished frame in a slot (``_tx_slot_head``)
+    heads: dict[int, bytes] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -230,12 +242,14 @@ class PacketLink:
         try:
             tx = _open_plain_tx(nic, config)
         except BaseException:
-            _close_mapped(rx, rx_ring.mm)
+            rx_ring.close()
+            rx.close()
             raise
         try:
             tx_ring = _open_tx_ring(nic, config) if config.tx_mode is not TxMode.SEND else None
         except BaseException:
-            _close_mapped(rx, rx_ring.mm)
+            rx_ring.close()
+            rx.close()
             tx.close()
             raise
         return cls(nic, config, rx, rx_ring, tx, tx_ring, check_outgoing)
@@ -272,19 +286,24 @@ class PacketLink:
         """Copy up to ``max_frames`` frames out of consecutive user-owned slots; never blocks.
 
         The per-frame loop is the hot path: one header unpack, one slice and
-        one status write per frame. A frame with offload work left comes
-        back as an ``OffloadFrame``; one larger than its slot is read from
-        the socket queue (:meth:`_special`).
+        one status store per frame; an empty ring costs one byte read. A frame
+        with offload work left comes back as an ``OffloadFrame``; one larger
+        than its slot is read from the socket queue (:meth:`_special`).
         """
         ring = self._rx_ring
-        mm, frame_size, frame_count = ring.mm, ring.frame_size, ring.frame_count
+        mm = ring.mm
         slot = ring.slot
+        frame_size = ring.frame_size
+        base = slot * frame_size
+        if not mm[base] & TP_STATUS_USER:  # the status word's low byte
+            return []
+        count = ring.frame_count
+        words = ring.words
         header = RX_HEADER.unpack_from
         check_outgoing = self._check_outgoing
         frames: list[bytes] = []
         append = frames.append
         for _ in range(max_frames):
-            base = slot * frame_size
             status, length, snaplen, mac = header(mm, base)
             if not status & TP_STATUS_USER:
                 break
@@ -298,8 +317,12 @@ class PacketLink:
                     append(frame)
             else:
                 append(mm[base + mac : base + mac + snaplen])
-            mm[base : base + 4] = RX_RELEASE
-            slot = slot + 1 if slot + 1 < frame_count else 0
+            words[base >> 2] = TP_STATUS_KERNEL  # the slot is the kernel's again
+            slot += 1
+            if slot == count:
+                slot = base = 0
+            else:
+                base += frame_size
         ring.slot = slot
         self.stats.rx_frames += len(frames)
         return frames
@@ -339,8 +362,7 @@ class PacketLink:
     def pending(self) -> bool:
         """True if ``recv_batch`` would return something now."""
         ring = self._rx_ring
-        (status,) = TX_STATUS.unpack_from(ring.mm, ring.slot * ring.frame_size)
-        return bool(status & TP_STATUS_USER)
+        return bool(ring.mm[ring.slot * ring.frame_size] & TP_STATUS_USER)
 
     # ------------------------------------------------------------ transmit
     def send_batch(self, frames: Sequence[bytes]) -> int:
@@ -384,31 +406,36 @@ class PacketLink:
         room = ring.frame_size - TX_DATA_OFFSET - VNET_HDR_LEN
         mm, frame_size, count = ring.mm, ring.frame_size, ring.frame_count
         slot = ring.next_slot
+        base = slot * frame_size
         queued = sent = 0
-        pack_header = TX_HEADER.pack_into
+        heads = ring.heads
         for frame in frames:
             size = len(frame)
             if size > room:
                 sent += self._flush(ring, queued)
                 slot = ring.next_slot
+                base = slot * frame_size
                 queued = 0
                 sent += self._send_each((frame,))
                 continue
-            base = slot * frame_size
-            data = base + TX_DATA_OFFSET
-            if type(frame) is OffloadFrame:
-                mm[data : data + VNET_HDR_LEN] = frame.vnet_header()
-            else:
-                mm[data : data + VNET_HDR_LEN] = VNET_NONE
-            data += VNET_HDR_LEN
-            mm[data : data + size] = frame
-            pack_header(mm, base, TP_STATUS_SEND_REQUEST, size + VNET_HDR_LEN,
-                        size + VNET_HDR_LEN)
-            slot = slot + 1 if slot + 1 < count else 0
+            head = heads.get(size) if type(frame) is not OffloadFrame else None
+            if head is None:
+                head = _tx_slot_head(size, vnet_header(frame))
+                if type(frame) is not OffloadFrame:
+                    heads[size] = head
+            # slot header, vnet header and frame in one store: the kernel reads the slot
+            # only inside our send(), never while it is written
+            mm[base : base + TX_FRAME_AT + size] = head + frame
             queued += 1
+            slot += 1
+            if slot == count:
+                slot = base = 0
+            else:
+                base += frame_size
             if queued == count:
                 sent += self._flush(ring, queued)
                 slot = ring.next_slot
+                base = slot * frame_size
                 queued = 0
         return sent + self._flush(ring, queued)
 
@@ -484,7 +511,8 @@ class PacketLink:
         with contextlib.suppress(OSError):
             self.set_promiscuous(False)
         self._promiscuous = False
-        _close_mapped(self._rx, self._rx_ring.mm)
+        self._rx_ring.close()
+        self._rx.close()
         if self._tx_ring is not None:
             _close_mapped(self._tx_ring.sock, self._tx_ring.mm)
         self._tx.close()
@@ -494,6 +522,15 @@ class PacketLink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _tx_slot_head(size: int, vnet: bytes) -> bytes:
+    """The bytes before a ``size``-byte frame in a TX slot: the slot header (status
+    SEND_REQUEST, ``tp_len`` and ``tp_snaplen`` counting the vnet header), zeros up to
+    the data offset, the vnet header."""
+    length = size + VNET_HDR_LEN
+    header = TX_HEADER.pack(TP_STATUS_SEND_REQUEST, length, length)
+    return header + bytes(TX_DATA_OFFSET - len(header)) + vnet
 
 
 def _with_vlan_tag(frame: bytes, status: int, tci: int, tpid: int) -> bytes:
