@@ -35,7 +35,7 @@ import os
 import select
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -363,7 +363,11 @@ class DataPlane:
                 if self.log is not None:
                     self.log.info("promiscuous mode", ifname=link.ifname, on=wanted)
 
-    def _transmit(self, output: Iterable[tuple[int, bytes]]) -> None:
+    def _transmit(self, output: list[tuple[int, bytes]]) -> None:
+        if len(output) == 1:  # a lone frame (a ping, an ARP answer): no grouping
+            ifindex, frame = output[0]
+            self._send(ifindex, [frame])
+            return
         per_link: dict[int, list[bytes]] = {}
         last_ifindex = -1
         bucket: list[bytes] = []
@@ -373,10 +377,13 @@ class DataPlane:
                 last_ifindex = ifindex
             bucket.append(frame)
         for ifindex, frames in per_link.items():
-            link = self.links.get(ifindex)
-            if link is None:
-                self.stats.tx_unroutable += len(frames)
-                continue
-            sent = link.send_batch(frames)
-            self.stats.frames_out += sent
-            self.stats.tx_failed += len(frames) - sent
+            self._send(ifindex, frames)
+
+    def _send(self, ifindex: int, frames: list[bytes]) -> None:
+        link = self.links.get(ifindex)
+        if link is None:
+            self.stats.tx_unroutable += len(frames)
+            return
+        sent = link.send_batch(frames)
+        self.stats.frames_out += sent
+        self.stats.tx_failed += len(frames) - sent

@@ -154,9 +154,12 @@ class EngineCore:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` should run next, or None if no timer is pending."""
-        deadlines = [d for d in (self.arp.next_deadline(), self.ipv4.next_deadline())
-                     if d is not None]
-        return min(deadlines) if deadlines else None
+        # asked after every batch of frames: two calls and a comparison, no list
+        first = self.arp.next_deadline()
+        other = self.ipv4.next_deadline()
+        if other is not None and (first is None or other < first):
+            return other
+        return first
 
     # == outputs ===========================================================
 
