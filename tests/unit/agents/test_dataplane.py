@@ -334,3 +334,41 @@ def test_a_normal_priority_loop_keeps_the_default_scheduling() -> None:
         assert plane.granted_priority == "normal"
     finally:
         plane.stop()
+
+
+def test_a_saturated_realtime_loop_rests_at_normal_priority_then_returns_to_realtime(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above MAX_SHARE of a window the loop drops to SCHED_OTHER for REST seconds (it keeps
+    running: no sleep) and then asks for SCHED_RR again; below it, nothing changes."""
+    from agents import dataplane as module
+
+    policies: list[int] = []
+    monkeypatch.setattr(module.os, "sched_setscheduler",
+                        lambda pid, policy, param: policies.append(policy))
+    slept: list[float] = []
+    monkeypatch.setattr(module.time, "sleep", slept.append)
+    plane = DataPlane(Gate(RecordingEngine()), {}, max_wait=0.0)
+    plane.granted_priority = "realtime"
+    wall = cpu = 100.0
+    plane._wall, plane._cpu = (lambda: wall), (lambda: cpu)
+    plane._window_start, plane._window_cpu = wall, cpu
+    plane._window_end = wall + module.PACE_WINDOW
+
+    wall += module.PACE_WINDOW
+    cpu += 0.5 * module.PACE_WINDOW  # half busy: no rest
+    plane._pace()
+    assert policies == [] and plane.stats.rests == 0
+
+    wall += module.PACE_WINDOW
+    cpu += 0.99 * module.PACE_WINDOW  # saturated: rest at normal priority
+    plane._pace()
+    assert policies == [os.SCHED_OTHER] and plane.stats.rests == 1
+    wall += module.REST / 2
+    plane._pace()  # still resting
+    assert policies == [os.SCHED_OTHER]
+    wall += module.REST
+    cpu += module.REST  # it kept forwarding through the rest
+    plane._pace()
+    assert policies == [os.SCHED_OTHER, os.SCHED_RR]
+    assert slept == []  # never slept
+    plane.stop()
