@@ -170,6 +170,9 @@ class DataPlane:
         self._poll = select.poll()
         for link in self.links.values():
             self._poll.register(link.fileno(), POLL_IN)
+            control = getattr(link, "control_fileno", None)  # PacketLink's ARP ring
+            if control is not None:
+                self._poll.register(control(), POLL_IN)
         self._poll.register(self._wake_fd, select.POLLIN)
         # bound methods looked up once: the loop calls them every iteration
         self._receivers = tuple((ifindex, link.recv_batch) for ifindex, link in self.links.items())
