@@ -23,8 +23,9 @@ own rate; iperf3 TCP gen -> sink with the veths' default offloads (Mbit/s
 and the ratio); ``ping -f`` replies/s to R's own address. For the agent:
 its CPU time per forwarded frame (``/proc/PID/stat`` over the window), its
 RSS, the Python it ran on, and the overload figures (its peak over a sweep
-of offered rates, what it delivers when offered twice that peak, and
-whether it still answers pings to its own address meanwhile). Figures
+of offered rates, what it delivers when trafgen offers as fast as it can
+(at least twice that peak here), and whether it still answers pings to its
+own address meanwhile). Figures
 vary from machine to machine; only the ratios measured in one run compare
 like with like. No traffic leaves the namespaces.
 """
@@ -390,26 +391,24 @@ def measure(net: Net, conf: Path, name: str, seconds: float, pings: int, rate: i
 
 def measure_overload(net: Net, conf: Path, seconds: float, full: Load
                      ) -> tuple[list[str], float]:
-    """Offered twice what the agent forwards: does it still forward and answer?
+    """Offered at least twice what the agent forwards: does it still forward and answer?
 
     The peak is the best delivered rate of a sweep of offered rates around
     the full-speed figure, the full-speed and overload runs included (on a
-    shared machine the agent's rate moves from second to second); the overload figure
-    is a run offered twice that peak (trafgen ``--rate``; when its pacing
-    falls short, trafgen as fast as it goes, and the line says what it
-    offered), with
-    pings to the agent's own address meanwhile. Returns the lines and the peak.
+    shared machine the agent's rate moves from second to second). The
+    overload run is trafgen as fast as it goes, with pings to the agent's own
+    address meanwhile; the line says how many times the peak that offered
+    (not ``--rate 2x``: trafgen's pacing sends in bursts here — a run "at
+    200k pps" put 1.6M frames on g0 in 2.6 s, and the agent's ring dropped
+    1.09M of them, while the kernel as R delivered all 200k). Returns the
+    lines and the peak.
     """
     rates = [int(full.delivered_fps * k) for k in (0.8, 1.0, 1.25, 1.5)]
     sweep = [offer_and_count(net, conf, seconds, r).delivered_fps for r in rates]
     peak = max([*sweep, full.delivered_fps])
     own: list[Rtt] = []
-    overload = offer_and_count(net, conf, max(seconds, 2.5), int(2 * peak),
+    overload = offer_and_count(net, conf, max(seconds, 2.5), None,
                                during=lambda: own.append(ping_rtt(net, 100, R_GEN_ADDR)))
-    if overload.offered_fps < 1.8 * peak:  # trafgen's pacing fell short: as fast as it goes
-        own.clear()
-        overload = offer_and_count(net, conf, max(seconds, 2.5), None,
-                                   during=lambda: own.append(ping_rtt(net, 100, R_GEN_ADDR)))
     peak = max(peak, overload.delivered_fps)  # the best the agent was seen to forward
     offered = overload.offered_fps / peak
     lines = [
@@ -421,7 +420,7 @@ def measure_overload(net: Net, conf: Path, seconds: float, full: Load
         f"  pings to the agent's own address during overload: {own[0].replies}/{own[0].sent} "
         f"answered ({own[0].show()})",
     ]
-    if offered < 1.8:
+    if offered < 2.0:
         lines.append("  (trafgen, sharing its core, could not offer twice the peak here)")
     return lines, peak
 
