@@ -28,6 +28,11 @@ of offered rates, what it delivers when trafgen offers as fast as it can
 own address meanwhile). Figures
 vary from machine to machine; only the ratios measured in one run compare
 like with like. No traffic leaves the namespaces.
+
+trafgen's ``--rate`` (the sweep, the half-load RTT) is not smooth: it sends
+each second's quota at full speed, then waits (``--rate 200000pps``: 200k
+frames in 0.25 s, then 0.75 s of nothing, at g0 in 10 ms samples), so those
+figures are of full-speed bursts; docs/agent.md says what that does to them.
 """
 
 from __future__ import annotations
