@@ -18,8 +18,9 @@ sniff-and-send forwarder — it counts the frames the sink's veth received
 prints frames/s and the ratios agent/kernel and agent/scapy.
 
 For the kernel and the agent it also prints: ping RTT gen -> sink (``-i
-0.01``, average and p99) idle and with trafgen offering half the router's
-own rate; iperf3 TCP gen -> sink with the veths' default offloads (Mbit/s
+0.01``, average and p99) idle, with trafgen offering half the router's
+own rate (``--rate``: one burst a second, below) and under a smooth load
+(``--gap``, frames evenly spaced); iperf3 TCP gen -> sink with the veths' default offloads (Mbit/s
 and the ratio); ``ping -f`` replies/s to R's own address. For the agent:
 its CPU time per forwarded frame (``/proc/PID/stat`` over the window), its
 RSS, the Python it ran on, and the overload figures (its peak over a sweep
@@ -152,13 +153,21 @@ def write_trafgen_config(path: Path, frame: bytes) -> None:
     path.write_text("{ " + ", ".join(f"0x{b:02x}" for b in frame) + " }\n")
 
 
-def start_trafgen(net: Net, conf: Path, seconds: float, rate: int | None
-                  ) -> subprocess.Popen[bytes]:
-    """trafgen offering the frame in ``conf`` from gen (bounded by ``--num``; stopped by us)."""
+#: trafgen's --gap between frames for the smooth load (it reaches 60-90k frames/s here).
+SMOOTH_GAP = "5000ns"
+
+
+def start_trafgen(net: Net, conf: Path, seconds: float, rate: int | None,
+                  gap: str | None = None) -> subprocess.Popen[bytes]:
+    """trafgen offering the frame in ``conf`` from gen (bounded by ``--num``; stopped by us):
+    at ``rate`` frames/s (in one burst a second), with ``gap`` between frames (smooth), or
+    as fast as it goes."""
     argv = ["trafgen", "--dev", net.g0, "--conf", str(conf), "--cpus", "1",
             "--num", str(int(max(seconds, 1) * 5_000_000)),
             "--no-sock-mem", "--notouch-irq", "--no-cpu-stats"]
-    if rate:
+    if gap:
+        argv += ["--gap", gap]
+    elif rate:
         argv += ["--rate", f"{rate}pps"]
     proc = subprocess.Popen(net.gen.argv(*argv), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
@@ -176,13 +185,13 @@ class Load:
 
 def offer_and_count(net: Net, conf: Path, seconds: float, rate: int | None,
                     during: Callable[[], object] | None = None,
-                    probe: Callable[[], float] | None = None) -> Load:
+                    probe: Callable[[], float] | None = None, gap: str | None = None) -> Load:
     """Run trafgen for ``seconds`` (bounded by -n and a kill), count at gen and sink.
 
     ``during`` runs while the load is on (a ping to R, say) and inside the
     window; ``probe`` (a CPU-time reading, say) is read at both ends of it.
     """
-    proc = start_trafgen(net, conf, seconds, rate)
+    proc = start_trafgen(net, conf, seconds, rate, gap)
     try:
         time.sleep(0.3)  # past trafgen's start-up
         p0 = probe() if probe else 0.0
@@ -371,6 +380,7 @@ class Figures:
     load: Load | None = None
     rtt_idle: Rtt | None = None
     rtt_loaded: Rtt | None = None
+    rtt_smooth: Rtt | None = None
     tcp_mbits: float | None = None
     flood_rps: float | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -389,6 +399,11 @@ def measure(net: Net, conf: Path, name: str, seconds: float, pings: int, rate: i
                     during=lambda: loaded.append(ping_rtt(net, pings)))
     figures.rtt_loaded = loaded[0]
     figures.extra["load for RTT"] = f"{half:,} fps offered"
+    smooth: list[Rtt] = []
+    load = offer_and_count(net, conf, pings * 0.012 + 1.0, None, gap=SMOOTH_GAP,
+                           during=lambda: smooth.append(ping_rtt(net, pings)))
+    figures.rtt_smooth = smooth[0]
+    figures.extra["smooth load"] = f"{load.offered_fps:,.0f} fps offered, --gap {SMOOTH_GAP}"
     figures.tcp_mbits = iperf3_mbits(net, seconds)
     figures.flood_rps = flood_ping(net, R_GEN_ADDR)
     return figures
@@ -507,12 +522,15 @@ def report(seconds: float, rate: int | None, kernel: Figures, agent: Figures, sc
         lines.append(f"{figures.name}:")
         assert figures.rtt_idle is not None and figures.rtt_loaded is not None
         lines.append(f"  ping rtt gen -> sink idle (-i 0.01): {figures.rtt_idle.show()}")
-        lines.append(f"  ping rtt gen -> sink under 50% load ({figures.extra['load for RTT']}): "
-                     f"{figures.rtt_loaded.show()}")
+        lines.append(f"  ping rtt gen -> sink under 50% load ({figures.extra['load for RTT']}, "
+                     f"in one burst a second): {figures.rtt_loaded.show()}")
+        assert figures.rtt_smooth is not None
+        lines.append(f"  ping rtt gen -> sink under smooth load ({figures.extra['smooth load']}): "
+                     f"{figures.rtt_smooth.show()}")
         lines.append(f"  iperf3 TCP gen -> sink, default offloads: {figures.tcp_mbits:,.0f} Mbit/s")
         lines.append(f"  ping -f to R's own address: {figures.flood_rps:,.0f} replies/s")
         for key, value in figures.extra.items():
-            if key not in ("load for RTT", "peak"):
+            if key not in ("load for RTT", "smooth load", "peak"):
                 lines.append(f"  {key}: {value}")
     lines.extend(overload)
     lines.append(f"ratio TCP agent/kernel: {_ratio(agent.tcp_mbits or 0, kernel.tcp_mbits or 0)}")
