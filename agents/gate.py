@@ -13,8 +13,9 @@ the gRPC handler threads (API calls, streams). Both go through one
 
 Whichever entry was used, before the lock is released the gate collects what
 the engine produced for API clients — events, packets for hook streams —
-and hands them to per-client mailboxes. Only the gate drains those engine
-outputs; frames to transmit (``engine.transmit()``) stay the data-plane
+and hands them to per-client mailboxes (it asks the engine's
+``client_output_pending()`` first: most batches produce none). Only the gate
+drains those engine outputs; frames to transmit (``engine.transmit()``) stay the data-plane
 loop's business. Stream handlers wait on the mailboxes, never on the lock.
 
 Mailboxes are bounded in items and, for captures and hooks, in bytes: each
@@ -26,12 +27,12 @@ capture never stalls routing, nor grows the agent without bound.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import operator
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sized
-from contextlib import contextmanager
+from collections.abc import Callable, Sized
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -260,6 +261,29 @@ def linktype_of(ifp: Any) -> int:
         else LINKTYPE_ETHERNET
 
 
+class _Locked:
+    """``Gate.locked()``: the lock, then the engine's outputs for API clients collected on
+    the way out. A class, not a generator context manager: the loop enters it once per
+    batch, and a generator frame per entry cost more than the lock itself."""
+
+    __slots__ = ("_gate",)
+
+    def __init__(self, gate: Gate) -> None:
+        self._gate = gate
+
+    def __enter__(self) -> Any:
+        gate = self._gate
+        gate._lock.acquire()
+        return gate.engine
+
+    def __exit__(self, *exc: object) -> None:
+        gate = self._gate
+        try:
+            gate._collect()
+        finally:
+            gate._lock.release()
+
+
 class Gate:
     """The locked entry point to one engine; see the module docstring."""
 
@@ -273,6 +297,7 @@ class Gate:
         self._lock = threading.Lock()
         self._hooks: dict[Any, Mailbox[bytes]] = {}
         self._taps: dict[Any, TapStream] = {}
+        self._locked = _Locked(self)
 
     def call(self, fn: Callable[[Any], T]) -> T:
         """Run ``fn(engine)`` under the lock, collect its outputs, wake the data plane."""
@@ -287,14 +312,9 @@ class Gate:
             if wake is not None:
                 wake()
 
-    @contextmanager
-    def locked(self) -> Iterator[Any]:
+    def locked(self) -> contextlib.AbstractContextManager[Any]:
         """The data-plane loop's per-batch entry: the engine, under the lock."""
-        with self._lock:
-            try:
-                yield self.engine
-            finally:
-                self._collect()
+        return self._locked
 
     # --- hooks: packets the engine sends to an ngN hook go to one stream ---------
 
@@ -356,6 +376,8 @@ class Gate:
     # --- collection, under the lock --------------------------------------------------
 
     def _collect(self) -> None:
+        if not self.engine.client_output_pending():
+            return
         self.events.extend(list(self.engine.drain_events()))
         self._deliver_hook_output()
         self._deliver_tapped_frames()

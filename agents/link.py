@@ -10,7 +10,9 @@ before the frame: partial checksum, GSO type and size) in the slot; frames
 larger than a slot (GSO super-frames of up to 64 KiB) are marked
 ``TP_STATUS_COPY`` and their full copy, header included, waits on the
 socket's receive queue in ring order (``PACKET_COPY_THRESH``), read with one
-``recv_into``. docs/agent.md has the measurements behind these choices.
+``recv_into``. ARP has a small ring of its own (classic BPF filters split the
+two), read first, so a flood that keeps the main ring full cannot starve it.
+docs/agent.md has the measurements behind these choices.
 
 Transmit: every frame goes out with a ``virtio_net_hdr`` in front of it (all
 zero for a finished frame, the received one for a frame with offload work
@@ -33,21 +35,24 @@ packet_mmap.rst``) are written below as ``struct`` formats with their offsets.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import enum
 import errno
 import fcntl
 import mmap
 import socket
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from router.offload import VNET_HDR_LEN, VNET_NONE, OffloadFrame
+from router.offload import VNET_HDR_LEN, VNET_NONE, OffloadFrame, vnet_header
 
 # --- socket options and constants (linux/if_packet.h, linux/if_ether.h) ---
 SOL_PACKET = 263
 ETH_P_ALL = 0x0003
+ETH_P_ARP = 0x0806
+SO_ATTACH_FILTER = 26
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_DROP_MEMBERSHIP = 2
 PACKET_RX_RING = 5
@@ -98,7 +103,6 @@ TPACKET2_HDR_LEN = 32
 RX_HEADER = struct.Struct("=IIIH")  # tp_status, tp_len, tp_snaplen, tp_mac
 RX_VLAN = struct.Struct("=HH")  # tp_vlan_tci, tp_vlan_tpid
 RX_VLAN_AT = 24
-RX_RELEASE = bytes(4)  # tp_status = TP_STATUS_KERNEL
 # sockaddr_ll follows the aligned header: sll_pkttype is its byte 10.
 SLL_PKTTYPE_AT = TPACKET2_HDR_LEN + 10
 # The most the kernel puts before the MAC header in a slot: TPACKET_ALIGN(52 + 16)
@@ -109,6 +113,42 @@ TX_HEADER = struct.Struct("=III")  # tp_status, tp_len, tp_snaplen
 # Where the kernel expects TX data without PACKET_TX_HAS_OFF:
 # TPACKET2_HDRLEN - sizeof(struct sockaddr_ll) = align(32) + 20 - 20.
 TX_DATA_OFFSET = TPACKET2_HDR_LEN
+TX_FRAME_AT = TX_DATA_OFFSET + VNET_HDR_LEN  # the frame itself, after the vnet header
+#: Slots of the control ring (ARP only): a burst of answers, never a flood's worth.
+CONTROL_SLOTS = 64
+
+
+def _classic_bpf(*program: tuple[int, int, int, int]) -> bytes:
+    """``struct sock_fprog`` contents for SO_ATTACH_FILTER: (code, jt, jf, k) each."""
+    return b"".join(struct.pack("=HBBI", *insn) for insn in program)
+
+
+# Classic BPF (linux/filter.h): load the "VLAN tag present" ancillary word, then the
+# ethertype; return 0 to drop, anything else is the snap length (all of it).
+_BPF_LD_W_ABS, _BPF_LD_H_ABS, _BPF_JEQ_K, _BPF_RET_K = 0x20, 0x28, 0x15, 0x06
+_SKF_AD_VLAN_TAG_PRESENT = -0x1000 + 48
+_ALL = 0xFFFFFFFF
+#: On the main ring: every frame except untagged ARP (which the control ring takes).
+NOT_ARP = _classic_bpf(
+    (_BPF_LD_W_ABS, 0, 0, _SKF_AD_VLAN_TAG_PRESENT & _ALL),
+    (_BPF_JEQ_K, 0, 3, 0),  # a tag the NIC took off: the main ring puts it back
+    (_BPF_LD_H_ABS, 0, 0, 12),
+    (_BPF_JEQ_K, 0, 1, ETH_P_ARP),
+    (_BPF_RET_K, 0, 0, 0),
+    (_BPF_RET_K, 0, 0, _ALL),
+)
+#: On the control ring: untagged ARP only. It is bound to ETH_P_ALL like the main ring,
+#: not to ETH_P_ARP: only ETH_P_ALL taps are served before the ingress hook, where the
+#: isolation's drop (agents/isolation.py) would take a protocol tap's frames away.
+ONLY_ARP = _classic_bpf(
+    (_BPF_LD_W_ABS, 0, 0, _SKF_AD_VLAN_TAG_PRESENT & _ALL),
+    (_BPF_JEQ_K, 0, 3, 0),
+    (_BPF_LD_H_ABS, 0, 0, 12),
+    (_BPF_JEQ_K, 0, 1, ETH_P_ARP),
+    (_BPF_RET_K, 0, 0, _ALL),
+    (_BPF_RET_K, 0, 0, 0),
+)
+
 #: The largest frame a receive copy can hold: a 64 KiB GSO super-frame and more.
 COPY_BUFFER = 1 << 18
 _RECV_COPY_FLAGS = int(socket.MSG_DONTWAIT | socket.MSG_TRUNC)  # an int: no IntFlag per call
@@ -189,6 +229,16 @@ class _RxRing:
     frame_size: int
     frame_count: int
     slot: int = 0  # the next slot to look at
+    #: the ring as 32-bit words: a slot is given back with one item store (no slice object)
+    words: memoryview = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.words = memoryview(self.mm).cast("I")
+
+    def close(self) -> None:
+        self.words.release()  # the mapping cannot close while a view of it is exported
+        with contextlib.suppress(BufferError, ValueError):
+            self.mm.close()
 
 
 @dataclass(slots=True)
@@ -198,6 +248,8 @@ class _TxRing:
     frame_size: int
     frame_count: int
     next_slot: int = 0
+    #: frame size -> what goes before such a finished frame in a slot (``_tx_slot_head``)
+    heads: dict[int, bytes] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -215,6 +267,10 @@ class PacketLink:
     _tx: socket.socket
     _tx_ring: _TxRing | None
     _check_outgoing: bool
+    #: ARP on a ring of its own, read before the main ring: a flood that fills the main
+    #: ring cannot starve ARP answers (the kernel drops at a full ring, whatever the frame)
+    _ctl: socket.socket
+    _ctl_ring: _RxRing
     _copy: bytearray = field(default_factory=lambda: bytearray(COPY_BUFFER))
     _promiscuous: bool = False
     stats: LinkStats = field(default_factory=LinkStats)
@@ -226,19 +282,20 @@ class PacketLink:
         """Open the receive ring and the transmit path on ``ifname`` (needs CAP_NET_RAW)."""
         config = config or RingConfig()
         nic = read_nic(ifname)
-        rx, rx_ring, check_outgoing = _open_rx(nic, config)
+        opened: list[Callable[[], None]] = []
         try:
+            ctl, ctl_ring, _ = _open_rx(nic, config, CONTROL_SLOTS, ONLY_ARP)
+            opened += (ctl_ring.close, ctl.close)
+            rx, rx_ring, check_outgoing = _open_rx(nic, config, config.frame_count, NOT_ARP)
+            opened += (rx_ring.close, rx.close)
             tx = _open_plain_tx(nic, config)
-        except BaseException:
-            _close_mapped(rx, rx_ring.mm)
-            raise
-        try:
+            opened.append(tx.close)
             tx_ring = _open_tx_ring(nic, config) if config.tx_mode is not TxMode.SEND else None
         except BaseException:
-            _close_mapped(rx, rx_ring.mm)
-            tx.close()
+            for close in reversed(opened):
+                close()
             raise
-        return cls(nic, config, rx, rx_ring, tx, tx_ring, check_outgoing)
+        return cls(nic, config, rx, rx_ring, tx, tx_ring, check_outgoing, ctl, ctl_ring)
 
     @property
     def ifname(self) -> str:
@@ -267,49 +324,72 @@ class PacketLink:
     def fileno(self) -> int:
         return self._rx.fileno()
 
+    def control_fileno(self) -> int:
+        """The control (ARP) ring's socket: readable when an ARP frame waits."""
+        return self._ctl.fileno()
+
     # ------------------------------------------------------------ receive
     def recv_batch(self, max_frames: int = 256) -> list[bytes]:
         """Copy up to ``max_frames`` frames out of consecutive user-owned slots; never blocks.
 
-        The per-frame loop is the hot path: one header unpack, one slice and
-        one status write per frame. A frame with offload work left comes
-        back as an ``OffloadFrame``; one larger than its slot is read from
-        the socket queue (:meth:`_special`).
+        The control ring's ARP frames come first (one status byte read when it is
+        empty), then the main ring's. The per-frame loop is the hot path: one header
+        unpack, one slice and one status store per frame; an empty ring costs one byte
+        read. A frame with offload work left comes back as an ``OffloadFrame``; one
+        larger than its slot is read from the socket queue (:meth:`_special`).
         """
-        ring = self._rx_ring
-        mm, frame_size, frame_count = ring.mm, ring.frame_size, ring.frame_count
+        ctl = self._ctl_ring
+        if ctl.mm[ctl.slot * ctl.frame_size] & TP_STATUS_USER:
+            frames = self._walk(ctl, self._ctl, max_frames)
+            if len(frames) < max_frames:
+                frames += self._walk(self._rx_ring, self._rx, max_frames - len(frames))
+            return frames
+        return self._walk(self._rx_ring, self._rx, max_frames)
+
+    def _walk(self, ring: _RxRing, sock: socket.socket, max_frames: int) -> list[bytes]:
+        """The frames of ``ring``'s consecutive user-owned slots (``sock``: its socket)."""
+        mm = ring.mm
         slot = ring.slot
+        frame_size = ring.frame_size
+        base = slot * frame_size
+        if not mm[base] & TP_STATUS_USER:  # the status word's low byte
+            return []
+        count = ring.frame_count
+        words = ring.words
         header = RX_HEADER.unpack_from
         check_outgoing = self._check_outgoing
         frames: list[bytes] = []
         append = frames.append
         for _ in range(max_frames):
-            base = slot * frame_size
             status, length, snaplen, mac = header(mm, base)
             if not status & TP_STATUS_USER:
                 break
             if check_outgoing and mm[base + SLL_PKTTYPE_AT] == PACKET_OUTGOING:
                 self.stats.rx_outgoing_skipped += 1
                 if status & TP_STATUS_COPY:
-                    self._read_copy(length)  # its copy waits on the queue: take it off
+                    self._read_copy(sock, length)  # its copy waits on the queue: take it off
             elif status & RX_SPECIAL or snaplen != length:
-                frame = self._special(base, status, length, snaplen, mac)
+                frame = self._special(ring, sock, base, status, length, snaplen, mac)
                 if frame is not None:
                     append(frame)
             else:
                 append(mm[base + mac : base + mac + snaplen])
-            mm[base : base + 4] = RX_RELEASE
-            slot = slot + 1 if slot + 1 < frame_count else 0
+            words[base >> 2] = TP_STATUS_KERNEL  # the slot is the kernel's again
+            slot += 1
+            if slot == count:
+                slot = base = 0
+            else:
+                base += frame_size
         ring.slot = slot
         self.stats.rx_frames += len(frames)
         return frames
 
-    def _special(self, base: int, status: int, length: int, snaplen: int,
-                 mac: int) -> bytes | None:
+    def _special(self, ring: _RxRing, sock: socket.socket, base: int, status: int,
+                 length: int, snaplen: int, mac: int) -> bytes | None:
         """A frame with offload work, a VLAN tag taken off, or too large for its slot."""
-        mm = self._rx_ring.mm
+        mm = ring.mm
         if status & TP_STATUS_COPY:
-            frame = self._read_copy(length)
+            frame = self._read_copy(sock, length)
         elif snaplen < length:
             self.stats.rx_truncated += 1  # no room for a copy: never hand on a cut frame
             return None
@@ -322,11 +402,11 @@ class PacketLink:
             self.stats.rx_offload += 1
         return frame
 
-    def _read_copy(self, length: int) -> bytes | None:
+    def _read_copy(self, sock: socket.socket, length: int) -> bytes | None:
         """The full copy of a frame larger than its slot, vnet header first."""
         buf = self._copy
         try:
-            got = self._rx.recv_into(buf, len(buf), _RECV_COPY_FLAGS)
+            got = sock.recv_into(buf, len(buf), _RECV_COPY_FLAGS)
         except OSError:
             self.stats.rx_truncated += 1
             return None
@@ -338,9 +418,9 @@ class PacketLink:
 
     def pending(self) -> bool:
         """True if ``recv_batch`` would return something now."""
-        ring = self._rx_ring
-        (status,) = TX_STATUS.unpack_from(ring.mm, ring.slot * ring.frame_size)
-        return bool(status & TP_STATUS_USER)
+        ring, ctl = self._rx_ring, self._ctl_ring
+        return bool(ring.mm[ring.slot * ring.frame_size] & TP_STATUS_USER
+                    or ctl.mm[ctl.slot * ctl.frame_size] & TP_STATUS_USER)
 
     # ------------------------------------------------------------ transmit
     def send_batch(self, frames: Sequence[bytes]) -> int:
@@ -384,31 +464,36 @@ class PacketLink:
         room = ring.frame_size - TX_DATA_OFFSET - VNET_HDR_LEN
         mm, frame_size, count = ring.mm, ring.frame_size, ring.frame_count
         slot = ring.next_slot
+        base = slot * frame_size
         queued = sent = 0
-        pack_header = TX_HEADER.pack_into
+        heads = ring.heads
         for frame in frames:
             size = len(frame)
             if size > room:
                 sent += self._flush(ring, queued)
                 slot = ring.next_slot
+                base = slot * frame_size
                 queued = 0
                 sent += self._send_each((frame,))
                 continue
-            base = slot * frame_size
-            data = base + TX_DATA_OFFSET
-            if type(frame) is OffloadFrame:
-                mm[data : data + VNET_HDR_LEN] = frame.vnet_header()
-            else:
-                mm[data : data + VNET_HDR_LEN] = VNET_NONE
-            data += VNET_HDR_LEN
-            mm[data : data + size] = frame
-            pack_header(mm, base, TP_STATUS_SEND_REQUEST, size + VNET_HDR_LEN,
-                        size + VNET_HDR_LEN)
-            slot = slot + 1 if slot + 1 < count else 0
+            head = heads.get(size) if type(frame) is not OffloadFrame else None
+            if head is None:
+                head = _tx_slot_head(size, vnet_header(frame))
+                if type(frame) is not OffloadFrame:
+                    heads[size] = head
+            # slot header, vnet header and frame in one store: the kernel reads the slot
+            # only inside our send(), never while it is written
+            mm[base : base + TX_FRAME_AT + size] = head + frame
             queued += 1
+            slot += 1
+            if slot == count:
+                slot = base = 0
+            else:
+                base += frame_size
             if queued == count:
                 sent += self._flush(ring, queued)
                 slot = ring.next_slot
+                base = slot * frame_size
                 queued = 0
         return sent + self._flush(ring, queued)
 
@@ -484,7 +569,10 @@ class PacketLink:
         with contextlib.suppress(OSError):
             self.set_promiscuous(False)
         self._promiscuous = False
-        _close_mapped(self._rx, self._rx_ring.mm)
+        self._rx_ring.close()
+        self._rx.close()
+        self._ctl_ring.close()
+        self._ctl.close()
         if self._tx_ring is not None:
             _close_mapped(self._tx_ring.sock, self._tx_ring.mm)
         self._tx.close()
@@ -494,6 +582,15 @@ class PacketLink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _tx_slot_head(size: int, vnet: bytes) -> bytes:
+    """The bytes before a ``size``-byte frame in a TX slot: the slot header (status
+    SEND_REQUEST, ``tp_len`` and ``tp_snaplen`` counting the vnet header), zeros up to
+    the data offset, the vnet header."""
+    length = size + VNET_HDR_LEN
+    header = TX_HEADER.pack(TP_STATUS_SEND_REQUEST, length, length)
+    return header + bytes(TX_DATA_OFFSET - len(header)) + vnet
 
 
 def _with_vlan_tag(frame: bytes, status: int, tci: int, tpid: int) -> bytes:
@@ -511,12 +608,14 @@ def _close_mapped(sock: socket.socket, ring: mmap.mmap) -> None:
     sock.close()
 
 
-def _open_rx(nic: NicInfo, config: RingConfig) -> tuple[socket.socket, _RxRing, bool]:
-    """Receive socket: ring and options set before bind, so no frame slips past them."""
+def _open_rx(nic: NicInfo, config: RingConfig, slots: int,
+             program: bytes) -> tuple[socket.socket, _RxRing, bool]:
+    """Receive socket (every frame the classic BPF ``program`` accepts): filter, ring and
+    options set before bind, so no frame slips past them."""
     frame_size = _rx_frame_size(nic.mtu, config.frame_size)
     block_size = max(PAGE_SIZE, frame_size)
     frames_per_block = block_size // frame_size
-    block_count = max(1, -(-config.frame_count // frames_per_block))
+    block_count = max(1, -(-slots // frames_per_block))
     frame_count = block_count * frames_per_block
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
     try:
@@ -525,6 +624,7 @@ def _open_rx(nic: NicInfo, config: RingConfig) -> tuple[socket.socket, _RxRing, 
         sock.setsockopt(SOL_PACKET, PACKET_COPY_THRESH, 1)
         _set_rcvbuf(sock, config.copy_buffer)
         check_outgoing = not _try_ignore_outgoing(sock)
+        _attach_filter(sock, program)
         req = TPACKET_REQ.pack(block_size, block_count, frame_size, frame_count)
         sock.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
         size = block_size * block_count
@@ -534,6 +634,13 @@ def _open_rx(nic: NicInfo, config: RingConfig) -> tuple[socket.socket, _RxRing, 
         sock.close()
         raise
     return sock, _RxRing(mm=mm, frame_size=frame_size, frame_count=frame_count), check_outgoing
+
+
+def _attach_filter(sock: socket.socket, program: bytes) -> None:
+    """SO_ATTACH_FILTER with a classic BPF ``program`` (the kernel copies it at once)."""
+    code = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HL", len(program) // 8, ctypes.addressof(code))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
 def _set_rcvbuf(sock: socket.socket, size: int) -> None:

@@ -384,11 +384,15 @@ class Arp:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` should run next, or None if nothing is pending."""
-        deadlines = [d for d in (self._nud.timers.next_deadline(), self._acd.timers.next_deadline())
-                     if d is not None]
-        if any(table.dying for table in self._tables.values()):
-            deadlines.append(self._now)
-        return min(deadlines) if deadlines else None
+        # asked after every batch of frames: no lists or generators on the way
+        first = self._nud.timers.next_deadline()
+        other = self._acd.timers.next_deadline()
+        if other is not None and (first is None or other < first):
+            first = other
+        for table in self._tables.values():
+            if table.dying:  # freed entries wait to be reaped at the next tick
+                return self._now if first is None or self._now < first else first
+        return first
 
     # -- agent API -------------------------------------------------------------
 

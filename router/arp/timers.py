@@ -68,9 +68,13 @@ class TimerHeap(Generic[T]):
     def next_deadline(self) -> float | None:
         """The earliest live deadline, discarding stale items on the way."""
         heap = self._heap
-        while heap and not self._live(heap[0]):
+        while heap:
+            item = heap[0]
+            obj = item[3]
+            if obj.timer_token == item[2] and self._alive(obj):  # _live, inlined: per batch
+                return item[0]
             heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        return None
 
     def compact(self, live_count: int) -> None:
         """Drop stale items when they outnumber the live ones (bounded memory)."""

@@ -154,9 +154,12 @@ class EngineCore:
 
     def next_deadline(self) -> float | None:
         """When :meth:`tick` should run next, or None if no timer is pending."""
-        deadlines = [d for d in (self.arp.next_deadline(), self.ipv4.next_deadline())
-                     if d is not None]
-        return min(deadlines) if deadlines else None
+        # asked after every batch of frames: two calls and a comparison, no list
+        first = self.arp.next_deadline()
+        other = self.ipv4.next_deadline()
+        if other is not None and (first is None or other < first):
+            return other
+        return first
 
     # == outputs ===========================================================
 
@@ -173,6 +176,14 @@ class EngineCore:
     def events_after(self, seq: int) -> tuple[list[Event], bool]:
         """Recent events after ``seq`` (a subscriber resuming), and whether some were lost."""
         return self.events.after(seq)
+
+    def client_output_pending(self) -> bool:
+        """Would ``drain_events``, ``drain_hook_output`` or ``drain_taps`` return anything?
+
+        One attribute test each: the agent's gate asks after every batch of frames and
+        drains only when the answer is yes (most batches produce none of these).
+        """
+        return self.events.pending or bool(self._hook_out) or bool(self._taps_open)
 
     def drain_hook_output(self) -> list[tuple[int, bytes]]:
         """Packets ``ngN`` interfaces sent to API-connected hooks, as ``(handle, packet)``."""

@@ -131,6 +131,11 @@ class EventLog:
         pending, self._pending = self._pending, []
         return pending
 
+    @property
+    def pending(self) -> bool:
+        """Are there events ``drain`` would return?"""
+        return bool(self._pending)
+
     def after(self, seq: int) -> tuple[list[Event], bool]:
         """Events with a sequence number above ``seq``, and whether some are gone."""
         ring = self._ring

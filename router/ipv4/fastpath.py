@@ -145,17 +145,20 @@ class FastPath:
         self._transmit = transmit
         self._caches: dict[int, dict[bytes, Entry]] = {}
         self._spreads: dict[int, dict[bytes, Spread]] = {}
-        self._key: tuple[object, ...] = ()
+        self._key: list[int] = []
         # (TTL, protocol, checksum) as on the wire -> the same 4 bytes after TTL - 1
         self._rewrites: dict[bytes, bytes] = {}
         self.hits = 0
 
     # -- validity --------------------------------------------------------
 
-    def _state_key(self) -> tuple[object, ...]:
+    def _state_key(self) -> list[int]:
+        # built once per batch: a flat list, no comprehension frame or nested tuples
         generation = self._arp.generation
-        return (self._routes.generation,
-                *[(ifp.index, ifp.generation, generation(ifp)) for ifp in self._dl.interfaces()])
+        key = [self._routes.generation]
+        for ifp in self._dl.interfaces():
+            key += (ifp.index, ifp.generation, generation(ifp))
+        return key
 
     def _revalidate(self) -> None:
         key = self._state_key()

@@ -1,15 +1,17 @@
 """The data-plane loop's behaviour with the kernel as the peer, not its speed.
 
 Frames of one flow keep their order (also when some of them are super-frames
-that reach the agent through the receive copy path), a lone frame leaves
-without waiting for a batch to fill, an idle agent does not spin, and the
-loop thread runs at the priority it asked for.
+that reach the agent through the receive copy path), ARP is answered while a
+flood keeps the receive ring full, a lone frame leaves without waiting for a
+batch to fill, an idle agent does not spin, and the loop thread runs at the
+priority it asked for.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 
 from tests.integration.conftest import B_ADDR, R_A_ADDR, AgentProc, Topology, ping
 from tests.integration.test_traffic import Peer, _run_peer
+from vrc.v1 import agent_pb2
 
 pytestmark = pytest.mark.integration
 
@@ -48,6 +51,28 @@ def test_frames_of_one_flow_are_not_reordered(agent: AgentProc, topo: Topology) 
     assert len(seen) >= BURST // 10
     assert seen == sorted(seen)  # and never swaps two
     assert len(set(seen)) == len(seen)
+
+
+def test_arp_is_answered_while_a_flood_fills_the_receive_ring(agent: AgentProc,
+                                                              topo: Topology) -> None:
+    """ARP has a ring of its own, read first: the kernel drops at a full ring whatever the
+    frame, so with one ring a flood would starve ARP (and every neighbour would fail).
+    The agent is paused while more datagrams than its ring holds land, then A asks for
+    R's MAC; the request must wait in the control ring and be answered."""
+    assert ping(topo.a, B_ADDR, count=1).returncode == 0  # ARP warm: the flood can leave A
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        _run_peer(topo.a, "udp-order-source", B_ADDR, str(ORDER_PORT), "20000", timeout=30)
+        arping = subprocess.Popen(topo.a.argv("arping", "-c", "1", "-w", "5", "-I", topo.a0,
+                                              R_A_ADDR), stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the request is in R's rings (or dropped) before the agent runs
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    out, _ = arping.communicate(timeout=15)
+    assert arping.returncode == 0, out
+    stats = agent.stub.GetStats(agent_pb2.GetStatsRequest(), timeout=10)
+    ring = next(link for link in stats.links if link.ifname == topo.ra)
+    assert ring.ring_drops > 0  # the main ring was full: the request could not have fit
 
 
 def test_a_lone_frame_is_forwarded_without_waiting_for_a_batch(agent: AgentProc,

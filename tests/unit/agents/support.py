@@ -357,6 +357,9 @@ class FakeEngine:
     def drain_taps(self) -> list[tuple[Tap, TapRecord]]:
         return [(tap, record) for tap in self.open_taps for record in tap.drain()]
 
+    def client_output_pending(self) -> bool:
+        return True  # the fake has no cheap answer: always drain
+
     def _tap(self, ifname: str, direction: str, frame: bytes) -> None:
         self.clock += 0.001
         ifp = self.ifps[ifname]

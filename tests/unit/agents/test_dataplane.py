@@ -116,6 +116,9 @@ class RecordingEngine:
     def drain_taps(self) -> list[Any]:
         return []
 
+    def client_output_pending(self) -> bool:
+        return False
+
 
 class Clock:
     def __init__(self, now: float = 100.0) -> None:
@@ -191,11 +194,33 @@ def test_wait_is_bounded_by_the_deadline_and_by_max_wait(setup: Any) -> None:
 
 def test_frames_beyond_one_batch_are_taken_next_iteration_without_waiting(setup: Any) -> None:
     engine, links, _clock, _gate, plane = setup
+    plane.max_wait = 5.0  # a wait would show: the eventfd of the fake ring stays readable
     links[1].deliver(*[bytes([i]) for i in range(6)])
+    started = time.monotonic()
     plane.run_once()
-    assert plane._timeout() == 0.0  # a ring still holds frames
-    plane.run_once()
+    plane.run_once()  # a ring still holds frames: taken at once
+    assert time.monotonic() - started < 1.0
     assert [len(frames) for _i, frames, _t in engine.received] == [4, 2]
+
+
+def test_an_iteration_with_frames_waiting_never_polls(setup: Any) -> None:
+    """Frames already in a ring are taken without asking poll (which costs a syscall)."""
+    engine, links, _clock, _gate, plane = setup
+    polled: list[int] = []
+    real_poll = plane._poll
+
+    class CountingPoll:
+        def poll(self, millis: int) -> list[tuple[int, int]]:
+            polled.append(millis)
+            return real_poll.poll(millis)
+
+    plane._poll = CountingPoll()  # type: ignore[assignment]
+    links[1].deliver(b"f1")
+    plane.run_once()
+    assert polled == []
+    assert engine.received[0][1] == [b"f1"]
+    plane.run_once()  # every ring empty now: it sleeps in poll (bounded by max_wait)
+    assert polled == [50]
 
 
 def test_api_call_through_the_gate_wakes_the_running_loop(setup: Any) -> None:
@@ -309,3 +334,41 @@ def test_a_normal_priority_loop_keeps_the_default_scheduling() -> None:
         assert plane.granted_priority == "normal"
     finally:
         plane.stop()
+
+
+def test_a_saturated_realtime_loop_rests_at_normal_priority_then_returns_to_realtime(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above MAX_SHARE of a window the loop drops to SCHED_OTHER for REST seconds (it keeps
+    running: no sleep) and then asks for SCHED_RR again; below it, nothing changes."""
+    from agents import dataplane as module
+
+    policies: list[int] = []
+    monkeypatch.setattr(module.os, "sched_setscheduler",
+                        lambda pid, policy, param: policies.append(policy))
+    slept: list[float] = []
+    monkeypatch.setattr(module.time, "sleep", slept.append)
+    plane = DataPlane(Gate(RecordingEngine()), {}, max_wait=0.0)
+    plane.granted_priority = "realtime"
+    wall = cpu = 100.0
+    plane._wall, plane._cpu = (lambda: wall), (lambda: cpu)
+    plane._window_start, plane._window_cpu = wall, cpu
+    plane._window_end = wall + module.PACE_WINDOW
+
+    wall += module.PACE_WINDOW
+    cpu += 0.5 * module.PACE_WINDOW  # half busy: no rest
+    plane._pace()
+    assert policies == [] and plane.stats.rests == 0
+
+    wall += module.PACE_WINDOW
+    cpu += 0.99 * module.PACE_WINDOW  # saturated: rest at normal priority
+    plane._pace()
+    assert policies == [os.SCHED_OTHER] and plane.stats.rests == 1
+    wall += module.REST / 2
+    plane._pace()  # still resting
+    assert policies == [os.SCHED_OTHER]
+    wall += module.REST
+    cpu += module.REST  # it kept forwarding through the rest
+    plane._pace()
+    assert policies == [os.SCHED_OTHER, os.SCHED_RR]
+    assert slept == []  # never slept
+    plane.stop()

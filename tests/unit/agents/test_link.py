@@ -40,12 +40,14 @@ def _slot(ring: mmap.mmap, index: int, data: bytes, status: int = USER, pkttype:
     ring[base + MAC_OFFSET : base + MAC_OFFSET + len(data)] = data
 
 
-def _rx_link(slots: int, check_outgoing: bool = False) -> Any:
-    # an anonymous mapping: slices of it are bytes, as of the kernel's ring
+def _rx_link(slots: int, check_outgoing: bool = False, control_slots: int = 4) -> Any:
+    # anonymous mappings: slices of them are bytes, as of the kernel's rings
     ring = _RxRing(mm=mmap.mmap(-1, slots * SLOT), frame_size=SLOT, frame_count=slots)
+    control = _RxRing(mm=mmap.mmap(-1, control_slots * SLOT), frame_size=SLOT,
+                      frame_count=control_slots)
     nic = NicInfo("eth9", 9, b"\x02" * 6, 1500)
     return PacketLink(nic, RingConfig(frame_count=slots), None,  # type: ignore[arg-type]
-                      ring, None, None, check_outgoing)  # type: ignore[arg-type]
+                      ring, None, None, check_outgoing, None, control)  # type: ignore[arg-type]
 
 
 def _status(link: Any, index: int) -> int:
@@ -61,6 +63,24 @@ def test_recv_batch_copies_every_user_slot_in_order_and_releases_it() -> None:
     assert link.recv_batch() == frames
     assert [_status(link, i) for i in range(3)] == [0, 0, 0]  # TP_STATUS_KERNEL
     assert link._rx_ring.slot == 3
+    assert link.pending() is False
+
+
+def test_control_ring_frames_come_first_and_share_the_batch_limit() -> None:
+    """ARP waiting on the control ring is taken before the main ring's frames, so a flood
+    that keeps the main ring full cannot hold it back; the batch limit counts both."""
+    link = _rx_link(8)
+    for index in range(4):
+        _slot(link._rx_ring.mm, index, bytes([index]) * 64)
+    _slot(link._ctl_ring.mm, 0, b"arp1" * 15)
+    _slot(link._ctl_ring.mm, 1, b"arp2" * 15)
+    assert link.pending() is True
+    assert link.recv_batch(3) == [b"arp1" * 15, b"arp2" * 15, b"\x00" * 64]
+    assert link._ctl_ring.slot == 2 and link._rx_ring.slot == 1
+    assert link.recv_batch(10) == [bytes([n]) * 64 for n in range(1, 4)]
+    _slot(link._ctl_ring.mm, 2, b"arp3" * 15)
+    assert link.pending() is True  # the control ring alone makes the link readable
+    assert link.recv_batch(10) == [b"arp3" * 15]
     assert link.pending() is False
 
 

@@ -53,6 +53,9 @@ class SnapshotEngine:
     def drain_taps(self) -> list[Any]:
         return []
 
+    def client_output_pending(self) -> bool:
+        return False
+
 
 class StatLink:
     ifname = "eth0"
