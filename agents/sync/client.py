@@ -51,7 +51,7 @@ from agents.sync.dial import check_targets, open_channel
 from agents.sync.engine_port import RouteInstaller
 from agents.sync.items import ItemError, Spec
 from agents.sync.state import Assembler, ProtocolError, SyncState, VersionUpdate
-from agents.sync.wire import error_to_pb, item_to_pb
+from agents.sync.wire import error_to_pb, fit_lists, item_to_pb
 from serving.logs import get_logger
 from serving.tls import TlsConfig
 from vrc.v1 import controller_pb2, controller_pb2_grpc
@@ -348,12 +348,17 @@ class SyncClient:
             version = self._applied_version
             ledger = set(self._state.ledger)
         config = self.config
-        return controller_pb2.SyncHello(
+        hello = controller_pb2.SyncHello(
             host_id=config.host_id, agent_endpoint=config.agent_endpoint,
             nics=[controller_pb2.Nic(name=n.name, mac=n.mac, mtu=n.mtu) for n in config.nics],
             software_version=config.software_version, applied_version=version,
             local_items=[item_to_pb(key, spec) for key, spec in sorted(observed.items())
                          if key not in ledger])
+        left_out = fit_lists(hello, ("local_items",))
+        if left_out:
+            self.log.warning("hello too large: local items left out of it", left_out=left_out,
+                             sent=len(hello.local_items))
+        return hello
 
     # --- the apply thread ---------------------------------------------------------------
 
@@ -444,6 +449,10 @@ class SyncClient:
                 errors=[error_to_pb(e) for e in state.errors()],
                 drift=[error_to_pb(d) for d in self._drift],
                 local_items=[item_to_pb(key, spec) for key, spec in sorted(state.local.items())])
+        left_out = fit_lists(ack, ("local_items", "drift", "errors"))
+        if left_out:
+            self.log.warning("ACK too large: entries left out of it (local items first, then "
+                             "drift, then failed items)", left_out=left_out, version=ack.version)
         if session is self._session and session.send(controller_pb2.SyncRequest(ack=ack)):
             if report:
                 self.stats.reports += 1

@@ -10,6 +10,7 @@ version is applied.
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 from agents.sync.items import (
     AliasSpec,
@@ -125,3 +126,36 @@ def error_to_pb(error: ItemError) -> controller_pb2.SyncItemError:
     return controller_pb2.SyncItemError(key=error.key, code=error.code, message=error.message,
                                         fingerprint=error.fingerprint)
 
+
+
+#: What an agent's Sync message may weigh: the controller takes up to 4 MiB
+#: (``controller.daemon.MAX_SYNC_MESSAGE_BYTES``); this leaves room for the rest.
+MAX_REPORT_BYTES = 3 * 1024 * 1024
+
+
+def fit_lists(message: Any, fields: tuple[str, ...], limit: int = MAX_REPORT_BYTES) -> int:
+    """Cut the repeated ``fields`` of ``message`` (in that order: the first goes first)
+    until it weighs at most ``limit`` bytes; how many entries were left out.
+
+    A hello or an ACK that the controller refuses for its size would be refused at
+    every redial: better a report that names the first tens of thousands of items
+    than none (the agent logs what it left out).
+    """
+    dropped = 0
+    for name in fields:
+        entries = getattr(message, name)
+        excess = message.ByteSize() - limit
+        if excess <= 0:
+            break
+        keep = len(entries)
+        while keep and excess > 0:
+            size = entries[keep - 1].ByteSize()
+            excess -= size + 1 + _varint_len(size)  # the field's tag (one byte) and length
+            keep -= 1
+        dropped += len(entries) - keep
+        del entries[keep:]
+    return dropped
+
+
+def _varint_len(value: int) -> int:
+    return max(1, (value.bit_length() + 6) // 7)

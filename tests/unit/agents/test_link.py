@@ -19,8 +19,8 @@ from agents.link import (
     NicInfo,
     PacketLink,
     RingConfig,
-    _RxRing,
-    _TxRing,
+    RxRing,
+    TxRing,
 )
 from router.offload import OffloadFrame
 
@@ -42,8 +42,8 @@ def _slot(ring: mmap.mmap, index: int, data: bytes, status: int = USER, pkttype:
 
 def _rx_link(slots: int, check_outgoing: bool = False, control_slots: int = 4) -> Any:
     # anonymous mappings: slices of them are bytes, as of the kernel's rings
-    ring = _RxRing(mm=mmap.mmap(-1, slots * SLOT), frame_size=SLOT, frame_count=slots)
-    control = _RxRing(mm=mmap.mmap(-1, control_slots * SLOT), frame_size=SLOT,
+    ring = RxRing(mm=mmap.mmap(-1, slots * SLOT), frame_size=SLOT, frame_count=slots)
+    control = RxRing(mm=mmap.mmap(-1, control_slots * SLOT), frame_size=SLOT,
                       frame_count=control_slots)
     nic = NicInfo("eth9", 9, b"\x02" * 6, 1500)
     return PacketLink(nic, RingConfig(frame_count=slots), None,  # type: ignore[arg-type]
@@ -149,11 +149,11 @@ def test_a_frame_cut_short_without_a_copy_is_dropped_never_handed_on() -> None:
     assert _status(link, 0) == 0
 
 
-def _tx_ring(slots: int, statuses: list[int], next_slot: int = 0) -> _TxRing:
+def _tx_ring(slots: int, statuses: list[int], next_slot: int = 0) -> TxRing:
     mm = bytearray(slots * 2048)
     for slot, status in enumerate(statuses):
         struct.pack_into("=I", mm, slot * 2048, status)
-    return _TxRing(sock=None, mm=mm, frame_size=2048, frame_count=slots,  # type: ignore[arg-type]
+    return TxRing(sock=None, mm=mm, frame_size=2048, frame_count=slots,  # type: ignore[arg-type]
                    next_slot=next_slot)
 
 
