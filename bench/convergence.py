@@ -404,6 +404,9 @@ class AckFleet:
                   f"e.g. {self.failures[0]}", file=sys.stderr, flush=True)
         for task in self._tasks:
             task.cancel()
+        # every stream ended before its channel closes (else asyncio reports each pending
+        # request iterator at exit)
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for channel in self._channels:
             await channel.close()
 
