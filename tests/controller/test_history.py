@@ -206,8 +206,8 @@ def test_pruning_in_batches_deletes_everything_asked(etcd: TestEtcd,
 def test_pruning_while_writers_write_never_loses_a_record_it_should_keep(
         etcd: TestEtcd) -> None:
     """Writers commit audited writes while a pruner keeps the trail at 25 records: after a
-    last round, the newest 25 committed revisions are all there, and nothing older than
-    what was pruned came back."""
+    last round, 25 records are left, the newest by the writers' clocks (within the writers
+    in flight of the newest by revision), and nothing older than what was pruned came back."""
     store = audited_store(etcd)
     keep = 25
     committed: list[int] = []
@@ -236,7 +236,14 @@ def test_pruning_while_writers_write_never_loses_a_record_it_should_keep(
     prune.join(60)
     store.prune_history(now=time.time(), max_records=keep)
     present = [revision for revision, _ in trail(store)]
-    assert present == sorted(committed)[-keep:]
+    newest = sorted(committed)
+    assert len(present) == keep and set(present) <= set(committed)
+    # Records sort by their writer's clock, read before the commit: with 3 writers one
+    # record can sort behind at most the 2 others in flight with it, so the count bound
+    # keeps the newest 25 by that order: at most 2 places from the newest by revision.
+    writers = len(threads)
+    assert min(present) >= newest[-keep - (writers - 1)]
+    assert set(newest[-keep + writers - 1:]) <= set(present)
 
 
 def test_the_pruner_thread_prunes_at_start_and_stops(etcd: TestEtcd) -> None:
