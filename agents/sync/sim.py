@@ -125,6 +125,16 @@ class InProcessAgent:
         return str(self.gate.call(lambda e: e.get_policy()))
 
 
+def queued_requests(first: controller_pb2.SyncRequest,
+                    outbox: queue.SimpleQueue[controller_pb2.SyncRequest | None]
+                    ) -> Iterator[controller_pb2.SyncRequest]:
+    """A Sync request stream: ``first`` (the hello), then what is put on ``outbox`` until
+    a None ends it."""
+    yield first
+    while (message := outbox.get()) is not None:
+        yield message
+
+
 class AckingAgent:
     """The lightest Sync peer: says hello, takes whole versions and acknowledges each at
     once, applying nothing (no engine). For benchmarks that need hundreds of hosts in one
@@ -149,19 +159,10 @@ class AckingAgent:
                   for n, name in enumerate(nics)])
         InProcessAgent._count += 1
         self._call = controller_pb2_grpc.ControllerStub(self._channel).Sync(
-            self._requests(controller_pb2.SyncRequest(hello=hello)))
+            queued_requests(controller_pb2.SyncRequest(hello=hello), self._out))
         self._thread = threading.Thread(target=self._read, name=f"acking-{host_id}",
                                         daemon=True)
         self._thread.start()
-
-    def _requests(self, hello: controller_pb2.SyncRequest
-                  ) -> Iterator[controller_pb2.SyncRequest]:
-        yield hello
-        while True:
-            message = self._out.get()
-            if message is None:
-                return
-            yield message
 
     def _read(self) -> None:
         assembler = Assembler()

@@ -27,7 +27,7 @@ from typing import Any
 import grpc
 import structlog
 
-from agents.sync.sim import InProcessAgent
+from agents.sync.sim import InProcessAgent, queued_requests
 from controller.daemon import Controller, ControllerOptions
 from controller.etcd import EtcdConfig
 from serving.logs import get_logger
@@ -131,17 +131,9 @@ class RawAgent:
                              nics=[pb.Nic(name=n, mac="02:00:00:00:00:09", mtu=1500)
                                    for n in self.nics], software_version="raw")
         self._call = controller_pb2_grpc.ControllerStub(self._channel).Sync(
-            self._requests(pb.SyncRequest(hello=hello)))
+            queued_requests(pb.SyncRequest(hello=hello), self._out))
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-
-    def _requests(self, hello: pb.SyncRequest) -> Iterator[pb.SyncRequest]:
-        yield hello
-        while True:
-            message = self._out.get()
-            if message is None:
-                return
-            yield message
 
     def _read(self) -> None:
         try:
