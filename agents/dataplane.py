@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from router import IfFlags
+from router.offload import Outgoing
 
 #: How the loop thread asks the scheduler for its core (docs/agent.md, "Priority").
 PRIORITIES = ("realtime", "high", "normal")
@@ -78,7 +79,7 @@ class Link(Protocol):
 
     def pending(self) -> bool: ...
 
-    def send_batch(self, frames: list[bytes]) -> int: ...
+    def send_batch(self, frames: list[Outgoing]) -> int: ...
 
     def set_promiscuous(self, on: bool) -> None: ...
 
@@ -366,7 +367,7 @@ class DataPlane:
                 self.stats.frames_in += len(frames)
         return batches
 
-    def _run_engine(self, batches: list[tuple[int, list[bytes]]]) -> list[tuple[int, bytes]]:
+    def _run_engine(self, batches: list[tuple[int, list[bytes]]]) -> list[tuple[int, Outgoing]]:
         with self.gate.locked() as engine:
             now = self.clock()
             for ifindex, frames in batches:
@@ -374,7 +375,7 @@ class DataPlane:
             if self._deadline is not None and now >= self._deadline:
                 engine.tick(now)
                 self.stats.ticks += 1
-            output: list[tuple[int, bytes]] = engine.transmit()  # a fresh list (drained)
+            output: list[tuple[int, Outgoing]] = engine.transmit()  # a fresh list (drained)
             self._deadline = engine.next_deadline()
             if self._changed:
                 self._changed = False
@@ -397,14 +398,14 @@ class DataPlane:
                 if self.log is not None:
                     self.log.info("promiscuous mode", ifname=link.ifname, on=wanted)
 
-    def _transmit(self, output: list[tuple[int, bytes]]) -> None:
+    def _transmit(self, output: list[tuple[int, Outgoing]]) -> None:
         if len(output) == 1:  # a lone frame (a ping, an ARP answer): no grouping
             ifindex, frame = output[0]
             self._send(ifindex, [frame])
             return
-        per_link: dict[int, list[bytes]] = {}
+        per_link: dict[int, list[Outgoing]] = {}
         last_ifindex = -1
-        bucket: list[bytes] = []
+        bucket: list[Outgoing] = []
         for ifindex, frame in output:
             if ifindex != last_ifindex:  # forwarded bursts go out one interface in a row
                 bucket = per_link.setdefault(ifindex, [])
@@ -413,7 +414,7 @@ class DataPlane:
         for ifindex, frames in per_link.items():
             self._send(ifindex, frames)
 
-    def _send(self, ifindex: int, frames: list[bytes]) -> None:
+    def _send(self, ifindex: int, frames: list[Outgoing]) -> None:
         link = self.links.get(ifindex)
         if link is None:
             self.stats.tx_unroutable += len(frames)

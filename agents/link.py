@@ -83,7 +83,14 @@ from agents.packet_socket import (
     open_tx_ring,
     read_nic,
 )
-from router.offload import VNET_HDR_LEN, VNET_NONE, OffloadFrame, vnet_header
+from router.offload import (
+    VNET_HDR_LEN,
+    VNET_NONE,
+    OffloadFrame,
+    Outgoing,
+    SplicedFrame,
+    vnet_header,
+)
 
 
 @dataclass(slots=True)
@@ -272,7 +279,7 @@ class PacketLink:
                     or ctl.mm[ctl.slot * ctl.frame_size] & TP_STATUS_USER)
 
     # ------------------------------------------------------------ transmit
-    def send_batch(self, frames: Sequence[bytes]) -> int:
+    def send_batch(self, frames: Sequence[Outgoing]) -> int:
         """Transmit ``frames`` in order; returns how many the kernel took. Never raises."""
         if not frames:
             return 0
@@ -283,12 +290,14 @@ class PacketLink:
             return self._send_each(frames)
         return self._send_ring(ring, frames)
 
-    def _send_each(self, frames: Sequence[bytes]) -> int:
+    def _send_each(self, frames: Sequence[Outgoing]) -> int:
         sent = 0
         send, sendmsg = self._tx.send, self._tx.sendmsg
         for frame in frames:
             try:
-                if type(frame) is OffloadFrame:
+                if type(frame) is SplicedFrame:  # its pieces as iovecs: the kernel joins them
+                    sendmsg((frame.vnet_header(), frame.head, frame.rest))
+                elif type(frame) is OffloadFrame:
                     sendmsg((frame.vnet_header(), frame))
                 else:
                     send(VNET_NONE + frame)
@@ -298,7 +307,7 @@ class PacketLink:
         self.stats.tx_frames += sent
         return sent
 
-    def _send_ring(self, ring: TxRing, frames: Sequence[bytes]) -> int:
+    def _send_ring(self, ring: TxRing, frames: Sequence[Outgoing]) -> int:
         """Fill consecutive slots from where the kernel's ring head stands, then flush.
 
         The kernel walks the ring from its own head and stops at the first
@@ -325,6 +334,8 @@ class PacketLink:
                 queued = 0
                 sent += self._send_each((frame,))
                 continue
+            if type(frame) is SplicedFrame:  # fits a slot: its one copy is the join
+                frame = frame.joined()
             head = heads.get(size) if type(frame) is not OffloadFrame else None
             if head is None:
                 head = _tx_slot_head(size, vnet_header(frame))

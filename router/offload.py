@@ -109,9 +109,53 @@ class OffloadFrame(bytes):
                 f"csum={self.csum_start}+{self.csum_offset})")
 
 
-def vnet_header(frame: bytes) -> bytes:
+#: Frames from this size up are queued spliced (:class:`SplicedFrame`) by the fast path;
+#: below it a join costs less than the object and the extra iovec.
+SPLICE_MIN = 2048
+
+
+class SplicedFrame:
+    """A forwarded frame kept as two pieces: its rewritten head and a view of the rest of
+    the frame it was received as, with that frame's offload description.
+
+    Joining the pieces into an ``OffloadFrame`` reads and writes a 64 KiB super-frame
+    three times in Python (the join, then the ``bytes`` subclass, zero-filled and
+    copied into); an interface whose driver sends scatter-gather (``Interface.offload``:
+    the agent's links, ``sendmsg`` with one iovec per piece) takes the pieces as they
+    are. So the fast path queues this instead of a joined frame for such interfaces,
+    for frames of at least :data:`SPLICE_MIN` bytes. ``joined()`` gives the frame as
+    the generic path would have queued it.
+    """
+
+    __slots__ = ("head", "rest", "source")
+
+    def __init__(self, head: bytes, source: OffloadFrame, start: int, end: int) -> None:
+        self.head = head  # the new link header and the first IPv4 bytes, TTL and checksum
+        self.source = source  # the received frame: the rest is a view into it
+        self.rest = memoryview(source)[start:end]
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self.rest)
+
+    def vnet_header(self) -> bytes:
+        """The description to send in front (the pieces keep the received offsets)."""
+        return self.source.vnet_header()
+
+    def joined(self) -> OffloadFrame:
+        """The frame in one piece, with its description (one join and one copy)."""
+        return self.source.derive(b"".join((self.head, self.rest)))
+
+    def __repr__(self) -> str:
+        return f"SplicedFrame(head={len(self.head)}, rest={len(self.rest)}, {self.source!r})"
+
+
+#: What a transmit queue holds: a frame, or (out of an interface with offload) one spliced.
+Outgoing = bytes | SplicedFrame
+
+
+def vnet_header(frame: Outgoing) -> bytes:
     """The header to send in front of ``frame``."""
-    if type(frame) is OffloadFrame:
+    if type(frame) is OffloadFrame or type(frame) is SplicedFrame:
         return frame.vnet_header()
     return VNET_NONE
 

@@ -106,7 +106,9 @@ class Engine(EngineCore):
         ``offload``: its driver hands frames with offload work left (a partial
         checksum, a GSO super-frame: ``router.offload``) to a kernel that
         finishes them, as the agent's AF_PACKET links do; without it the
-        engine does that work itself before such a frame leaves.
+        engine does that work itself before such a frame leaves. Such a
+        driver also sends scatter-gather: forwarded super-frames leave by it
+        as ``SplicedFrame`` pieces (``transmit``).
 
         ``EINVAL`` for an empty name, a MAC that is not 6 bytes of unicast or
         an MTU outside 68..9216; ``EBUSY``/``EEXIST`` if the name is taken. A

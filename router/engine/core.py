@@ -46,7 +46,7 @@ from router.link.io import output_one
 from router.ng.hooks import NgHook
 from router.ng.iface import NetgraphIfaces
 from router.ng.tap import DEFAULT_MAX_QUEUED, Tap, TapRecord, Taps
-from router.offload import OffloadError, OffloadFrame, finish
+from router.offload import OffloadError, OffloadFrame, Outgoing, finish
 
 ETHER_FLAGS = IfFlags.BROADCAST | IfFlags.MULTICAST | IfFlags.SIMPLEX
 _ARP_HIGH, _ARP_LOW = ETHERTYPE_ARP.to_bytes(2, "big")
@@ -73,7 +73,7 @@ class EngineCore:
         self.now = 0.0
         self.events = EventLog(config.event_history)
         self.no_interface_drops = 0  # frames given for an index with no attached interface
-        self._transmit: list[tuple[int, bytes]] = []
+        self._transmit: list[tuple[int, Outgoing]] = []
         self._hook_out: list[tuple[int, bytes]] = []
         self._hooks: dict[int, tuple[NgHook, HookOutlet]] = {}
         self._next_handle = 1
@@ -163,8 +163,13 @@ class EngineCore:
 
     # == outputs ===========================================================
 
-    def transmit(self) -> list[tuple[int, bytes]]:
-        """Frames to put on the wire, as ``(ifindex, frame)``, oldest first (drained)."""
+    def transmit(self) -> list[tuple[int, Outgoing]]:
+        """Frames to put on the wire, as ``(ifindex, frame)``, oldest first (drained).
+
+        A frame is ``bytes`` (an ``OffloadFrame`` when it carries offload work), or, out
+        of an interface added with ``offload=True``, possibly a ``SplicedFrame``: a
+        forwarded super-frame in two pieces for a scatter-gather send (``joined()``
+        gives it whole)."""
         out = self._transmit[:]
         self._transmit.clear()
         return out

@@ -20,7 +20,7 @@ from router.errors import EINVAL, EOPNOTSUPP
 from router.events import Event
 from router.link.ifnet import Interface
 from router.ng.tap import Taps
-from router.offload import OffloadFrame
+from router.offload import OffloadFrame, Outgoing
 
 #: Ethernet MTU bounds: RFC 791's 68 up to a 9216-byte jumbo frame.
 ETHER_MTU_MIN = 68
@@ -42,7 +42,7 @@ class QueueDriver:
 
     __slots__ = ("_clock", "_queue", "_taps")
 
-    def __init__(self, queue: list[tuple[int, bytes]], taps: Taps,
+    def __init__(self, queue: list[tuple[int, Outgoing]], taps: Taps,
                  clock: Callable[[], float]) -> None:
         self._queue = queue
         self._taps = taps

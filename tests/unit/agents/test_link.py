@@ -22,7 +22,7 @@ from agents.link import (
     RxRing,
     TxRing,
 )
-from router.offload import OffloadFrame
+from router.offload import OffloadFrame, SplicedFrame
 
 SLOT = 2048
 MAC_OFFSET = 76  # tpacket_rcv: TPACKET_ALIGN(52 + 16) + 10 (vnet header) - 14
@@ -180,6 +180,7 @@ class _Sock:
     def __init__(self) -> None:
         self.flushes = 0
         self.sent: list[bytes] = []
+        self.iovecs: list[int] = []  # buffers per sendmsg
 
     def send(self, data: bytes) -> int:
         if data:
@@ -189,6 +190,7 @@ class _Sock:
         return len(data)
 
     def sendmsg(self, buffers: tuple[bytes, ...]) -> int:
+        self.iovecs.append(len(buffers))
         return self.send(b"".join(buffers))
 
 
@@ -220,3 +222,34 @@ def test_a_frame_larger_than_a_slot_leaves_by_the_plain_socket_in_its_place() ->
     assert link._send_ring(ring, [b"\x01" * 60, big, b"\x02" * 60]) == 3
     assert sock.flushes == 2  # the slot before the big frame left before it
     assert plain.sent == [struct.pack("=BBHHHH", 1, 1, 66, 1448, 34, 16) + bytes(big)]
+
+
+def _spliced(payload: bytes) -> SplicedFrame:
+    received = OffloadFrame.make(b"\x11" * 26 + payload, 1, 1, 66, 1448, 34, 16)
+    return SplicedFrame(b"\x22" * 26, received, 26, len(received))
+
+
+def test_a_spliced_super_frame_leaves_as_its_pieces_with_the_received_description() -> None:
+    sock, plain = _Sock(), _Sock()
+    ring = _tx_ring(4, [TP_STATUS_AVAILABLE] * 4)
+    ring.sock = sock  # type: ignore[assignment]
+    link = _rx_link(1)
+    link._tx = plain
+    big = _spliced(b"\x77" * 30000)
+    assert link._send_ring(ring, [b"\x01" * 60, big]) == 2
+    assert plain.iovecs == [3]  # vnet header, new head, a view of the received rest
+    assert plain.sent == [struct.pack("=BBHHHH", 1, 1, 66, 1448, 34, 16)
+                          + b"\x22" * 26 + b"\x77" * 30000]
+
+
+def test_a_spliced_frame_that_fits_a_slot_is_written_into_it_joined() -> None:
+    sock = _Sock()
+    ring = _tx_ring(4, [TP_STATUS_AVAILABLE] * 4)
+    ring.sock = sock  # type: ignore[assignment]
+    link = _rx_link(1)
+    small = _spliced(b"\x33" * 1000)
+    assert link._send_ring(ring, [small]) == 1
+    status, length, _snaplen = struct.unpack_from("=III", ring.mm, 0)
+    assert (status, length) == (TP_STATUS_SEND_REQUEST, 10 + 26 + 1000)
+    assert struct.unpack_from("=BBHHHH", ring.mm, 32) == (1, 1, 66, 1448, 34, 16)
+    assert bytes(ring.mm[42 : 42 + 1026]) == b"\x22" * 26 + b"\x33" * 1000
