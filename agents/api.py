@@ -401,6 +401,7 @@ def stats_to_pb(snap: StatsSnapshot) -> agent_pb2.GetStatsResponse:
             for ifp in snap.interfaces],
         links=[agent_pb2.LinkStats(
             ifname=link.ifname, receive_frames=link.counts["rx_frames"],
+            receive_local_frames=link.counts["rx_local"],
             transmit_frames=link.counts["tx_frames"], transmit_errors=link.counts["tx_errors"],
             transmit_oversize=link.counts["tx_oversize"],
             ring_drops=link.counts["kernel_drops"], promiscuous=link.promiscuous,

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from agents.packet_socket import LOCAL_FILTER_MAX
 from router import IfFlags
 from router.offload import Outgoing
 
@@ -166,18 +167,23 @@ class DataPlane:
         self._deadline: float | None = None
         self._wake_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._changed = True  # check promiscuous needs on the first iteration
+        self._local_ring_off_logged = False
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._poll = select.poll()
         for link in self.links.values():
             self._poll.register(link.fileno(), POLL_IN)
-            control = getattr(link, "control_fileno", None)  # PacketLink's ARP ring
-            if control is not None:
-                self._poll.register(control(), POLL_IN)
+            for ring in ("control_fileno", "local_fileno"):  # PacketLink's ARP and local rings
+                fileno = getattr(link, ring, None)
+                if fileno is not None:
+                    self._poll.register(fileno(), POLL_IN)
         self._poll.register(self._wake_fd, select.POLLIN)
         # bound methods looked up once: the loop calls them every iteration
         self._receivers = tuple((ifindex, link.recv_batch) for ifindex, link in self.links.items())
         self._pending = tuple(link.pending for link in self.links.values())
+        self._local_followers = tuple(  # PacketLink's local ring follows our addresses
+            (link, link.set_local_addresses) for link in self.links.values()
+            if hasattr(link, "set_local_addresses"))
         gate.on_change = self.wake  # API calls wake the loop from now on
 
     # ------------------------------------------------------------ lifecycle
@@ -380,7 +386,27 @@ class DataPlane:
             if self._changed:
                 self._changed = False
                 self._sync_promiscuous(engine)
+                self._sync_local_addresses(engine)
         return output
+
+    def _sync_local_addresses(self, engine: Any) -> None:
+        """Each link's local ring takes frames to the engine's addresses (once per change;
+        the filters are only rewritten when the set differs)."""
+        if not self._local_followers:
+            return
+        keys = engine.local_address_keys()
+        for link, follow in self._local_followers:
+            try:
+                fits = follow(keys)
+            except OSError as exc:
+                if self.log is not None:
+                    self.log.warning("local ring filter change failed", ifname=link.ifname,
+                                     error=str(exc))
+                continue
+            if not fits and not self._local_ring_off_logged and self.log is not None:
+                self._local_ring_off_logged = True
+                self.log.info("too many addresses for the local ring: frames to them share "
+                              "the main ring", addresses=len(keys), limit=LOCAL_FILTER_MAX)
 
     def _sync_promiscuous(self, engine: Any) -> None:
         """Promiscuous membership follows ``wanted_promiscuous`` (docs/agent.md)."""

@@ -10,8 +10,12 @@ before the frame: partial checksum, GSO type and size) in the slot; frames
 larger than a slot (GSO super-frames of up to 64 KiB) are marked
 ``TP_STATUS_COPY`` and their full copy, header included, waits on the
 socket's receive queue in ring order (``PACKET_COPY_THRESH``), read with one
-``recv_into``. ARP has a small ring of its own (classic BPF filters split the
-two), read first, so a flood that keeps the main ring full cannot starve it.
+``recv_into``. ARP has a small ring of its own, and so has IPv4 to the engine's
+own addresses (the local ring: pings to the router itself); classic BPF filters
+split the three, and the small rings are read first, so a flood that keeps the
+main ring full cannot starve ARP nor delay traffic to the router.
+:meth:`PacketLink.set_local_addresses` rewrites the local and main filters when the
+addresses change.
 docs/agent.md has the measurements behind these choices.
 
 Transmit: every frame goes out with a ``virtio_net_hdr`` in front of it (all
@@ -37,13 +41,15 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 from agents.packet_socket import (
     CONTROL_SLOTS,
     COPY_BUFFER,
     ETH_P_8021Q,
+    LOCAL_FILTER_MAX,
+    LOCAL_SLOTS,
     NOT_ARP,
     ONLY_ARP,
     PACKET_ADD_MEMBERSHIP,
@@ -77,7 +83,10 @@ from agents.packet_socket import (
     RxRing,
     TxMode,
     TxRing,
+    attach_filter,
     close_mapped,
+    local_filter,
+    main_filter,
     open_plain_tx,
     open_rx,
     open_tx_ring,
@@ -98,6 +107,7 @@ class LinkStats:
     """What the link itself counted (the engine counts the rest)."""
 
     rx_frames: int = 0
+    rx_local: int = 0  # of them, from the local ring (IPv4 to the engine's own addresses)
     rx_outgoing_skipped: int = 0
     rx_offload: int = 0  # frames handed on with a partial checksum or GSO
     rx_copies: int = 0  # frames larger than a slot, read from the socket queue
@@ -127,6 +137,11 @@ class PacketLink:
     #: ring cannot starve ARP answers (the kernel drops at a full ring, whatever the frame)
     _ctl: socket.socket
     _ctl_ring: RxRing
+    #: IPv4 to the engine's own addresses on a ring of its own, read after ARP: a flood
+    #: through the router cannot delay traffic to it (the addresses: ``set_local_addresses``)
+    _local: socket.socket
+    _local_ring: RxRing
+    _local_addresses: tuple[bytes, ...] = ()
     _copy: bytearray = field(default_factory=lambda: bytearray(COPY_BUFFER))
     _promiscuous: bool = False
     stats: LinkStats = field(default_factory=LinkStats)
@@ -142,6 +157,8 @@ class PacketLink:
         try:
             ctl, ctl_ring, _ = open_rx(nic, config, CONTROL_SLOTS, ONLY_ARP)
             opened += (ctl_ring.close, ctl.close)
+            local, local_ring, _ = open_rx(nic, config, LOCAL_SLOTS, local_filter(()))
+            opened += (local_ring.close, local.close)
             rx, rx_ring, check_outgoing = open_rx(nic, config, config.frame_count, NOT_ARP)
             opened += (rx_ring.close, rx.close)
             tx = open_plain_tx(nic, config)
@@ -151,7 +168,8 @@ class PacketLink:
             for close in reversed(opened):
                 close()
             raise
-        return cls(nic, config, rx, rx_ring, tx, tx_ring, check_outgoing, ctl, ctl_ring)
+        return cls(nic, config, rx, rx_ring, tx, tx_ring, check_outgoing, ctl, ctl_ring,
+                   local, local_ring)
 
     @property
     def ifname(self) -> str:
@@ -184,23 +202,65 @@ class PacketLink:
         """The control (ARP) ring's socket: readable when an ARP frame waits."""
         return self._ctl.fileno()
 
+    def local_fileno(self) -> int:
+        """The local ring's socket: readable when a frame to one of our addresses waits."""
+        return self._local.fileno()
+
+    @property
+    def local_addresses(self) -> tuple[bytes, ...]:
+        """The addresses whose frames the local ring takes (sorted, 4 bytes each)."""
+        return self._local_addresses
+
+    def set_local_addresses(self, addresses: Collection[bytes]) -> bool:
+        """Give IPv4 frames to ``addresses`` (4 bytes each) the local ring.
+
+        False, and no local ring at all, for more than ``LOCAL_FILTER_MAX`` addresses:
+        the filters run on every received frame. The two filters cannot change at
+        once, so the local ring first takes the old and the new addresses, then the
+        main ring lets the new ones go and takes back the old, then the local ring
+        keeps the new only: a frame to an address coming or going may meanwhile be read
+        from both rings (answered twice), never from neither (lost).
+        """
+        fits = len(addresses) <= LOCAL_FILTER_MAX
+        wanted = tuple(sorted(addresses)) if fits else ()
+        old = self._local_addresses
+        if wanted == old or self.closed:
+            return fits
+        both = tuple(sorted({*old, *wanted}))
+        if both != old:
+            attach_filter(self._local, local_filter(both))
+        attach_filter(self._rx, main_filter(wanted))
+        if both != wanted:
+            attach_filter(self._local, local_filter(wanted))
+        self._local_addresses = wanted
+        return fits
+
     # ------------------------------------------------------------ receive
     def recv_batch(self, max_frames: int = 256) -> list[bytes]:
         """Copy up to ``max_frames`` frames out of consecutive user-owned slots; never blocks.
 
-        The control ring's ARP frames come first (one status byte read when it is
-        empty), then the main ring's. The per-frame loop is the hot path: one header
-        unpack, one slice and one status store per frame; an empty ring costs one byte
-        read. A frame with offload work left comes back as an ``OffloadFrame``; one
-        larger than its slot is read from the socket queue (:meth:`_special`).
+        The control ring's ARP frames come first, then the local ring's, then the main
+        ring's (a status byte read each for the two small rings when they are empty).
+        The per-frame loop is the hot path: one header unpack, one slice and one status
+        store per frame; an empty ring costs one byte read. A frame with offload work
+        left comes back as an ``OffloadFrame``; one larger than its slot is read from the
+        socket queue (:meth:`_special`).
         """
-        ctl = self._ctl_ring
-        if ctl.mm[ctl.slot * ctl.frame_size] & TP_STATUS_USER:
-            frames = self._walk(ctl, self._ctl, max_frames)
-            if len(frames) < max_frames:
-                frames += self._walk(self._rx_ring, self._rx, max_frames - len(frames))
-            return frames
+        ctl, local = self._ctl_ring, self._local_ring
+        if (ctl.mm[ctl.slot * ctl.frame_size] & TP_STATUS_USER
+                or local.mm[local.slot * local.frame_size] & TP_STATUS_USER):
+            return self._recv_priority_first(max_frames)
         return self._walk(self._rx_ring, self._rx, max_frames)
+
+    def _recv_priority_first(self, max_frames: int) -> list[bytes]:
+        """ARP, then frames to our own addresses, then the main ring, up to ``max_frames``."""
+        frames = self._walk(self._ctl_ring, self._ctl, max_frames)
+        local = self._walk(self._local_ring, self._local, max_frames - len(frames))
+        self.stats.rx_local += len(local)
+        frames += local
+        if len(frames) < max_frames:
+            frames += self._walk(self._rx_ring, self._rx, max_frames - len(frames))
+        return frames
 
     def _walk(self, ring: RxRing, sock: socket.socket, max_frames: int) -> list[bytes]:
         """The frames of ``ring``'s consecutive user-owned slots (``sock``: its socket)."""
@@ -274,9 +334,10 @@ class PacketLink:
 
     def pending(self) -> bool:
         """True if ``recv_batch`` would return something now."""
-        ring, ctl = self._rx_ring, self._ctl_ring
+        ring, ctl, local = self._rx_ring, self._ctl_ring, self._local_ring
         return bool(ring.mm[ring.slot * ring.frame_size] & TP_STATUS_USER
-                    or ctl.mm[ctl.slot * ctl.frame_size] & TP_STATUS_USER)
+                    or ctl.mm[ctl.slot * ctl.frame_size] & TP_STATUS_USER
+                    or local.mm[local.slot * local.frame_size] & TP_STATUS_USER)
 
     # ------------------------------------------------------------ transmit
     def send_batch(self, frames: Sequence[Outgoing]) -> int:
@@ -433,6 +494,8 @@ class PacketLink:
         self._rx.close()
         self._ctl_ring.close()
         self._ctl.close()
+        self._local_ring.close()
+        self._local.close()
         if self._tx_ring is not None:
             close_mapped(self._tx_ring.sock, self._tx_ring.mm)
         self._tx.close()

@@ -121,6 +121,8 @@ def _arp_metrics(snap: StatsSnapshot) -> Iterator[Family]:
 
 LINK_COUNTERS = {
     "rx_frames": ("vrc_link_receive_frames", "Frames taken from the receive ring"),
+    "rx_local": ("vrc_link_receive_local_frames",
+                 "Of them, frames to the engine's own addresses, from the local ring"),
     "tx_frames": ("vrc_link_transmit_frames", "Frames handed to the kernel for transmit"),
     "tx_errors": ("vrc_link_transmit_errors", "Frames the kernel refused to transmit"),
     "tx_oversize": ("vrc_link_transmit_oversize", "Frames too large for a transmit slot"),

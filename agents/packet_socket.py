@@ -20,6 +20,7 @@ import fcntl
 import mmap
 import socket
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from router.offload import VNET_HDR_LEN
 SOL_PACKET = 263
 ETH_P_ALL = 0x0003
 ETH_P_ARP = 0x0806
+ETH_P_IP = 0x0800
 SO_ATTACH_FILTER = 26
 PACKET_ADD_MEMBERSHIP = 1
 PACKET_DROP_MEMBERSHIP = 2
@@ -103,17 +105,9 @@ def _classic_bpf(*program: tuple[int, int, int, int]) -> bytes:
 # Classic BPF (linux/filter.h): load the "VLAN tag present" ancillary word, then the
 # ethertype; return 0 to drop, anything else is the snap length (all of it).
 _BPF_LD_W_ABS, _BPF_LD_H_ABS, _BPF_JEQ_K, _BPF_RET_K = 0x20, 0x28, 0x15, 0x06
+_BPF_LD_W_LEN, _BPF_JGE_K = 0x80, 0x35
 _SKF_AD_VLAN_TAG_PRESENT = -0x1000 + 48
 _ALL = 0xFFFFFFFF
-#: On the main ring: every frame except untagged ARP (which the control ring takes).
-NOT_ARP = _classic_bpf(
-    (_BPF_LD_W_ABS, 0, 0, _SKF_AD_VLAN_TAG_PRESENT & _ALL),
-    (_BPF_JEQ_K, 0, 3, 0),  # a tag the NIC took off: the main ring puts it back
-    (_BPF_LD_H_ABS, 0, 0, 12),
-    (_BPF_JEQ_K, 0, 1, ETH_P_ARP),
-    (_BPF_RET_K, 0, 0, 0),
-    (_BPF_RET_K, 0, 0, _ALL),
-)
 #: On the control ring: untagged ARP only. It is bound to ETH_P_ALL like the main ring,
 #: not to ETH_P_ARP: only ETH_P_ALL taps are served before the ingress hook, where the
 #: isolation's drop (agents/isolation.py) would take a protocol tap's frames away.
@@ -125,6 +119,66 @@ ONLY_ARP = _classic_bpf(
     (_BPF_RET_K, 0, 0, _ALL),
     (_BPF_RET_K, 0, 0, 0),
 )
+
+#: Slots of the local ring (IPv4 to the engine's own addresses): pings and other traffic
+#: to the router itself, read before the main ring so a flood through it cannot delay them.
+LOCAL_SLOTS = 256
+#: Own addresses the filters name (a compare each, run by the kernel on every received
+#: IPv4 frame, in the sender's context); with more, the local ring takes nothing and
+#: frames to the router share the main ring with the rest.
+LOCAL_FILTER_MAX = 64
+_IPV4_DST_AT = 30  # the IPv4 destination: 14 + 16, whatever options follow it
+
+
+def _address_tests(addresses: Sequence[bytes], verdict: int,
+                   otherwise: int) -> list[tuple[int, int, int, int]]:
+    """A match of the IPv4 destination with any of ``addresses`` returns ``verdict`` at once
+    (a compare and a return per address: only short forward jumps); a frame too short to
+    hold a destination returns ``otherwise`` (a load past its end would return 0)."""
+    if not addresses:
+        return []
+    program = [(_BPF_LD_W_LEN, 0, 0, 0), (_BPF_JGE_K, 1, 0, _IPV4_DST_AT + 4),
+               (_BPF_RET_K, 0, 0, otherwise), (_BPF_LD_W_ABS, 0, 0, _IPV4_DST_AT)]
+    for address in addresses:
+        program += ((_BPF_JEQ_K, 0, 1, int.from_bytes(address, "big")),
+                    (_BPF_RET_K, 0, 0, verdict))
+    return program
+
+
+def main_filter(local: Sequence[bytes] = ()) -> bytes:
+    """The main ring: every frame except untagged ARP (the control ring's) and untagged
+    IPv4 to one of ``local`` (the local ring's); tagged frames all come here (the main
+    ring puts the tag the NIC took off back)."""
+    return _classic_bpf(
+        (_BPF_LD_W_ABS, 0, 0, _SKF_AD_VLAN_TAG_PRESENT & _ALL),
+        (_BPF_JEQ_K, 1, 0, 0),
+        (_BPF_RET_K, 0, 0, _ALL),  # tagged
+        (_BPF_LD_H_ABS, 0, 0, 12),
+        (_BPF_JEQ_K, 0, 1, ETH_P_ARP),
+        (_BPF_RET_K, 0, 0, 0),  # ARP
+        (_BPF_JEQ_K, 1, 0, ETH_P_IP),
+        (_BPF_RET_K, 0, 0, _ALL),  # neither ARP nor IPv4
+        *_address_tests(local, 0, _ALL),
+        (_BPF_RET_K, 0, 0, _ALL),  # IPv4 to an address not ours
+    )
+
+
+def local_filter(local: Sequence[bytes]) -> bytes:
+    """The local ring: untagged IPv4 to one of ``local`` (nothing when it is empty)."""
+    return _classic_bpf(
+        (_BPF_LD_W_ABS, 0, 0, _SKF_AD_VLAN_TAG_PRESENT & _ALL),
+        (_BPF_JEQ_K, 1, 0, 0),
+        (_BPF_RET_K, 0, 0, 0),  # tagged
+        (_BPF_LD_H_ABS, 0, 0, 12),
+        (_BPF_JEQ_K, 1, 0, ETH_P_IP),
+        (_BPF_RET_K, 0, 0, 0),  # not IPv4
+        *_address_tests(local, _ALL, 0),
+        (_BPF_RET_K, 0, 0, 0),  # IPv4 to an address not ours
+    )
+
+
+#: The main ring's filter while no address is ours.
+NOT_ARP = main_filter()
 
 #: The largest frame a receive copy can hold: a 64 KiB GSO super-frame and more.
 COPY_BUFFER = 1 << 18

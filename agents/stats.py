@@ -20,7 +20,7 @@ from typing import Any
 from router import IfFlags
 
 # The AF_PACKET link's and the loop's counters, by their attribute names.
-LINK_FIELDS = ("rx_frames", "tx_frames", "tx_errors", "tx_oversize", "kernel_drops",
+LINK_FIELDS = ("rx_frames", "rx_local", "tx_frames", "tx_errors", "tx_oversize", "kernel_drops",
                "rx_offload", "rx_copies", "rx_truncated")
 LOOP_FIELDS = ("iterations", "frames_in", "frames_out", "ticks", "tx_unroutable",
                "tx_failed", "engine_errors", "spin_hits", "spin_misses", "rests")

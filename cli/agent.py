@@ -245,11 +245,11 @@ def stats_text(reply: pb.GetStatsResponse, show_zero: bool = False) -> str:
         parts.append(table(counters, ("COUNTER", "VALUE")))
     if reply.links:
         parts.append(table(
-            ((k.ifname, k.receive_frames, k.transmit_frames, k.transmit_errors,
-              k.transmit_oversize, k.ring_drops, k.receive_offload_frames, k.receive_copies,
-              k.receive_truncated, "yes" if k.promiscuous else "no")
+            ((k.ifname, k.receive_frames, k.receive_local_frames, k.transmit_frames,
+              k.transmit_errors, k.transmit_oversize, k.ring_drops, k.receive_offload_frames,
+              k.receive_copies, k.receive_truncated, "yes" if k.promiscuous else "no")
              for k in reply.links),
-            ("LINK", "RX-FRAMES", "TX-FRAMES", "TX-ERRORS", "OVERSIZE", "RING-DROPS",
+            ("LINK", "RX-FRAMES", "RX-LOCAL", "TX-FRAMES", "TX-ERRORS", "OVERSIZE", "RING-DROPS",
              "RX-OFFLOAD", "RX-COPIES", "RX-CUT", "PROMISC")))
     if reply.HasField("dataplane"):
         loop = reply.dataplane

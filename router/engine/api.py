@@ -21,7 +21,7 @@ their hooks, taps and counters. API calls take addresses as text or
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import KeysView, Sequence
 from typing import Any
 
 from router.arp.lltable import LlInfo
@@ -95,6 +95,11 @@ class Engine(EngineCore):
 
     def interfaces(self) -> list[Interface]:
         return self.dl.interfaces()
+
+    def local_address_keys(self) -> KeysView[bytes]:
+        """Our IPv4 addresses, 4 network-order bytes each: a live view (the agent gives
+        frames to them a receive ring of their own)."""
+        return self.inet.index.value_keys.keys()
 
     def interface(self, name: str) -> Interface | None:
         return self.dl.lookup(name) if isinstance(name, str) else None

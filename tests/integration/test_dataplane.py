@@ -2,7 +2,8 @@
 
 Frames of one flow keep their order (also when some of them are super-frames
 that reach the agent through the receive copy path), ARP is answered while a
-flood keeps the receive ring full, a lone frame leaves without waiting for a
+flood keeps the receive ring full and so are pings to the agent's own
+addresses, a lone frame leaves without waiting for a
 batch to fill, an idle agent does not spin, and the loop thread runs at the
 priority it asked for.
 """
@@ -24,6 +25,7 @@ from vrc.v1 import agent_pb2
 pytestmark = pytest.mark.integration
 
 ORDER_PORT = 5610
+LATE_ADDR = "10.1.0.77"  # an alias of R's added while the agent runs
 BURST = 3000
 SCHED_RR = 2
 
@@ -73,6 +75,36 @@ def test_arp_is_answered_while_a_flood_fills_the_receive_ring(agent: AgentProc,
     stats = agent.stub.GetStats(agent_pb2.GetStatsRequest(), timeout=10)
     ring = next(link for link in stats.links if link.ifname == topo.ra)
     assert ring.ring_drops > 0  # the main ring was full: the request could not have fit
+
+
+def test_a_ping_to_the_agent_is_answered_while_a_flood_fills_the_receive_ring(
+        agent: AgentProc, topo: Topology) -> None:
+    """IPv4 to the engine's own addresses has a ring of its own too (the local ring), whose
+    filter follows the addresses: an alias added now is pinged while more datagrams than
+    the main ring holds wait behind the paused agent. With one ring the request would
+    have been dropped at the full ring, like the flood's excess."""
+    agent.alias(topo.ra, f"{LATE_ADDR}/24")  # after start: the filters must follow
+    assert ping(topo.a, B_ADDR, count=1).returncode == 0  # ARP warm: the flood can leave A
+    assert ping(topo.a, LATE_ADDR, count=1).returncode == 0
+    before = _link_stats(agent, topo.ra).receive_local_frames
+    os.kill(agent.proc.pid, signal.SIGSTOP)
+    try:
+        _run_peer(topo.a, "udp-order-source", B_ADDR, str(ORDER_PORT), "20000", timeout=30)
+        request = subprocess.Popen(topo.a.argv("ping", "-n", "-c", "1", "-W", "5", LATE_ADDR),
+                                   stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)  # the request is in R's rings (or dropped) before the agent runs
+    finally:
+        os.kill(agent.proc.pid, signal.SIGCONT)
+    out, _ = request.communicate(timeout=15)
+    assert request.returncode == 0, out
+    link = _link_stats(agent, topo.ra)
+    assert link.ring_drops > 0  # the main ring was full: the request could not have fit
+    assert link.receive_local_frames > before
+
+
+def _link_stats(agent: AgentProc, ifname: str) -> agent_pb2.LinkStats:
+    stats = agent.stub.GetStats(agent_pb2.GetStatsRequest(), timeout=10)
+    return next(link for link in stats.links if link.ifname == ifname)
 
 
 def test_a_lone_frame_is_forwarded_without_waiting_for_a_batch(agent: AgentProc,

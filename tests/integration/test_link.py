@@ -155,8 +155,8 @@ def test_close_releases_the_sockets_and_rings(pair: Pair) -> None:
     def ring_mappings() -> int:
         return pair.r.run("cat", f"/proc/{pid}/maps").stdout.count("socket:[")
 
-    assert sockets() == 4  # receive and control (ARP) sockets, plain and ring transmit
-    assert ring_mappings() == 3  # the receive, control and transmit rings
+    assert sockets() == 5  # receive, control (ARP) and local sockets, plain and ring transmit
+    assert ring_mappings() == 4  # the receive, control, local and transmit rings
     link.call("close")
     assert sockets() == 0
     assert ring_mappings() == 0

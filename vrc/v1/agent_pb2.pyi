@@ -354,7 +354,7 @@ class ProtocolCounter(_message.Message):
     def __init__(self, name: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
 
 class LinkStats(_message.Message):
-    __slots__ = ("ifname", "receive_frames", "transmit_frames", "transmit_errors", "transmit_oversize", "ring_drops", "promiscuous", "receive_offload_frames", "receive_copies", "receive_truncated")
+    __slots__ = ("ifname", "receive_frames", "transmit_frames", "transmit_errors", "transmit_oversize", "ring_drops", "promiscuous", "receive_offload_frames", "receive_copies", "receive_truncated", "receive_local_frames")
     IFNAME_FIELD_NUMBER: _ClassVar[int]
     RECEIVE_FRAMES_FIELD_NUMBER: _ClassVar[int]
     TRANSMIT_FRAMES_FIELD_NUMBER: _ClassVar[int]
@@ -365,6 +365,7 @@ class LinkStats(_message.Message):
     RECEIVE_OFFLOAD_FRAMES_FIELD_NUMBER: _ClassVar[int]
     RECEIVE_COPIES_FIELD_NUMBER: _ClassVar[int]
     RECEIVE_TRUNCATED_FIELD_NUMBER: _ClassVar[int]
+    RECEIVE_LOCAL_FRAMES_FIELD_NUMBER: _ClassVar[int]
     ifname: str
     receive_frames: int
     transmit_frames: int
@@ -375,7 +376,8 @@ class LinkStats(_message.Message):
     receive_offload_frames: int
     receive_copies: int
     receive_truncated: int
-    def __init__(self, ifname: _Optional[str] = ..., receive_frames: _Optional[int] = ..., transmit_frames: _Optional[int] = ..., transmit_errors: _Optional[int] = ..., transmit_oversize: _Optional[int] = ..., ring_drops: _Optional[int] = ..., promiscuous: _Optional[bool] = ..., receive_offload_frames: _Optional[int] = ..., receive_copies: _Optional[int] = ..., receive_truncated: _Optional[int] = ...) -> None: ...
+    receive_local_frames: int
+    def __init__(self, ifname: _Optional[str] = ..., receive_frames: _Optional[int] = ..., transmit_frames: _Optional[int] = ..., transmit_errors: _Optional[int] = ..., transmit_oversize: _Optional[int] = ..., ring_drops: _Optional[int] = ..., promiscuous: _Optional[bool] = ..., receive_offload_frames: _Optional[int] = ..., receive_copies: _Optional[int] = ..., receive_truncated: _Optional[int] = ..., receive_local_frames: _Optional[int] = ...) -> None: ...
 
 class DataplaneStats(_message.Message):
     __slots__ = ("iterations", "frames_in", "frames_out", "timer_runs", "unroutable", "transmit_failed", "errors", "busy_poll_hits", "busy_poll_misses", "rests")

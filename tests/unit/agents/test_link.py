@@ -45,9 +45,12 @@ def _rx_link(slots: int, check_outgoing: bool = False, control_slots: int = 4) -
     ring = RxRing(mm=mmap.mmap(-1, slots * SLOT), frame_size=SLOT, frame_count=slots)
     control = RxRing(mm=mmap.mmap(-1, control_slots * SLOT), frame_size=SLOT,
                       frame_count=control_slots)
+    local = RxRing(mm=mmap.mmap(-1, control_slots * SLOT), frame_size=SLOT,
+                   frame_count=control_slots)
     nic = NicInfo("eth9", 9, b"\x02" * 6, 1500)
     return PacketLink(nic, RingConfig(frame_count=slots), None,  # type: ignore[arg-type]
-                      ring, None, None, check_outgoing, None, control)  # type: ignore[arg-type]
+                      ring, None, None, check_outgoing, None, control,  # type: ignore[arg-type]
+                      None, local)  # type: ignore[arg-type]
 
 
 def _status(link: Any, index: int) -> int:
@@ -81,6 +84,22 @@ def test_control_ring_frames_come_first_and_share_the_batch_limit() -> None:
     _slot(link._ctl_ring.mm, 2, b"arp3" * 15)
     assert link.pending() is True  # the control ring alone makes the link readable
     assert link.recv_batch(10) == [b"arp3" * 15]
+    assert link.pending() is False
+
+
+def test_local_ring_frames_come_after_arp_and_before_the_main_ring() -> None:
+    """Frames to our own addresses wait on the local ring: read after ARP, before the
+    flood on the main ring, inside the same batch limit, and counted."""
+    link = _rx_link(8)
+    for index in range(3):
+        _slot(link._rx_ring.mm, index, bytes([index]) * 64)
+    _slot(link._local_ring.mm, 0, b"ping" * 16)
+    assert link.pending() is True
+    assert link.recv_batch(2) == [b"ping" * 16, b"\x00" * 64]
+    _slot(link._ctl_ring.mm, 0, b"arp1" * 15)
+    _slot(link._local_ring.mm, 1, b"pong" * 16)
+    assert link.recv_batch(10) == [b"arp1" * 15, b"pong" * 16, b"\x01" * 64, b"\x02" * 64]
+    assert link.stats.rx_local == 2 and link.stats.rx_frames == 6
     assert link.pending() is False
 
 
