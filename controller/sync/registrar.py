@@ -71,6 +71,7 @@ _log = logging.getLogger("vrc.controller.liveness")
 MAX_BATCH = 40  # registrations a transaction: 3 operations each (host, audit, live) < 128
 BATCH_BYTES = 512 * 1024  # well inside etcd's 1.5 MiB request limit
 RELEASES_PER_TXN = 100
+LINGER = 0.02  # how long the writer waits for more once one registration is queued
 REGISTER_WAIT = 30.0  # the longest a stream waits for its registration to be written
 
 
@@ -117,7 +118,7 @@ class Registrar:
 
     def __init__(self, etcd: EtcdClient, keys: Keys, *, ttl: int, replica: str,
                  hooks: Sequence[WriteHook] = (), wait: float = REGISTER_WAIT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, linger: float = LINGER) -> None:
         self.etcd = etcd
         self.keys = keys
         self.ttl = ttl
@@ -125,6 +126,7 @@ class Registrar:
         self.hooks = list(hooks)
         self.wait = wait
         self.clock = clock
+        self.linger = linger
         self.stats = RegistrarStats()
         self._ready = threading.Condition()
         self._puts: list[_Put] = []
@@ -214,6 +216,11 @@ class Registrar:
             with self._ready:
                 self._ready.wait_for(lambda: bool(self._puts or self._releases
                                                   or self._stopping))
+                # a storm's streams arrive a few milliseconds apart: wait a moment for a
+                # fuller batch (fewer transactions, and fewer steps of every replica's
+                # pipeline, each of which recomputes the routes)
+                self._ready.wait_for(lambda: len(self._puts) >= MAX_BATCH or self._stopping,
+                                     self.linger)
                 if self._stopping:
                     self._refuse(self._puts, Unavailable("", "", "the controller is stopping; "
                                                                  "retry"))
