@@ -41,10 +41,11 @@ switched), never a repeat:
 opening their Sync streams at once, from the fleet process starting until
 ListHosts shows every one up, then from the fleet stopping until every one
 is down again (their streams closed, their registrations released). Each
-round is a fresh fleet (new host ids: every registration creates its host
-record) followed by the same fleet redialling (the host records are there,
-only liveness is written); the best (shortest) of ``--rounds`` rounds of
-each is shown, with how many streams failed and were redialled.
+round starts a fresh etcd and controller: the fleet registers there for the
+first time (every registration creates its host record), then the same
+fleet again (the host records are there, only liveness is written); the
+best (shortest) of ``--rounds`` rounds of each is shown, and every round
+says how many streams failed and were redialled.
 
 The 50 simulated agents share one interpreter, so this process switches
 threads every 1 ms instead of 5 (``HARNESS_SWITCH_INTERVAL``): otherwise an
@@ -726,24 +727,24 @@ def storm_round(harness: Harness, ids: Sequence[str]) -> StormRound:
 
 
 def run_storm(total: int, rounds: int, lease_ttl: float) -> None:
-    """The registration storm of ``--storm`` (the module docstring)."""
-    with Harness(lease_ttl) as harness:
-        say(f"registration storm: {total} ACK-only agents at once (another process), "
-            f"{rounds} rounds; vrc-controller pid {harness.controller_pid}, "
-            f"{os.cpu_count()} CPUs")
-        fresh, again = [], []
-        for number in range(rounds):
-            ids = [f"r{number}-{i:04d}" for i in range(total)]
+    """The registration storm of ``--storm`` (the module docstring): each round on a fresh
+    etcd and controller, so every round starts from the same empty cluster."""
+    say(f"registration storm: {total} ACK-only agents at once (another process), {rounds} "
+        f"rounds, each on a fresh etcd and vrc-controller; {os.cpu_count()} CPUs")
+    fresh, again = [], []
+    ids = [f"a{i:04d}" for i in range(total)]
+    for number in range(rounds):
+        with Harness(lease_ttl) as harness:
             for kind, kept in (("new hosts", fresh), ("redial", again)):
                 result = storm_round(harness, ids)
                 kept.append(result)
                 say(f"  round {number + 1} {kind:<9}: all up in {result.up:6.2f} s, all down "
                     f"{result.down:5.2f} s after the streams closed"
                     + (f"; {result.failures}" if result.failures else ""))
-        for kind, kept in (("new hosts", fresh), ("redial", again)):
-            best = min(kept, key=lambda r: r.up)
-            say(f"best {kind:<9}: {total} agents all up in {best.up:.2f} s (worst "
-                f"{max(r.up for r in kept):.2f} s), all down {best.down:.2f} s after")
+    for kind, kept in (("new hosts", fresh), ("redial", again)):
+        best = min(kept, key=lambda r: r.up)
+        say(f"best {kind:<9}: {total} agents all up in {best.up:.2f} s (worst "
+            f"{max(r.up for r in kept):.2f} s), all down {best.down:.2f} s after")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
