@@ -43,9 +43,11 @@ ListHosts shows every one up, then from the fleet stopping until every one
 is down again (their streams closed, their registrations released). Each
 round starts a fresh etcd and controller: the fleet registers there for the
 first time (every registration creates its host record), then the same
-fleet again (the host records are there, only liveness is written); the
-best (shortest) of ``--rounds`` rounds of each is shown, and every round
-says how many streams failed and were redialled.
+fleet again (the host records are there, only liveness is written), then
+another ``N`` new hosts beside the first ``N`` (down by then: as in the
+growth figures, where each fleet registers into the hosts of the ones
+before); the best (shortest) of ``--rounds`` rounds of each is shown, and
+every round says how many streams failed and were redialled.
 
 The 50 simulated agents share one interpreter, so this process switches
 threads every 1 ms instead of 5 (``HARNESS_SWITCH_INTERVAL``): otherwise an
@@ -731,20 +733,22 @@ def run_storm(total: int, rounds: int, lease_ttl: float) -> None:
     etcd and controller, so every round starts from the same empty cluster."""
     say(f"registration storm: {total} ACK-only agents at once (another process), {rounds} "
         f"rounds, each on a fresh etcd and vrc-controller; {os.cpu_count()} CPUs")
-    fresh, again = [], []
-    ids = [f"a{i:04d}" for i in range(total)]
+    first = [f"a{i:04d}" for i in range(total)]
+    second = [f"b{i:04d}" for i in range(total)]
+    storms = (("new hosts", first), ("redial", first), (f"{total} more", second))
+    kept: dict[str, list[StormRound]] = {kind: [] for kind, _ in storms}
     for number in range(rounds):
         with Harness(lease_ttl) as harness:
-            for kind, kept in (("new hosts", fresh), ("redial", again)):
+            for kind, ids in storms:
                 result = storm_round(harness, ids)
-                kept.append(result)
-                say(f"  round {number + 1} {kind:<9}: all up in {result.up:6.2f} s, all down "
+                kept[kind].append(result)
+                say(f"  round {number + 1} {kind:<10}: all up in {result.up:6.2f} s, all down "
                     f"{result.down:5.2f} s after the streams closed"
                     + (f"; {result.failures}" if result.failures else ""))
-    for kind, kept in (("new hosts", fresh), ("redial", again)):
-        best = min(kept, key=lambda r: r.up)
-        say(f"best {kind:<9}: {total} agents all up in {best.up:.2f} s (worst "
-            f"{max(r.up for r in kept):.2f} s), all down {best.down:.2f} s after")
+    for kind, results in kept.items():
+        best = min(results, key=lambda r: r.up)
+        say(f"best {kind:<10}: {total} agents all up in {best.up:.2f} s (worst "
+            f"{max(r.up for r in results):.2f} s), all down {best.down:.2f} s after")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
