@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -349,7 +350,7 @@ def test_a_lapsed_shared_lease_is_replaced_for_every_host_on_it(etcd: TestEtcd) 
 def test_agents_connecting_at_once_all_show_up_and_all_go_down_when_they_leave(
         etcd: TestEtcd) -> None:
     total = 60
-    with sync_controller(etcd, lease_ttl=5) as ctl:
+    with sync_controller(etcd, lease_ttl=5, metrics="127.0.0.1:0") as ctl:
         stub = ctl.stub()
         agents = [RawAgent(ctl.target, f"s{i:02d}") for i in range(total)]
         try:
@@ -369,3 +370,9 @@ def test_agents_connecting_at_once_all_show_up_and_all_go_down_when_they_leave(
         stats = sync.liveness.registrar.stats
         assert stats.registered == total and stats.failed == 0
         assert stats.batches <= total
+        assert ctl.controller.metrics is not None
+        text = urllib.request.urlopen(f"http://{ctl.controller.metrics.address}/metrics",
+                                      timeout=10).read().decode()
+        assert f"vrc_controller_sync_registrations_total {total}.0" in text
+        assert f"vrc_controller_sync_registration_batches_total {stats.batches}.0" in text
+        assert "vrc_controller_sync_registrations_refused_total 0.0" in text
