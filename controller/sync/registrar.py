@@ -41,7 +41,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pyetcd import etcdrpc
@@ -100,6 +100,7 @@ class _Put:
     done: bool = False
     error: StoreError | None = None
     abandoned: bool = False  # its caller stopped waiting: release it once written
+    finished: threading.Event = field(default_factory=threading.Event)  # done is set
 
 
 @dataclass(slots=True)
@@ -149,11 +150,14 @@ class Registrar:
                 raise Unavailable("", "", "the controller is stopping; retry")
             self._puts.append(put)
             self._ready.notify_all()
-            if not self._ready.wait_for(lambda: put.done, self.wait):
-                put.abandoned = True
-                registration.released = True
-                raise Unavailable("", "", f"registering host {registration.host} took longer "
-                                          f"than {self.wait:g} s; retry")
+        # an event of its own: a batch written wakes its own callers, not every one queued
+        if not put.finished.wait(self.wait):
+            with self._ready:
+                if not put.done:
+                    put.abandoned = True
+                    registration.released = True
+                    raise Unavailable("", "", f"registering host {registration.host} took "
+                                              f"longer than {self.wait:g} s; retry")
         if put.error is not None:
             raise put.error
 
@@ -239,8 +243,8 @@ class Registrar:
         """Under the lock: answer every waiting caller of ``puts`` with ``error``."""
         for put in puts:
             put.error, put.done = error, True
+            put.finished.set()
         self.stats.failed += sum(1 for p in puts if p.waited)
-        self._ready.notify_all()
 
     # --- registrations ----------------------------------------------------------------
 
@@ -342,9 +346,9 @@ class Registrar:
                     registration.released = True
                     self._releases.append(registration)
                 put.done = True
+                put.finished.set()
             self.stats.batches += 1
             self.stats.registered += len(batch)
-            self._ready.notify_all()
         for old in emptied:
             self._revoke_quietly(old)
 
