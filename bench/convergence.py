@@ -446,10 +446,12 @@ class AckFleetProcess:
     def __init__(self, harness: Harness, ids: Sequence[str]) -> None:
         self.harness = harness
         self.ids = list(ids)
+        # its stderr goes to a file (a pipe nobody reads until the end could fill up)
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--ack-fleet", harness.target, "--ids",
              ",".join(self.ids)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True)
+            stderr=self.errors, text=True)
         self.failures = ""  # what the fleet said on stderr (streams that failed), after stop
 
     def start(self) -> None:
@@ -482,9 +484,9 @@ class AckFleetProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
-        assert self.proc.stderr is not None
-        self.failures = self.proc.stderr.read()
-        self.proc.stderr.close()
+        self.errors.seek(0)
+        self.failures = self.errors.read()
+        self.errors.close()
 
 
 def wait_hosts_up(harness: Harness, hosts: set[str], timeout: float = 120.0, *,
