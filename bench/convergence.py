@@ -4,6 +4,7 @@ Run from the repository root (no root needed)::
 
     python3 bench/convergence.py [--changes 200] [--rounds 3] [--scale 50,200,1000]
                                  [--resync 10000] [--quick]
+    python3 bench/convergence.py --storm 1000 [--rounds 3]
 
 The harness is one machine's cluster: an embedded etcd (the controller's own
 kind, ``controller.etcd.EmbeddedEtcd``) in a temporary directory, one
@@ -35,6 +36,18 @@ switched), never a repeat:
 * a full resync of ``--resync`` aliases: a host's agent starting with an
   empty engine until it has applied them all, then the agent restarted with
   its ``--state-dir`` until the snapshot is reconciled against what it holds.
+
+``--storm N`` measures only a registration storm: ``N`` ACK-only agents
+opening their Sync streams at once, from the fleet process starting until
+ListHosts shows every one up, then from the fleet stopping until every one
+is down again (their streams closed, their registrations released). Each
+round starts a fresh etcd and controller: the fleet registers there for the
+first time (every registration creates its host record), then the same
+fleet again (the host records are there, only liveness is written), then
+another ``N`` new hosts beside the first ``N`` (down by then: as in the
+growth figures, where each fleet registers into the hosts of the ones
+before); the best (shortest) of ``--rounds`` rounds of each is shown, and
+every round says how many streams failed and were redialled.
 
 The 50 simulated agents share one interpreter, so this process switches
 threads every 1 ms instead of 5 (``HARNESS_SWITCH_INTERVAL``): otherwise an
@@ -400,8 +413,8 @@ class AckFleet:
 
     async def close(self) -> None:
         if self.failures:
-            print(f"ACK-only fleet: {len(self.failures)} streams failed and were redialled, "
-                  f"e.g. {self.failures[0]}", file=sys.stderr, flush=True)
+            print(f"{len(self.failures)} streams failed and were redialled, e.g. "
+                  f"{self.failures[0]}", file=sys.stderr, flush=True)
         for task in self._tasks:
             task.cancel()
         # every stream ended before its channel closes (else asyncio reports each pending
@@ -433,9 +446,13 @@ class AckFleetProcess:
     def __init__(self, harness: Harness, ids: Sequence[str]) -> None:
         self.harness = harness
         self.ids = list(ids)
+        # its stderr goes to a file (a pipe nobody reads until the end could fill up)
+        self.errors = tempfile.TemporaryFile("w+")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "--ack-fleet", harness.target, "--ids",
-             ",".join(self.ids)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+             ",".join(self.ids)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.errors, text=True)
+        self.failures = ""  # what the fleet said on stderr (streams that failed), after stop
 
     def start(self) -> None:
         if json.loads(self._line(120)) != {"ready": True}:
@@ -467,24 +484,30 @@ class AckFleetProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+        self.errors.seek(0)
+        self.failures = self.errors.read()
+        self.errors.close()
 
 
-def wait_hosts_up(harness: Harness, hosts: set[str], timeout: float = 120.0) -> None:
-    """Bounded poll of ListHosts; an UNAVAILABLE answer (the controller's etcd slow under a
-    registration storm on a loaded machine: "retry") is retried until the deadline."""
+def wait_hosts_up(harness: Harness, hosts: set[str], timeout: float = 120.0, *,
+                  up: bool = True) -> None:
+    """Bounded poll of ListHosts until every one of ``hosts`` is up (``up=False``: down);
+    an UNAVAILABLE answer (the controller's etcd slow under a registration storm on a
+    loaded machine: "retry") is retried until the deadline."""
     deadline = time.monotonic() + timeout
-    up: set[str] = set()
+    missing = set(hosts)
     while True:
         try:
             reply = harness.stub.ListHosts(pb.ListHostsRequest(), timeout=30)
-            up = {h.id for h in reply.hosts if h.up}
+            missing = hosts - {h.id for h in reply.hosts if h.up == up}
         except grpc.RpcError as error:
             if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
                 raise
-        if hosts <= up:
+        if not missing:
             return
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{len(hosts - up)} hosts not up after {timeout:g} s")
+            raise RuntimeError(f"{len(missing)} hosts not {'up' if up else 'down'} after "
+                               f"{timeout:g} s")
         time.sleep(0.2)
 
 
@@ -614,6 +637,7 @@ class Options:
     scale: tuple[int, ...] = (50, 200, 1000)
     resync: int = 10_000
     lease_ttl: float = 10.0
+    storm: int = 0  # agents of the registration storm alone (0: the figures above)
 
 
 def say(text: str = "") -> None:
@@ -673,6 +697,8 @@ def run(options: Options) -> None:
                 rss = rss_mib(harness.controller_pid)
             finally:
                 fleet.stop()
+            if fleet.failures:
+                say(f"  ACK-only fleet: {fleet.failures.strip()}")
             say(f"  {total:>5} ACK-only agents (another process):  p99 {grown.p99 * 1e3:8.2f} "
                 f"ms   p50 {grown.p50 * 1e3:7.2f} ms   RSS {rss:6.1f} MiB   (all up in "
                 f"{registered:.1f} s; the first change after took {settled:.2f} s)")
@@ -682,6 +708,49 @@ def run(options: Options) -> None:
             say(f"full resync of {options.resync} aliases: a fresh agent {fresh:.2f} s; a "
                 f"restarted agent holding them (its --state-dir) {held:.2f} s; writing them "
                 f"through the API took {written:.1f} s")
+
+
+@dataclass(frozen=True, slots=True)
+class StormRound:
+    up: float  # from the fleet starting to every host up
+    down: float  # from the fleet stopping to every host down
+    failures: str  # the fleet's account of streams that failed and were redialled
+
+
+def storm_round(harness: Harness, ids: Sequence[str]) -> StormRound:
+    fleet = AckFleetProcess(harness, ids)
+    try:
+        started = time.perf_counter()
+        fleet.start()  # returns once ListHosts shows every host up
+        up = time.perf_counter() - started
+    finally:
+        stopped = time.perf_counter()
+        fleet.stop()
+    wait_hosts_up(harness, set(ids), up=False)
+    return StormRound(up, time.perf_counter() - stopped, fleet.failures.strip())
+
+
+def run_storm(total: int, rounds: int, lease_ttl: float) -> None:
+    """The registration storm of ``--storm`` (the module docstring): each round on a fresh
+    etcd and controller, so every round starts from the same empty cluster."""
+    say(f"registration storm: {total} ACK-only agents at once (another process), {rounds} "
+        f"rounds, each on a fresh etcd and vrc-controller; {os.cpu_count()} CPUs")
+    first = [f"a{i:04d}" for i in range(total)]
+    second = [f"b{i:04d}" for i in range(total)]
+    storms = (("new hosts", first), ("redial", first), (f"{total} more", second))
+    kept: dict[str, list[StormRound]] = {kind: [] for kind, _ in storms}
+    for number in range(rounds):
+        with Harness(lease_ttl) as harness:
+            for kind, ids in storms:
+                result = storm_round(harness, ids)
+                kept[kind].append(result)
+                say(f"  round {number + 1} {kind:<10}: all up in {result.up:6.2f} s, all down "
+                    f"{result.down:5.2f} s after the streams closed"
+                    + (f"; {result.failures}" if result.failures else ""))
+    for kind, results in kept.items():
+        best = min(results, key=lambda r: r.up)
+        say(f"best {kind:<10}: {total} agents all up in {best.up:.2f} s (worst "
+            f"{max(r.up for r in results):.2f} s), all down {best.down:.2f} s after")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> Options:
@@ -694,13 +763,16 @@ def parse_args(argv: Sequence[str] | None = None) -> Options:
                         help="agent counts for the growth figures (the first <= 50 are real)")
     parser.add_argument("--resync", type=int, default=10_000,
                         help="aliases in the full-resync figure (0: skip)")
+    parser.add_argument("--storm", type=int, default=0,
+                        help="measure only a registration storm of this many agents")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 20 changes, 10 and 40 agents, 500 aliases")
     args = parser.parse_args(argv)
     if args.quick:
         return Options(changes=20, rounds=1, scale=(10, 40), resync=500)
     scale = tuple(int(n) for n in args.scale.split(",") if n)
-    return Options(changes=args.changes, rounds=args.rounds, scale=scale, resync=args.resync)
+    return Options(changes=args.changes, rounds=args.rounds, scale=scale, resync=args.resync,
+                   storm=args.storm)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -708,7 +780,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args[:1] == ["--ack-fleet"]:  # the child of AckFleetProcess
         asyncio.run(serve_ack_fleet(args[1], args[3].split(",")))
         return 0
-    run(parse_args(args))
+    options = parse_args(args)
+    if options.storm:
+        run_storm(options.storm, options.rounds, options.lease_ttl)
+        return 0
+    run(options)
     return 0
 
 

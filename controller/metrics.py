@@ -9,7 +9,8 @@
 * ``vrc_controller_watch_streams``: WatchConfig streams open;
 * ``vrc_controller_sync_streams``: agents' Sync streams open on this replica;
   ``vrc_controller_sync_{acks,nacks,reports,cut_off,batches,deltas,status_writes,
-  lease_regrants}_total``: what the Sync side did; ``vrc_controller_sync_revision``
+  lease_regrants,registrations,registration_batches,registrations_refused}_total``:
+  what the Sync side did; ``vrc_controller_sync_revision``
   and ``vrc_controller_sync_watermark``: the revision the replica's view is at
   and the fleet watermark.
 * ``vrc_controller_access_denied_total{method}``: calls refused PERMISSION_DENIED;
@@ -172,8 +173,14 @@ class ControllerCollector(Collector):
                 ("batches", "change batches the pipeline took in", stats.batches),
                 ("deltas", "per-host deltas made", stats.deltas),
                 ("status_writes", "status transactions written", sync.writer.writes),
-                ("lease_regrants", "leases granted anew after lapsing",
-                 sync.liveness.regrants)):
+                ("lease_regrants", "registrations put again on a new lease (theirs lapsed)",
+                 sync.liveness.regrants),
+                ("registrations", "registrations written (and put again)",
+                 sync.liveness.registrar.stats.registered),
+                ("registration_batches", "registration transactions written",
+                 sync.liveness.registrar.stats.batches),
+                ("registrations_refused", "registrations refused (etcd away, a deadline)",
+                 sync.liveness.registrar.stats.failed)):
             yield CounterMetricFamily(f"vrc_controller_sync_{name}", text, value=value)
         if sync.wait_ready(0):
             fleet = sync.fleet_status()

@@ -99,6 +99,21 @@ class Txn:
             key=to_bytes(start), range_end=to_bytes(end))))
         return self
 
+    def extend(self, other: Txn) -> Txn:
+        """Add ``other``'s compares and both its branches to this one (several writes
+        planned apart, sent as one transaction)."""
+        self._compares.extend(other._compares)
+        self._success.extend(other._success)
+        self._failure.extend(other._failure)
+        return self
+
+    def when(self, compares: Txn, then: Txn) -> Txn:
+        """A nested transaction in the success branch: ``then``'s writes apply only if
+        ``compares``' compares hold, whatever the other operations' do (etcd 3.3+)."""
+        self._success.append(etcdrpc.RequestOp(request_txn=etcdrpc.TxnRequest(
+            compare=compares._compares, success=then._success)))
+        return self
+
     def read_on_failure(self, key: str | bytes, *, prefix: bool = False) -> Txn:
         """Read ``key`` (or the range) in the failure branch: why a compare failed, in one trip."""
         request = etcdrpc.RangeRequest(key=to_bytes(key))
@@ -119,10 +134,14 @@ class Txn:
 
     def written_keys(self) -> list[bytes]:
         """Keys the success branch puts or deletes (a delete of a range gives its start)."""
-        keys = []
+        keys: list[bytes] = []
         for op in self._success:
             kind = op.WhichOneof("request")
-            keys.append(getattr(op, kind).key)
+            if kind == "request_txn":  # a nested transaction: the keys its writes touch
+                keys.extend(getattr(nested, nested.WhichOneof("request")).key
+                            for nested in op.request_txn.success)
+            else:
+                keys.append(getattr(op, kind).key)
         return keys
 
     def writes(self) -> list[tuple[bytes, bytes | None, bool]]:

@@ -46,10 +46,7 @@ class HostWrites(StoreReads):
 
         def attempt() -> tuple[ReadSet, Txn | Unchanged]:
             reads = self.read(keys=[key])
-            stored = reads.record(HostRecord, key)
-            if stored is not None and stored.record == record:
-                return reads, Unchanged(stored.mod_revision)
-            return reads, Txn().put(key, encode(record))
+            return reads, plan_report(reads, key, record)
 
         return self.write("report_host", f"host {host}", attempt)
 
@@ -141,6 +138,16 @@ class HostWrites(StoreReads):
         txn.delete(self.keys.status(host))
         txn.delete(self.keys.claims_of(host))
         return reads, txn
+
+
+def plan_report(reads: ReadSet, key: str, record: HostRecord) -> Txn | Unchanged:
+    """The write of an agent's report, ``key`` read into ``reads``: the host record put,
+    or nothing when the stored one is the same (also for the batched registrations of
+    :mod:`controller.sync.registrar`)."""
+    stored = reads.record(HostRecord, key)
+    if stored is not None and stored.record == record:
+        return Unchanged(stored.mod_revision)
+    return Txn().put(key, encode(record))
 
 
 def _count(number: int, one: str, many: str) -> str:

@@ -12,9 +12,12 @@
 :class:`SyncService` owns the threads (the pipeline, the lease keeper, the
 status writer) and answers the ``Sync``, ``GetHostStatus`` and
 ``GetFleetStatus`` calls for :class:`controller.api.ControllerService`. The
-store API (issue 12) is used as it is: ``report_host`` for the agent's
-registration (which creates the host record the first time), the etcd
-layer's ``snapshot``/``Watcher`` for the one watch.
+store's pieces are used as they are: the agent's registration writes its host
+record as ``report_host`` plans it (created the first time, rewritten only
+when it changed, with the store's write hooks: the audit record), batched
+with other registrations and their ``live/`` keys
+(:mod:`controller.sync.registrar`); the etcd layer's ``snapshot``/``Watcher``
+for the one watch.
 
 Stopping the replica leaves the leases to lapse rather than revoking them:
 the agents redial (another replica, or this one restarted) within their
@@ -36,7 +39,15 @@ import grpc
 from controller import validate
 from controller.access import authorize_sync
 from controller.etcd import Backoff, EtcdClient, EtcdError, Snapshot, Watcher, snapshot
-from controller.store import Corrupt, InvalidArgument, Nic, ResourceExhausted, Store, Unavailable
+from controller.store import (
+    Corrupt,
+    HostRecord,
+    InvalidArgument,
+    Nic,
+    ResourceExhausted,
+    Store,
+    Unavailable,
+)
 from controller.sync import status as st
 from controller.sync.catchup import coalesced
 from controller.sync.desired import DesiredState, Touched
@@ -110,7 +121,7 @@ class SyncService:
         self.keys = store.keys
         self.fanout = Fanout(settings.replica, settings.queue_limit)
         self.liveness = Liveness(self.etcd, store.keys, ttl=settings.lease_ttl,
-                                 replica=settings.replica)
+                                 replica=settings.replica, hooks=store.hooks)
         self.writer = StatusWriter(self.etcd, store.keys, interval=settings.status_interval,
                                    wanted=self._host_known)
         self.stats = SyncStats()
@@ -257,8 +268,8 @@ class SyncService:
         if not self._ready.wait(self.settings.ready_timeout):
             raise Unavailable("", "", "the controller has not loaded the cluster state from "
                                       "etcd yet; retry")
-        self.store.report_host(host, nics, endpoint, hello.software_version)
-        registration = self.liveness.register(host, endpoint)
+        registration = self.liveness.register(
+            host, endpoint, HostRecord(host, tuple(nics), endpoint, hello.software_version))
         stream: Subscriber | None = None
         try:
             assert self.slices is not None
