@@ -84,7 +84,7 @@ class EngineCore:
         self.ether = EthernetFamily()
         self.taps = Taps()
         self.driver = QueueDriver(self._transmit, self.taps, self._clock)
-        self.route_table = RouteTable(self._emit)
+        self.route_table = RouteTable(self._emit, self._interface_name)
         self.arp = Arp(CallableSink(self._arp_send, self._arp_release, self._arp_unreachable,
                                     self._emit, self.dl.send_arp),
                        self.route_table.lookup, config.arp, interface_of=self.dl.lookup,
@@ -115,6 +115,10 @@ class EngineCore:
 
     def _clock(self) -> float:
         return self.now
+
+    def _interface_name(self, ifindex: int) -> str | None:
+        ifp = self.dl.lookup(ifindex)
+        return ifp.name if ifp is not None else None
 
     def _advance(self, now: float) -> None:
         if now > self.now:

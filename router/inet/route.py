@@ -163,10 +163,13 @@ class RouteTable:
     else the oldest.
     """
 
-    __slots__ = ("_by_ifindex", "_cache", "_count", "_emit", "_levels", "_tables", "generation")
+    __slots__ = ("_by_ifindex", "_cache", "_count", "_emit", "_levels", "_name_of", "_tables",
+                 "generation")
 
-    def __init__(self, emit: Emit | None = None) -> None:
+    def __init__(self, emit: Emit | None = None,
+                 name_of: Callable[[int], str | None] | None = None) -> None:
         self._emit: Emit = emit or _no_emit
+        self._name_of = name_of  # an interface's name for messages (else ifN)
         # plen -> {masked prefix -> routes}; a bucket is never left empty.
         self._tables: dict[int, dict[int, list[Route]]] = {}
         # (mask, bucket) for every length in use, longest first: the lookup path.
@@ -404,10 +407,11 @@ class RouteTable:
             route.bits = int(route.flags)
         routes.append(route)
 
-    @staticmethod
-    def _exists(route: Route) -> RouterError:
+    def _exists(self, route: Route) -> RouterError:
         where = f"{ntoa(route.prefix)}/{route.plen}"
-        return RouterError(EEXIST, "route", where, f"route {where} on if{route.ifindex}")
+        name = self._name_of(route.ifindex) if self._name_of is not None else None
+        return RouterError(EEXIST, "route", where,
+                           f"route {where} on {name or f'if{route.ifindex}'}")
 
     def _indexed(self, route: Route) -> None:
         route.installed = True

@@ -115,6 +115,17 @@ def test_set_interface_mtu_and_up_down() -> None:
     assert ifp.flags & IfFlags.UP
 
 
+@pytest.mark.parametrize(("kind", "mtu", "bounds"), [("ethernet", 9217, "68..9216"),
+                                                      ("ng", 71, "72..65535")])
+def test_an_mtu_out_of_range_names_the_drivers_bounds(kind: str, mtu: int, bounds: str) -> None:
+    engine = router()
+    name = "eth0" if kind == "ethernet" else engine.create_ng()
+    with pytest.raises(RouterError) as info:
+        engine.set_interface(name, mtu=mtu)
+    assert (info.value.errno, info.value.field) == (EINVAL, "mtu")
+    assert f"not within {bounds}" in str(info.value)
+
+
 def test_point_to_point_switch_is_only_for_ng() -> None:
     assert errno_of(router().set_interface, "eth0", point_to_point=True)[0] == EINVAL
 
@@ -205,6 +216,14 @@ def test_route_errors() -> None:
     engine.add_route("1.0.0.0/8", gateway="10.0.0.9")
     assert errno_of(engine.add_route, "1.0.0.0/8", gateway="10.0.0.8")[0] == EEXIST
     assert errno_of(engine.add_route, "1.0.0.0/8", ifname="nope")[0] == ENXIO
+
+
+def test_an_existing_route_is_named_with_its_interface() -> None:
+    engine = router()
+    with pytest.raises(RouterError) as info:
+        engine.add_route("10.0.0.0/24", ifname="eth0")  # eth0's connected route
+    assert info.value.errno == EEXIST
+    assert "route 10.0.0.0/24 on eth0" in str(info.value)
 
 
 def test_arp_static_entries_list_delete_flush() -> None:
