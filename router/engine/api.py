@@ -37,7 +37,7 @@ from router.engine.edge import (
     parse_optional,
     parse_prefix,
 )
-from router.engine.parts import ETHER_MTU_MAX, ETHER_MTU_MIN, HookOutlet
+from router.engine.parts import ETHER_MTU_MAX, ETHER_MTU_MIN, HookOutlet, mtu_bounds
 from router.errors import EADDRNOTAVAIL, EEXIST, EINVAL, ENETUNREACH, ENXIO, RouterError
 from router.inet.domain import InAddr, SamePrefixPolicy
 from router.inet.multipath import NextHop
@@ -52,7 +52,7 @@ from router.link.ifnet import (
     LinkState,
 )
 from router.link.io import LinkDrop
-from router.ng.control import NG_IFACE_MTU_MAX, NG_IFACE_MTU_MIN, IfaceCommand, MessageCookie
+from router.ng.control import IfaceCommand, MessageCookie
 from router.ng.hooks import NgHook
 from router.ng.tap import Tap
 from router.wire import Malformed
@@ -172,7 +172,7 @@ class Engine(EngineCore):
                 error = self.dl.ioctl(ifp, 0, IoctlCmd.SIOCSIFMTU, mtu)
                 if error:
                     raise RouterError(error, "mtu", mtu, f"mtu of {name}",
-                                      _mtu_bounds(ifp) if error == EINVAL else "")
+                                      mtu_bounds(ifp) if error == EINVAL else "")
             if up is True:
                 self._set_up(ifp, True)
         finally:
@@ -601,12 +601,3 @@ class Engine(EngineCore):
 
     def interface_counters(self) -> dict[str, IfCounters]:
         return {ifp.name: ifp.counters for ifp in self.dl.interfaces()}
-
-
-def _mtu_bounds(ifp: Interface) -> str:
-    """What an MTU refused with EINVAL had to be, by the interface's driver."""
-    if ifp.family is IfFamily.ETHERNET:
-        return f"not within {ETHER_MTU_MIN}..{ETHER_MTU_MAX}"
-    if ifp.family is IfFamily.NETGRAPH:
-        return f"not within {NG_IFACE_MTU_MIN}..{NG_IFACE_MTU_MAX}"
-    return ""

@@ -18,13 +18,23 @@ from router.arp.protocol import Arp
 from router.contracts import IoctlCmd
 from router.errors import EINVAL, EOPNOTSUPP
 from router.events import Event
-from router.link.ifnet import Interface
+from router.link.ifnet import IfFamily, Interface
+from router.ng.control import NG_IFACE_MTU_MAX, NG_IFACE_MTU_MIN
 from router.ng.tap import Taps
 from router.offload import OffloadFrame, Outgoing
 
 #: Ethernet MTU bounds: RFC 791's 68 up to a 9216-byte jumbo frame.
 ETHER_MTU_MIN = 68
 ETHER_MTU_MAX = 9216
+
+
+def mtu_bounds(ifp: Interface) -> str:
+    """What an MTU refused with EINVAL had to be, by the interface's driver."""
+    if ifp.family is IfFamily.ETHERNET:
+        return f"not within {ETHER_MTU_MIN}..{ETHER_MTU_MAX}"
+    if ifp.family is IfFamily.NETGRAPH:
+        return f"not within {NG_IFACE_MTU_MIN}..{NG_IFACE_MTU_MAX}"
+    return ""
 
 
 def _as_frame(frame: bytes | bytearray | memoryview) -> bytes:
