@@ -12,6 +12,7 @@ so no frame slips past them.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
 import enum
@@ -61,6 +62,11 @@ TP_STATUS_SENDING = 2
 TP_STATUS_WRONG_FORMAT = 4
 #: Status bits that send a received frame off the plain copy-out path.
 RX_SPECIAL = TP_STATUS_COPY | TP_STATUS_CSUMNOTREADY | TP_STATUS_VLAN_VALID | TP_STATUS_GSO_TCP
+#: The statuses of a user-owned slot holding a plain frame (no special bit; any other bit
+#: we know of). A status outside it takes the per-slot walk, which looks at each bit.
+RX_PLAIN = frozenset(status for status in range(1 << 9)
+                     if status & TP_STATUS_USER and not status & RX_SPECIAL)
+RX_MAC_AT = 12  # tp_mac, a 16-bit word in the slot header
 
 TPACKET_ALIGNMENT = 16
 SIOCGIFMTU = 0x8921
@@ -247,12 +253,19 @@ class RxRing:
     slot: int = 0  # the next slot to look at
     #: the ring as 32-bit words: a slot is given back with one item store (no slice object)
     words: memoryview = field(init=False)
+    #: the ring as 16-bit words (every slot's ``tp_mac`` read with one strided slice)
+    halves: memoryview = field(init=False)
+    #: a zero word per slot: a run of slots is given back with one strided store
+    zeros: memoryview = field(init=False)
 
     def __post_init__(self) -> None:
         self.words = memoryview(self.mm).cast("I")
+        self.halves = memoryview(self.mm).cast("H")
+        self.zeros = memoryview(array.array("I", bytes(4 * self.frame_count)))
 
     def close(self) -> None:
         self.words.release()  # the mapping cannot close while a view of it is exported
+        self.halves.release()
         with contextlib.suppress(BufferError, ValueError):
             self.mm.close()
 

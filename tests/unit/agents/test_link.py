@@ -30,14 +30,16 @@ USER, CSUMNOTREADY, VLAN_VALID, GSO_TCP = 1, 8, 16, 256
 
 
 def _slot(ring: mmap.mmap, index: int, data: bytes, status: int = USER, pkttype: int = 0,
-          vnet: tuple[int, ...] = (0, 0, 0, 0, 0, 0), vlan_tci: int = 0) -> None:
+          vnet: tuple[int, ...] = (0, 0, 0, 0, 0, 0), vlan_tci: int = 0, mac: int = MAC_OFFSET,
+          length: int | None = None) -> None:
+    """A slot as the kernel fills it; ``length``: the frame's length when ``data`` was cut."""
     base = index * SLOT
     # tp_status, tp_len, tp_snaplen, tp_mac, tp_net, tp_sec, tp_nsec, tp_vlan_tci, tp_vlan_tpid
-    struct.pack_into("=IIIHHIIHH", ring, base, status, len(data), len(data), MAC_OFFSET,
-                     MAC_OFFSET + 14, 1, 2, vlan_tci, 0)
+    struct.pack_into("=IIIHHIIHH", ring, base, status, length or len(data), len(data), mac,
+                     mac + 14, 1, 2, vlan_tci, 0)
     ring[base + 32 + 10] = pkttype  # sockaddr_ll.sll_pkttype
-    struct.pack_into("=BBHHHH", ring, base + MAC_OFFSET - 10, *vnet)
-    ring[base + MAC_OFFSET : base + MAC_OFFSET + len(data)] = data
+    struct.pack_into("=BBHHHH", ring, base + mac - 10, *vnet)
+    ring[base + mac : base + mac + len(data)] = data
 
 
 def _rx_link(slots: int, check_outgoing: bool = False, control_slots: int = 4) -> Any:
@@ -111,6 +113,37 @@ def test_recv_batch_stops_at_a_kernel_owned_slot_and_respects_max() -> None:
     assert link.pending() is True
     assert link.recv_batch(10) == [bytes([n]) * 64 for n in range(2, 5)]
     assert link.recv_batch(10) == []
+
+
+def test_a_batch_mixing_plain_and_special_slots_keeps_ring_order_across_the_wrap() -> None:
+    """Plain slots are taken a run at a time, the others one by one: one call returns them
+    all, in ring order, each slot given back, whatever each slot's MAC offset."""
+    link = _rx_link(8)
+    link._rx_ring.slot = 3  # the batch starts near the ring's end and wraps
+    plain = [bytes([n]) * 60 for n in range(6)]
+    _slot(link._rx_ring.mm, 3, plain[0])
+    _slot(link._rx_ring.mm, 4, plain[1], mac=90)
+    _slot(link._rx_ring.mm, 5, b"\xab" * 1514, USER | CSUMNOTREADY, vnet=(1, 0, 0, 0, 34, 6))
+    _slot(link._rx_ring.mm, 6, plain[2], USER | 1 << 7)  # TP_STATUS_CSUM_VALID: still plain
+    _slot(link._rx_ring.mm, 7, b"\xcd" * 100, length=5000)  # cut, no copy: dropped
+    _slot(link._rx_ring.mm, 0, plain[3])
+    _slot(link._rx_ring.mm, 1, plain[4], mac=80)
+    _slot(link._rx_ring.mm, 2, plain[5])
+    got = link.recv_batch(64)
+    assert [bytes(f) for f in got] == [plain[0], plain[1], b"\xab" * 1514, *plain[2:]]
+    assert isinstance(got[2], OffloadFrame) and got[2].needs_csum
+    assert link.stats.rx_truncated == 1 and link.stats.rx_frames == 7
+    assert all(_status(link, index) == 0 for index in range(8))
+    assert link._rx_ring.slot == 3 and link.recv_batch(64) == []
+
+
+def test_a_run_stops_at_the_batch_limit_and_the_rest_waits() -> None:
+    link = _rx_link(8)
+    for index in range(8):
+        _slot(link._rx_ring.mm, index, bytes([index]) * 60)
+    assert link.recv_batch(5) == [bytes([n]) * 60 for n in range(5)]
+    assert [_status(link, index) for index in range(8)] == [0] * 5 + [USER] * 3
+    assert link.recv_batch(5) == [bytes([n]) * 60 for n in range(5, 8)]
 
 
 def test_slot_index_wraps_to_the_first_slot() -> None:
