@@ -243,10 +243,10 @@ class PacketLink:
 
         The control ring's ARP frames come first, then the local ring's, then the main
         ring's (a status byte read each for the two small rings when they are empty).
-        The per-frame loop is the hot path: one header unpack, one slice and one status
-        store per frame; an empty ring costs one byte read. A frame with offload work
-        left comes back as an ``OffloadFrame``; one larger than its slot is read from the
-        socket queue (:meth:`_special`).
+        Plain slots are read a run at a time (:meth:`_take_plain_runs`), the others one
+        by one (:meth:`_walk_each`); an empty ring costs one byte read. A frame with
+        offload work left comes back as an ``OffloadFrame``; one larger than its slot is
+        read from the socket queue (:meth:`_special`).
         """
         ctl, local = self._ctl_ring, self._local_ring
         if (ctl.mm[ctl.slot * ctl.frame_size] & TP_STATUS_USER
