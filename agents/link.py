@@ -529,9 +529,14 @@ class PacketLink:
 
     # ------------------------------------------------------------ statistics
     def kernel_stats(self) -> tuple[int, int]:
-        """(frames, drops) the kernel counted since the last call (it resets them)."""
-        raw = self._rx.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS.size)
-        packets, drops = TPACKET_STATS.unpack(raw)
+        """(frames, drops) the kernel counted on the three rings since the last call (it
+        resets them)."""
+        packets = drops = 0
+        for sock in (self._rx, self._ctl, self._local):
+            raw = sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, TPACKET_STATS.size)
+            ring_packets, ring_drops = TPACKET_STATS.unpack(raw)
+            packets += ring_packets
+            drops += ring_drops
         self.stats.kernel_drops += drops
         return packets, drops
 
