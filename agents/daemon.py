@@ -310,10 +310,13 @@ def check_nic_mac(ifname: str, mac: bytes) -> None:
 
 
 def default_engine_factory(options: AgentOptions) -> Any:
-    """The engine with the configuration the options ask for."""
-    from router import ArpConfig, Engine, EngineConfig
+    """The engine with the configuration the options ask for. Its clock is the data plane's
+    (``time.monotonic``); the offset to UT, read once here, dates timestamp options."""
+    from router import ArpConfig, Engine, EngineConfig, Ipv4Config
 
-    return Engine(EngineConfig(arp=ArpConfig(probe_num=options.arp_probes)))
+    utc_offset = time.time() - time.monotonic()
+    return Engine(EngineConfig(arp=ArpConfig(probe_num=options.arp_probes),
+                               ipv4=Ipv4Config(utc_offset=utc_offset)))
 
 
 class Agent:

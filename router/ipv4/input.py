@@ -79,6 +79,7 @@ _HEADER = ip.HEADER
 _VER_IHL_PLAIN = (ip.VERSION << 4) | (ip.MIN_HEADER_LEN >> 2)  # 0x45: IPv4, no options
 _ADDRS_OFF = ip.SRC_OFF  # TTL, protocol and checksum are the 4 bytes before the addresses
 _MIN_HEADER_LEN = ip.MIN_HEADER_LEN
+_VERSION_IHL5 = 0x45  # the first header byte without options
 _ADDRESS = struct.Struct("!I")
 _DST_OFF = ip.DST_OFF
 _TTL_PROTO_SUM = struct.Struct("!BBH")  # the header's bytes 8..11: TTL, protocol, checksum
@@ -141,6 +142,9 @@ class Ipv4Config:
     forward_directed_broadcast: bool = False  # net.ipv4.conf.all.bc_forwarding
     icmp: IcmpConfig = field(default_factory=IcmpConfig)
     reassembly: ReassemblyConfig = field(default_factory=ReassemblyConfig)  # net.ipv4.ipfrag_*
+    #: seconds from the engine's clock to UT, for the timestamp option (the agent sets it
+    #: from its wall clock at start; None: times flagged non-standard, router/ipv4/options.py)
+    utc_offset: float | None = None
 
 
 @dataclass(slots=True)
@@ -494,6 +498,9 @@ class Ipv4:
                 and self.inet.is_broadcast(dst, out)):
             self._drop(DropReason.DIRECTED_BROADCAST)
             return
+        if frame[start] != _VERSION_IHL5 and type(frame) is not OffloadFrame:
+            frame, start, checksum = self._fill_options(frame, start, total, out, next_hop,
+                                                        checksum, now)
         if total <= out.mtu or segments_fit(frame, start, out.mtu):
             datagram = b"".join((
                 frame[start : start + _TTL_OFF],
@@ -513,6 +520,21 @@ class Ipv4:
         else:
             view = memoryview(frame)[start : start + total]
             self._forward_failed(ifp, parse_header(view), view, out, error, now)
+
+    def _fill_options(self, frame: bytes | bytearray | memoryview, start: int, total: int,
+                      out: Interface, next_hop: int, checksum: int, now: float
+                      ) -> tuple[bytes | bytearray | memoryview, int, int]:
+        """Record route and timestamp filled in as the datagram leaves by ``out`` (from its
+        address toward ``next_hop``): the datagram anew, at 0, with its new checksum; the
+        frame unchanged when no option asks for anything (``ip_forward_options``)."""
+        header_len = (frame[start] & 0x0F) * 4
+        filled = ip_options.fill_on_forward(
+            frame[start : start + header_len], header_len, self.inet.address_on(out, next_hop),
+            ip_options.timestamp(now, self.config.utc_offset), self.inet.local_ip)
+        if filled is None:
+            return frame, start, checksum
+        datagram = filled + bytes(frame[start + header_len : start + total])
+        return datagram, 0, int.from_bytes(filled[10:12], "big")
 
     def _forward_offloaded(self, ifp: Interface, out: Interface, frame: OffloadFrame,
                            start: int, total: int, next_hop: int, now: float) -> None:

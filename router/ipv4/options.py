@@ -17,13 +17,22 @@ the datagram may go on:
   does not source route (RFC 7126 4.3/4.4; Linux ``accept_source_route`` = 0
   drops it without an ICMP message).
 
-Nothing is rewritten: record route and timestamp are not filled in on the
-way through (Linux fills them; vrc forwards the options unchanged).
+:func:`fill_on_forward` then does what RFC 791 asks of a router on the way
+through (as Linux's ``ip_options_compile`` and ``ip_forward_options``): a
+record route with room gets the address the datagram leaves from, a
+timestamp option our time (flag 0), our address and time (flag 1) or our
+time where the prespecified address is ours (flag 3); one with no room left
+gets its overflow count raised (flags 0 and 1). Times are milliseconds since
+midnight UT, or, when the engine was not told UT, its own clock in
+milliseconds with the high-order bit set, as RFC 791 allows.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from router.wire import ipv4 as ip
+from router.wire.checksum import internet_checksum
 
 OK = 0
 MALFORMED = 1
@@ -115,3 +124,81 @@ def _check_timestamp(header: bytes | bytearray | memoryview, pos: int, length: i
         return pos + 3  # full, and the overflow count cannot grow
     seen.add(TIMESTAMP)
     return 0
+
+
+TS_ONLY, TS_AND_ADDRESS, TS_PRESPECIFIED = 0, 1, 3
+_NON_STANDARD_TIME = 0x80000000
+_DAY_MS = 86_400_000
+
+
+def timestamp(now: float, utc_offset: float | None) -> int:
+    """The 32-bit time a timestamp option carries: milliseconds since midnight UT, or (no
+    UT known) the engine's clock in milliseconds flagged non-standard."""
+    if utc_offset is None:
+        return (int(now * 1000) & 0x7FFFFFFF) | _NON_STANDARD_TIME
+    return int((now + utc_offset) * 1000) % _DAY_MS
+
+
+def fill_on_forward(header: bytes | bytearray | memoryview, header_len: int, source: int,
+                    stamp: int, is_ours: Callable[[int], bool]) -> bytes | None:
+    """The checked ``header`` (options included) as it leaves: record route and timestamp
+    filled in, the checksum fixed; None when no option asks for anything. ``source`` is
+    the address the datagram leaves from, ``stamp`` our time (:func:`timestamp`)."""
+    raw = bytearray(header[:header_len])
+    changed = False
+    pos = ip.MIN_HEADER_LEN
+    while pos < header_len:
+        kind = raw[pos]
+        if kind == END:
+            break
+        if kind == NOOP:
+            pos += 1
+            continue
+        length = raw[pos + 1]
+        if kind == RECORD_ROUTE:
+            changed = _record(raw, pos, length, source) or changed
+        elif kind == TIMESTAMP:
+            changed = _stamp(raw, pos, length, source, stamp, is_ours) or changed
+        pos += length
+    if not changed:
+        return None
+    raw[10:12] = b"\0\0"
+    raw[10:12] = internet_checksum(raw).to_bytes(2, "big")
+    return bytes(raw)
+
+
+def _record(raw: bytearray, pos: int, length: int, source: int) -> bool:
+    """Our address in the next free slot of a record route; False when it is full."""
+    pointer = raw[pos + 2]
+    if pointer > length:
+        return False
+    at = pos + pointer - 1
+    raw[at : at + 4] = source.to_bytes(4, "big")
+    raw[pos + 2] = pointer + 4
+    return True
+
+
+def _stamp(raw: bytearray, pos: int, length: int, source: int, stamp: int,
+           is_ours: Callable[[int], bool]) -> bool:
+    """A timestamp option's next entry, or its overflow count one more when it is full."""
+    pointer, flags = raw[pos + 2], raw[pos + 3]
+    kind = flags & 0x0F
+    if pointer > length:
+        overflow = flags >> 4
+        if kind == TS_PRESPECIFIED or overflow >= _TS_OVERFLOW_FULL:
+            return False
+        raw[pos + 3] = (overflow + 1) << 4 | kind
+        return True
+    at = pos + pointer - 1
+    if kind == TS_ONLY:
+        raw[at : at + 4] = stamp.to_bytes(4, "big")
+        raw[pos + 2] = pointer + 4
+    elif kind == TS_AND_ADDRESS:
+        raw[at : at + 8] = source.to_bytes(4, "big") + stamp.to_bytes(4, "big")
+        raw[pos + 2] = pointer + 8
+    elif kind == TS_PRESPECIFIED and is_ours(int.from_bytes(raw[at : at + 4], "big")):
+        raw[at + 4 : at + 8] = stamp.to_bytes(4, "big")
+        raw[pos + 2] = pointer + 8
+    else:
+        return False  # a prespecified address not ours, or a flag we do not know
+    return True

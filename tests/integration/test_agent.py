@@ -101,6 +101,17 @@ def test_ping_through_the_router_is_forwarded_with_ttl_decremented(
     assert {entry.ip: entry.mac for entry in entries}.get(B_ADDR) == topo.b.mac(topo.b0)
 
 
+def test_ping_record_route_shows_the_router_both_ways(agent: AgentProc, topo: Topology) -> None:
+    """``ping -R``: the agent writes the address each direction leaves from into the
+    record route option, as a kernel router does; B's kernel records its own."""
+    result = ping(topo.a, B_ADDR, "-R", count=1)
+    assert result.returncode == 0, result.stdout + result.stderr
+    recorded = re.search(r"RR:((?:\s+[\d.]+)+)", result.stdout)
+    assert recorded is not None, result.stdout
+    hops = recorded.group(1).split()
+    assert hops[:3] == [A_ADDR, R_B_ADDR, B_ADDR] and R_A_ADDR in hops[3:], hops
+
+
 def test_ttl_one_ping_gets_time_exceeded_from_the_router(
     agent: AgentProc, topo: Topology
 ) -> None:

@@ -6,17 +6,27 @@ and ``ip_rcv_options`` do, for datagrams to forward and to deliver alike:
   parameter problem whose pointer names the bad octet;
 * source-routed datagrams (LSRR, SSRR) are dropped silently: source routing
   is off (RFC 7126 section 4.3-4.4, Linux ``accept_source_route`` = 0);
-* a datagram whose source is one of our own addresses is a martian.
+* a datagram whose source is one of our own addresses is a martian;
+* on the way through, record route and timestamp are filled in (RFC 791), the
+  other options are forwarded unchanged.
 
 Each is counted under its own ``DropReason``.
 """
 
 from __future__ import annotations
 
-import pytest
-from scapy.layers.inet import ICMP, IP, UDP, IPOption_LSRR, IPOption_NOP, IPOption_RR, IPOption_SSRR
+import dataclasses
 
-from router.ipv4.input import DropReason
+import pytest
+from scapy.layers.inet import (
+    ICMP,
+    IP,
+    UDP,
+    IPOption_LSRR,
+    IPOption_SSRR,
+)
+
+from router.ipv4.input import DropReason, Ipv4Config
 from router.wire import ipv4 as ip_wire
 from router.wire.icmp import PARAMETER_PROBLEM
 from tests.unit.ipv4.support import Rig, ip, no_rate_limit
@@ -80,16 +90,67 @@ def test_source_routed_datagrams_are_dropped_silently(option: type,
     assert rig.eth0.counters.ierrors == 0  # well formed: a policy drop, not an input error
 
 
-def test_well_formed_options_are_forwarded_unchanged_but_for_the_ttl() -> None:
-    rig = Rig(no_rate_limit())
-    packet = IP(bytes(IP(src=FORWARDED[0], dst=FORWARDED[1], ttl=9, options=[
-        IPOption_NOP(), IPOption_RR(routers=["0.0.0.0"] * 2)]) / UDP() / b"x"))
-    rig.receive(packet)
+def _forward_with(options: bytes, config: Ipv4Config | None = None,
+                  now: float = 0.0) -> tuple[bytes, bytes]:
+    """(the options that came in, those that went out) for a UDP datagram carrying the
+    raw ``options`` eth0 -> eth1; the rest of the datagram is checked unchanged."""
+    rig = Rig(config or no_rate_limit())
+    datagram = with_options(options)
+    rig.receive_raw(datagram, now=now)
     (sent,) = rig.take()
-    assert sent.ifname == "eth1" and sent.ip.ttl == 8
-    assert packet.ihl > 5
-    assert sent.datagram[20 : packet.ihl * 4] == bytes(packet)[20 : packet.ihl * 4]
-    assert rig.drops() == {}
+    assert sent.ifname == "eth1" and rig.drops() == {}
+    out = ip_wire.parse(sent.datagram, verify_checksum=True)  # the header checksum is right
+    assert out.ttl == 63 and out.header_len == (datagram[0] & 0x0F) * 4
+    assert sent.datagram[out.header_len :] == datagram[out.header_len :]
+    return datagram[20 : out.header_len], sent.datagram[20 : out.header_len]
+
+
+TIME_1S = (0x80000000 | 1000).to_bytes(4, "big")  # 1 s of the engine's clock, no UT known
+
+
+def test_record_route_gets_the_address_the_datagram_leaves_from() -> None:
+    _, out = _forward_with(b"\x01\x07\x0b\x04" + bytes(8))  # NOP, RR with two slots
+    assert out == b"\x01\x07\x0b\x08" + bytes([10, 1, 0, 1]) + bytes(4)
+
+
+def test_a_full_record_route_is_forwarded_as_it_came() -> None:
+    sent, out = _forward_with(b"\x07\x07\x08\x0a\x09\x09\x09")
+    assert out == sent
+
+
+def test_a_timestamp_carries_milliseconds_since_midnight_ut_when_ut_is_known() -> None:
+    config = dataclasses.replace(no_rate_limit(),
+                                 utc_offset=86_400 * 20_000 + 3_600.0)  # clock 0 = 01:00 UT
+    _, out = _forward_with(b"\x44\x0c\x05\x00" + bytes(8), config, now=2.5)
+    assert out == b"\x44\x0c\x09\x00" + (3_602_500).to_bytes(4, "big") + bytes(4)
+
+
+def test_without_ut_a_timestamp_is_flagged_non_standard() -> None:
+    _, out = _forward_with(b"\x44\x08\x05\x00" + bytes(4), now=1.0)
+    assert out == b"\x44\x08\x09\x00" + TIME_1S
+
+
+def test_a_timestamp_with_addresses_records_ours_then_the_time() -> None:
+    _, out = _forward_with(b"\x44\x14\x05\x01" + bytes(16), now=1.0)
+    assert out == b"\x44\x14\x0d\x01" + bytes([10, 1, 0, 1]) + TIME_1S + bytes(8)
+
+
+@pytest.mark.parametrize(("address", "stamped"), [("10.0.0.1", True), ("10.5.5.5", False)])
+def test_a_prespecified_timestamp_is_filled_only_where_the_address_is_ours(
+        address: str, stamped: bool) -> None:
+    named = ip(address).to_bytes(4, "big")
+    sent, out = _forward_with(b"\x44\x0c\x05\x03" + named + bytes(4), now=1.0)
+    assert out == (b"\x44\x0c\x0d\x03" + named + TIME_1S if stamped else sent)
+
+
+def test_a_full_timestamp_counts_one_more_overflow() -> None:
+    _, out = _forward_with(b"\x44\x08\x09\x21" + bytes(4))  # full, overflow 2, flag 1
+    assert out[:4] == b"\x44\x08\x09\x31"  # overflow 3, the flag kept
+
+
+def test_other_options_are_forwarded_unchanged_but_for_the_ttl() -> None:
+    sent, out = _forward_with(b"\x01\x01\x94\x04\x00\x00")  # NOPs, router alert
+    assert out == sent
 
 
 def test_unknown_options_and_end_of_options_padding_are_accepted() -> None:
