@@ -314,8 +314,8 @@ class FastPath:
             if type(frame) is _OFFLOAD:
                 # the rewritten header is every segment's template
                 if entry[4] and size >= SPLICE_MIN:  # the driver takes pieces: no copy here
-                    append((entry[1], SplicedFrame(entry[0] + frame[14:22] + new, frame,
-                                                   26, end)))
+                    head = b"".join((entry[0], frame[14:22], new))
+                    append((entry[1], SplicedFrame(head, frame, 26, end)))
                     counters.opackets += 1
                     counters.obytes += end
                     count += 1

@@ -533,7 +533,7 @@ class Ipv4:
             ip_options.timestamp(now, self.config.utc_offset), self.inet.local_ip)
         if filled is None:
             return frame, start, checksum
-        datagram = filled + bytes(frame[start + header_len : start + total])
+        datagram = b"".join((filled, frame[start + header_len : start + total]))
         return datagram, 0, int.from_bytes(filled[10:12], "big")
 
     def _forward_offloaded(self, ifp: Interface, out: Interface, frame: OffloadFrame,

@@ -264,12 +264,19 @@ def test_send_request_layout_is_status_length_then_vnet_header_and_data_at_32() 
     assert ring.next_slot == 1
 
 
-def test_a_frame_larger_than_a_slot_leaves_by_the_plain_socket_in_its_place() -> None:
+def _sending_link() -> tuple[Any, TxRing, _Sock, _Sock]:
+    """A link with a 4-slot transmit ring on one recording socket, its plain socket on
+    another: (link, ring, the ring's socket, the plain socket)."""
     sock, plain = _Sock(), _Sock()
     ring = _tx_ring(4, [TP_STATUS_AVAILABLE] * 4)
     ring.sock = sock  # type: ignore[assignment]
     link = _rx_link(1)
     link._tx = plain
+    return link, ring, sock, plain
+
+
+def test_a_frame_larger_than_a_slot_leaves_by_the_plain_socket_in_its_place() -> None:
+    link, ring, sock, plain = _sending_link()
     big = OffloadFrame.make(b"\x77" * 30000, 1, 1, 66, 1448, 34, 16)
     assert link._send_ring(ring, [b"\x01" * 60, big, b"\x02" * 60]) == 3
     assert sock.flushes == 2  # the slot before the big frame left before it
@@ -282,11 +289,7 @@ def _spliced(payload: bytes) -> SplicedFrame:
 
 
 def test_a_spliced_super_frame_leaves_as_its_pieces_with_the_received_description() -> None:
-    sock, plain = _Sock(), _Sock()
-    ring = _tx_ring(4, [TP_STATUS_AVAILABLE] * 4)
-    ring.sock = sock  # type: ignore[assignment]
-    link = _rx_link(1)
-    link._tx = plain
+    link, ring, _sock, plain = _sending_link()
     big = _spliced(b"\x77" * 30000)
     assert link._send_ring(ring, [b"\x01" * 60, big]) == 2
     assert plain.iovecs == [3]  # vnet header, new head, a view of the received rest
@@ -295,13 +298,11 @@ def test_a_spliced_super_frame_leaves_as_its_pieces_with_the_received_descriptio
 
 
 def test_a_spliced_frame_that_fits_a_slot_is_written_into_it_joined() -> None:
-    sock = _Sock()
-    ring = _tx_ring(4, [TP_STATUS_AVAILABLE] * 4)
-    ring.sock = sock  # type: ignore[assignment]
-    link = _rx_link(1)
+    link, ring, _sock, plain = _sending_link()
     small = _spliced(b"\x33" * 1000)
     assert link._send_ring(ring, [small]) == 1
     status, length, _snaplen = struct.unpack_from("=III", ring.mm, 0)
     assert (status, length) == (TP_STATUS_SEND_REQUEST, 10 + 26 + 1000)
     assert struct.unpack_from("=BBHHHH", ring.mm, 32) == (1, 1, 66, 1448, 34, 16)
     assert bytes(ring.mm[42 : 42 + 1026]) == b"\x22" * 26 + b"\x33" * 1000
+    assert plain.sent == []  # it went by the ring, not the plain socket
